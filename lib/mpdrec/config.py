@@ -1,0 +1,217 @@
+"""Layered, typed configuration: conf/base.yaml < profile < --config files < --set overrides.
+
+`conf/base.yaml` declares every key with its default; a later layer may only set keys that exist
+there, and every value is checked against the dataclass field's type. Any mistake raises
+ConfigError naming the key and the layer it came from, before a SparkSession is started.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from mpdrec.errors import ConfigError
+
+PROFILES = ("local", "dataproc", "emr")
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    mpd: list[str]  # slice files: directories, globs or files; local, file://, gs://, s3://
+    challenge: str | None  # a challenge_set.json; optional
+    run_dir: str  # every output of a run lives under it
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    num_slices: int
+    seed: int
+    out_dir: str
+    challenge_size: int | None  # playlists in challenge_set.json; None: 10 per slice
+    workers: int  # processes; 0 = one per core
+
+    def __post_init__(self) -> None:
+        _require(self.num_slices >= 1, "synth.num_slices", "must be at least 1")
+        _require(self.num_slices <= 1_000, "synth.num_slices", "the MPD has 1,000 slices at most")
+        size = self.challenge_size
+        _require(size is None or (size >= 10 and size % 10 == 0), "synth.challenge_size",
+                 "must be a positive multiple of 10 (ten categories in equal shares)")
+        _require(self.workers >= 0, "synth.workers", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    max_quarantine_share: float  # fail when quarantined records / all records exceeds this
+    files_per_task: int  # slice files per Spark task; 0 = about four tasks per core
+
+    def __post_init__(self) -> None:
+        _require(self.files_per_task >= 0, "ingest.files_per_task", "must be >= 0")
+        _require(0.0 <= self.max_quarantine_share <= 1.0, "ingest.max_quarantine_share",
+                 "must be within [0, 1]")
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    master: str | None  # None: leave it to spark-submit / the cluster
+    conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int
+    paths: PathsConfig
+    synth: SynthConfig
+    ingest: IngestConfig
+    spark: SparkConfig
+
+    def section_digest(self, *sections: str) -> str:
+        """Stable digest of some sections: a stage's outputs depend on these and nothing else."""
+        return stable_digest({s: _plain(getattr(self, s)) for s in sections})
+
+    def as_dict(self) -> dict[str, Any]:
+        return _plain(self)
+
+
+def stable_digest(payload: Any) -> str:
+    """Short digest of a JSON-able value, independent of key order."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _plain(obj: Any) -> Any:
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+
+
+def _require(ok: bool, key: str, problem: str) -> None:
+    if not ok:
+        raise ConfigError(f"config key '{key}': {problem}")
+
+
+def parse_set(items: Iterable[str]) -> dict[str, Any]:
+    """`a.b=value` strings to a nested dict; values are YAML scalars/lists (`10`, `true`, `[a, b]`);
+    an empty value is null."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set '{item}': expected dotted.key=value")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None  # `key=` clears a key
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set '{item}': value is not valid YAML ({exc})") from exc
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set '{item}': '{part}' is set twice as a value and a section")
+        node[parts[-1]] = value
+    return out
+
+
+def _merge(base: dict[str, Any], layer: Mapping[str, Any], origin: str, prefix: str = "") -> None:
+    for key, value in layer.items():
+        dotted = f"{prefix}{key}"
+        if key not in base:
+            known = ", ".join(sorted(f"{prefix}{k}" for k in base))
+            raise ConfigError(f"unknown config key '{dotted}' in {origin} (known here: {known})")
+        free_form = dotted == "spark.conf"
+        if isinstance(base[key], dict) and not free_form:
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"config key '{dotted}' in {origin}: expected a section, got {value!r}")
+            _merge(base[key], value, origin, dotted + ".")
+        elif free_form:
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"config key '{dotted}' in {origin}: expected a mapping")
+            base[key] = {**base[key], **value}
+        else:
+            base[key] = value
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key)
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if isinstance(value, str):  # a single item, or a comma-separated list from --set
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"config key '{key}': expected a list, got {value!r}")
+        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"config key '{key}': expected a mapping, got {value!r}")
+        return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key '{key}': expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config key '{key}': expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key '{key}': expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if value is None or isinstance(value, (dict, list, bool)):
+            raise ConfigError(f"config key '{key}': expected a string, got {value!r}")
+        return str(value)
+    raise TypeError(f"unsupported config type {tp} for {key}")
+
+
+def _build(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        if f.name not in data:
+            raise ConfigError(f"config key '{key}' is missing from conf/base.yaml")
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[f.name] = _build(tp, data[f.name], key + ".")
+        else:
+            kwargs[f.name] = _coerce(data[f.name], tp, key)
+    return cls(**kwargs)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: top level must be a mapping")
+    return data
+
+
+def load_config(
+    conf_dir: Path,
+    profile: str = "local",
+    files: Iterable[str | Path] = (),
+    overrides: Iterable[str] = (),
+) -> Config:
+    """Merge the layers and return the typed config (raises ConfigError on any mistake)."""
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile '{profile}' (choose from {', '.join(PROFILES)})")
+    merged = _read_yaml(conf_dir / "base.yaml")
+    profile_file = conf_dir / f"{profile}.yaml"
+    _merge(merged, _read_yaml(profile_file), str(profile_file))
+    for f in files:
+        _merge(merged, _read_yaml(Path(f)), str(f))
+    _merge(merged, parse_set(overrides), "--set")
+    return _build(Config, merged)

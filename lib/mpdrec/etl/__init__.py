@@ -1,0 +1,1 @@
+"""Spark ETL: flattening MPD JSON to Parquet (later: indexing, splits, negative sampling)."""

@@ -1,0 +1,240 @@
+"""Stage 1: MPD slice files (+ challenge set) -> Parquet tables, with a quarantine for bad records.
+
+How it scales: the driver only lists files. Spark runs one task per group of files; the task reads
+each file itself (pyarrow filesystems: local, gs://, s3://, hdfs://), parses it with `mpd_parse`,
+and writes that file's Parquet (`slice_tables`). Memory per task is bounded by one slice and no
+data passes through the driver. Spark then does the cross-file work: pids repeated across files
+(the first occurrence by file and position is kept, the others are quarantined), and the `tracks`
+catalogue merged from per-file track statistics.
+
+If the quarantined share passes `ingest.max_quarantine_share`, nothing is published: the quarantine
+goes to `<run_dir>/ingest_rejected/quarantine` and the job fails naming the files and first reasons.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter
+from typing import Any, Callable, Iterator
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from mpdrec import schemas
+from mpdrec.config import Config
+from mpdrec.errors import InputError
+from mpdrec.etl.slice_tables import (TRACK_META, TRACK_STATS, FileSummary, output_name, process_file,
+                                     write_empty)
+from mpdrec.io.fs import FileInfo, FileStore, HadoopFS, LocalFS
+from mpdrec.io.paths import basename, has_glob, is_local, join, to_uri
+from mpdrec.io.stage import fingerprint, run_stage
+from mpdrec.spark import job_step
+
+log = logging.getLogger("mpdrec.ingest")
+SLICE_PATTERN = "mpd.slice.*.json"
+TABLES = ("playlists", "playlist_tracks", "tracks", "challenge_playlists", "challenge_tracks", "quarantine")
+TASKS_PER_CORE = 4  # more, smaller tasks balance load; fewer amortise the per-task cost
+
+
+def resolve_slice_files(fs: FileStore, specs: list[str]) -> list[FileInfo]:
+    """Every slice file named by `paths.mpd` (directories, globs, files), sorted, each once."""
+    found: dict[str, FileInfo] = {}
+    for spec in specs:
+        uri = to_uri(spec)
+        if has_glob(uri):
+            hits = fs.glob(uri)
+        elif fs.is_dir(uri):
+            hits = fs.list_files(uri, SLICE_PATTERN)
+        elif fs.exists(uri):
+            hits = fs.glob(uri)
+        else:
+            raise InputError(f"config key 'paths.mpd': {spec} does not exist")
+        if not hits:
+            raise InputError(f"config key 'paths.mpd': no MPD slice files ({SLICE_PATTERN}) in {spec}")
+        found.update((f.uri, f) for f in hits)
+    return [found[k] for k in sorted(found)]
+
+
+def resolve_challenge(fs: FileStore, spec: str | None) -> FileInfo | None:
+    if spec is None:
+        return None
+    hits = fs.glob(to_uri(spec))
+    if len(hits) != 1:
+        raise InputError(f"config key 'paths.challenge': {spec} is not a file")
+    return hits[0]
+
+
+def check_local_inputs(cfg: Config) -> None:
+    """Fail fast, before Spark starts, on local inputs that are missing (object stores: after)."""
+    local_specs = [s for s in cfg.paths.mpd if is_local(to_uri(s))]
+    if local_specs:
+        resolve_slice_files(LocalFS(), local_specs)
+    if cfg.paths.challenge and is_local(to_uri(cfg.paths.challenge)):
+        resolve_challenge(LocalFS(), cfg.paths.challenge)
+
+
+def _task_runner(out_dir: str) -> Callable[[Iterator[tuple[str, str]]], Iterator[dict[str, Any]]]:
+    def run(items: Iterator[tuple[str, str]]) -> Iterator[dict[str, Any]]:
+        for source, kind in items:
+            yield process_file(source, kind, out_dir).as_dict()
+    return run
+
+
+def _process_files(spark: SparkSession, items: list[tuple[str, str]], out_dir: str,
+                   files_per_task: int) -> list[FileSummary]:
+    cores = spark.sparkContext.defaultParallelism
+    tasks = math.ceil(len(items) / files_per_task) if files_per_task else min(len(items), TASKS_PER_CORE * cores)
+    with job_step(spark, f"ingest: parse {len(items)} files in {tasks} tasks"):
+        rows = spark.sparkContext.parallelize(items, tasks).mapPartitions(_task_runner(out_dir)).collect()
+    return [FileSummary(**r) for r in rows]
+
+
+def _duplicates(spark: SparkSession, staging: str) -> DataFrame:
+    """Playlists whose pid is also in an earlier file (by URI): to be dropped. Within one file the
+    parser already keeps the first occurrence, so across files the first file wins."""
+    pl = spark.read.parquet(join(staging, "playlists"))
+    firsts = (pl.groupBy("pid").agg(F.count("*").alias("n"), F.min("source").alias("first_source"))
+              .where("n > 1").select("pid", "first_source"))
+    return pl.join(F.broadcast(firsts), "pid").where(F.col("source") != F.col("first_source"))
+
+
+def _replace_table(spark: SparkSession, fs: FileStore, df: DataFrame, uri: str) -> None:
+    tmp = uri + ".rewrite"
+    df.write.mode("overwrite").parquet(tmp)
+    fs.delete(uri)
+    fs.rename(tmp, uri)
+
+
+def _drop_duplicates(spark: SparkSession, fs: FileStore, staging: str, dups: DataFrame,
+                     sources: list[str]) -> DataFrame:
+    """Remove repeated pids from playlists and playlist_tracks; quarantine them with their tracks.
+
+    Returns (track_uri, n) to subtract from the per-file track statistics.
+    """
+    files = spark.createDataFrame([(s, output_name(s)) for s in sources], "source string, file string")
+    dup_keys = dups.select("pid", "source").join(F.broadcast(files), "source").cache()
+    pt = (spark.read.parquet(join(staging, "playlist_tracks"))
+          .withColumn("file", F.element_at(F.split(F.input_file_name(), "/"), -1)))
+    dup_entries = pt.join(F.broadcast(dup_keys), ["pid", "file"]).cache()
+    tracks = (dup_entries.groupBy("pid", "source")
+              .agg(F.sort_array(F.collect_list(F.struct(*[f.name for f in schemas.TRACK_ENTRY
+                                                          if f.name in schemas.PLAYLIST_TRACKS.names])))
+                   .alias("tracks")))
+    quarantined = (dups.join(tracks, ["pid", "source"], "left").select(
+        "source", F.lit(None).cast("int").alias("index"), "pid", F.lit("duplicate_pid").alias("reason"),
+        F.concat(F.lit("pid "), F.col("pid").cast("string"), F.lit(" already ingested from "),
+                 F.col("first_source")).alias("detail"),
+        F.to_json(F.struct(*schemas.PLAYLISTS.names, "tracks")).alias("raw")))
+    quarantined.write.mode("append").parquet(join(staging, "quarantine"))
+    minus = dup_entries.select("pid", "track_uri").distinct().groupBy("track_uri").agg(F.count("*").alias("n"))
+    minus = minus.localCheckpoint()  # computed before playlist_tracks is rewritten under it
+    pl = spark.read.parquet(join(staging, "playlists"))
+    _replace_table(spark, fs, pl.join(dups.select("pid", "source"), ["pid", "source"], "left_anti"),
+                   join(staging, "playlists"))
+    _replace_table(spark, fs, pt.join(dup_keys.select("pid", "file"), ["pid", "file"], "left_anti").drop("file"),
+                   join(staging, "playlist_tracks"))
+    dup_keys.unpersist()
+    dup_entries.unpersist()
+    return minus
+
+
+def _write_tracks(spark: SparkSession, fs: FileStore, staging: str, minus: DataFrame | None) -> None:
+    stats = spark.read.parquet(join(staging, TRACK_STATS))
+    tracks = stats.groupBy("track_uri").agg(F.sum("playlist_count").alias("playlist_count"),
+                                            F.min(F.struct(*TRACK_META)).alias("m"))
+    if minus is not None:
+        tracks = (tracks.join(minus, "track_uri", "left")
+                  .withColumn("playlist_count", F.col("playlist_count") - F.coalesce("n", F.lit(0)))
+                  .where("playlist_count > 0"))
+    tracks.select("track_uri", *[F.col(f"m.{c}").alias(c) for c in TRACK_META],
+                  F.col("playlist_count").cast("long")).write.mode("overwrite").parquet(join(staging, "tracks"))
+    fs.delete(join(staging, TRACK_STATS))
+
+
+def _reject(spark: SparkSession, fs: FileStore, run_dir: str, staging: str, summaries: list[FileSummary],
+            records: int, total: int, share: float, limit: float) -> None:
+    """Move the quarantine aside, publish nothing, and fail naming files and first reasons."""
+    rejected = join(run_dir, "ingest_rejected")
+    fs.delete(rejected)
+    fs.rename(join(staging, "quarantine"), join(rejected, "quarantine"))
+    q = spark.read.parquet(join(rejected, "quarantine"))
+    first = q.orderBy("source", "index").limit(5).collect()
+    by_file = Counter({basename(r["source"]): r["count"] for r in q.groupBy("source").count().collect()})
+    files = ", ".join(f"{name} ({n})" for name, n in by_file.most_common(10))
+    reasons = "; ".join(
+        basename(r["source"]) + (f" pid {r['pid']}" if r["pid"] is not None else "")
+        + f": {r['reason']}: {r['detail']}" for r in first)
+    raise InputError(
+        f"ingest: {records} of {total} records quarantined ({share:.4%}), above "
+        f"ingest.max_quarantine_share={limit}. Files: {files}. First reasons: {reasons}. "
+        f"All of them are in {join(rejected, 'quarantine')}; nothing was published. Fix the input "
+        f"or allow it with --set ingest.max_quarantine_share=<share>.")
+
+
+def _ingest_into(spark: SparkSession, fs: FileStore, cfg: Config, slices: list[FileInfo],
+                 challenge: FileInfo | None, staging: str, run_dir: str) -> dict[str, Any]:
+    seconds: dict[str, float] = {}
+    t0 = time.time()
+    items = [(f.uri, "mpd") for f in slices] + ([(challenge.uri, "challenge")] if challenge else [])
+    summaries = _process_files(spark, items, staging, cfg.ingest.files_per_task)
+    seconds["parse_and_write"] = time.time() - t0
+    mpd_bytes = sum(s.bytes for s in summaries if s.kind == "mpd")
+    log.info("ingest: %d files (%.0f MB) parsed and written in %.1fs", len(summaries), mpd_bytes / 1e6,
+             seconds["parse_and_write"])
+
+    t0 = time.time()
+    if not fs.exists(join(staging, "quarantine")):
+        write_empty(schemas.QUARANTINE, staging, "quarantine")
+    with job_step(spark, "ingest: pids repeated across files"):
+        dups = _duplicates(spark, staging).cache()
+        n_dups = dups.count()
+    by_reason = Counter()
+    for s in summaries:
+        by_reason.update(s.by_reason)
+    if n_dups:
+        by_reason["duplicate_pid"] += n_dups
+    records = sum(by_reason.values())
+    total = sum(s.records for s in summaries)
+    share = records / total if total else 0.0
+    limit = cfg.ingest.max_quarantine_share
+    minus = None
+    if n_dups:
+        with job_step(spark, f"ingest: drop {n_dups} repeated pids"):
+            minus = _drop_duplicates(spark, fs, staging, dups, [f.uri for f in slices])
+    dups.unpersist()
+    if share > limit:
+        _reject(spark, fs, run_dir, staging, summaries, records, total, share, limit)
+    if records:
+        log.warning("ingest: %d records quarantined (%.4f%%, allowed %.4f%%): %s",
+                    records, 100 * share, 100 * limit, dict(by_reason))
+    with job_step(spark, "ingest: tracks catalogue"):
+        _write_tracks(spark, fs, staging, minus)
+    seconds["cross_file"] = time.time() - t0
+
+    rows = {t: spark.read.parquet(join(staging, t)).count() for t in TABLES if fs.exists(join(staging, t))}
+    log.info("ingest: wrote %s", ", ".join(f"{t}={n:,}" for t, n in rows.items()))
+    return {
+        "inputs": {
+            "slice_files": [{"uri": f.uri, "bytes": f.size} for f in slices],
+            "slice_bytes": mpd_bytes,
+            "challenge": challenge.uri if challenge else None,
+        },
+        "tables": rows,
+        "quarantine": {"records": records, "share": share, "by_reason": dict(by_reason), "max_share": limit,
+                       "by_file": {s.source: s.quarantined for s in summaries if s.quarantined}},
+        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+    }
+
+
+def run_ingest(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:
+    """Ingest `paths.mpd` (+ `paths.challenge`) into `<paths.run_dir>/ingest`; skip if up to date."""
+    fs = HadoopFS(spark)
+    slices = resolve_slice_files(fs, cfg.paths.mpd)
+    challenge = resolve_challenge(fs, cfg.paths.challenge)
+    inputs = slices + ([challenge] if challenge else [])
+    run_dir = to_uri(cfg.paths.run_dir)
+    fp = fingerprint(inputs, cfg.section_digest("ingest"))
+    return run_stage(fs, run_dir, "ingest", fp,
+                     lambda staging: _ingest_into(spark, fs, cfg, slices, challenge, staging, run_dir),
+                     force=force)

@@ -1,0 +1,1 @@
+"""Files, URIs, atomic stage outputs and run manifests."""

@@ -1,0 +1,172 @@
+"""A small file-store interface with two implementations.
+
+`LocalFS` is plain Python (the generator runs without Spark); `HadoopFS` goes through the JVM's
+Hadoop FileSystem, so the same code reads and writes file://, hdfs://, gs:// (Dataproc's connector)
+and s3:// (EMRFS) exactly as Spark itself does.
+"""
+from __future__ import annotations
+
+import fnmatch
+import glob as pyglob
+import os
+import shutil
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from mpdrec.io.paths import local_path, to_uri
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    uri: str
+    size: int
+    mtime_ms: int
+
+
+class FileStore(Protocol):
+    def exists(self, uri: str) -> bool: ...
+    def is_dir(self, uri: str) -> bool: ...
+    def delete(self, uri: str) -> None: ...
+    def rename(self, src: str, dst: str) -> None: ...
+    def mkdirs(self, uri: str) -> None: ...
+    def read_text(self, uri: str) -> str: ...
+    def write_text(self, uri: str, text: str) -> None: ...
+    def glob(self, pattern: str) -> list[FileInfo]: ...
+    def list_files(self, uri: str, name_pattern: str = "*") -> list[FileInfo]: ...
+    def delete_glob(self, pattern: str) -> None: ...
+
+
+class LocalFS:
+    """FileStore on the local filesystem."""
+
+    def exists(self, uri: str) -> bool:
+        return local_path(uri).exists()
+
+    def is_dir(self, uri: str) -> bool:
+        return local_path(uri).is_dir()
+
+    def delete(self, uri: str) -> None:
+        p = local_path(uri)
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+    def rename(self, src: str, dst: str) -> None:
+        local_path(dst).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(local_path(src), local_path(dst))
+
+    def mkdirs(self, uri: str) -> None:
+        local_path(uri).mkdir(parents=True, exist_ok=True)
+
+    def read_text(self, uri: str) -> str:
+        return local_path(uri).read_text()
+
+    def write_text(self, uri: str, text: str) -> None:
+        """Atomic: written beside the target, then renamed over it."""
+        p = local_path(uri)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+        tmp.write_text(text)
+        os.replace(tmp, p)
+
+    def _info(self, p: str) -> FileInfo:
+        st = os.stat(p)
+        return FileInfo(to_uri(p), st.st_size, int(st.st_mtime * 1000))
+
+    def glob(self, pattern: str) -> list[FileInfo]:
+        hits = sorted(pyglob.glob(str(local_path(pattern))))
+        return [self._info(p) for p in hits if os.path.isfile(p)]
+
+    def list_files(self, uri: str, name_pattern: str = "*") -> list[FileInfo]:
+        d = local_path(uri)
+        names = sorted(n for n in os.listdir(d) if fnmatch.fnmatch(n, name_pattern))
+        return [self._info(str(d / n)) for n in names if (d / n).is_file()]
+
+    def delete_glob(self, pattern: str) -> None:
+        for p in pyglob.glob(str(local_path(pattern))):
+            self.delete(p)
+
+
+class HadoopFS:
+    """FileStore through the JVM's Hadoop FileSystem of a running SparkSession."""
+
+    def __init__(self, spark: "SparkSession") -> None:
+        self._jvm = spark.sparkContext._jvm
+        self._conf = spark.sparkContext._jsc.hadoopConfiguration()
+
+    def _p(self, uri: str):  # noqa: ANN202 - a py4j JavaObject
+        return self._jvm.org.apache.hadoop.fs.Path(uri)
+
+    def _fs(self, path):  # noqa: ANN001, ANN202
+        return path.getFileSystem(self._conf)
+
+    def exists(self, uri: str) -> bool:
+        p = self._p(uri)
+        return bool(self._fs(p).exists(p))
+
+    def is_dir(self, uri: str) -> bool:
+        p = self._p(uri)
+        fs = self._fs(p)
+        return bool(fs.exists(p) and fs.getFileStatus(p).isDirectory())
+
+    def delete(self, uri: str) -> None:
+        p = self._p(uri)
+        self._fs(p).delete(p, True)
+
+    def rename(self, src: str, dst: str) -> None:
+        s, d = self._p(src), self._p(dst)
+        fs = self._fs(s)
+        fs.mkdirs(d.getParent())
+        if not fs.rename(s, d):
+            raise OSError(f"could not rename {src} to {dst}")
+
+    def mkdirs(self, uri: str) -> None:
+        p = self._p(uri)
+        self._fs(p).mkdirs(p)
+
+    def read_text(self, uri: str) -> str:
+        p = self._p(uri)
+        stream = self._fs(p).open(p)
+        try:
+            return self._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+        finally:
+            stream.close()
+
+    def write_text(self, uri: str, text: str) -> None:
+        """Atomic where the store's rename is (local, HDFS); object stores write whole objects."""
+        p = self._p(uri)
+        tmp = self._p(f"{uri}.tmp")
+        fs = self._fs(p)
+        out = fs.create(tmp, True)
+        try:
+            out.write(bytearray(text.encode("utf-8")))
+        finally:
+            out.close()
+        fs.delete(p, False)
+        if not fs.rename(tmp, p):
+            raise OSError(f"could not write {uri}")
+
+    def _infos(self, statuses) -> list[FileInfo]:  # noqa: ANN001
+        out = [
+            FileInfo(str(s.getPath().toString()), int(s.getLen()), int(s.getModificationTime()))
+            for s in (statuses or [])
+            if s.isFile()
+        ]
+        return sorted(out, key=lambda f: f.uri)
+
+    def glob(self, pattern: str) -> list[FileInfo]:
+        p = self._p(pattern)
+        return self._infos(self._fs(p).globStatus(p))
+
+    def list_files(self, uri: str, name_pattern: str = "*") -> list[FileInfo]:
+        return self.glob(uri.rstrip("/") + "/" + name_pattern)
+
+    def delete_glob(self, pattern: str) -> None:
+        p = self._p(pattern)
+        fs = self._fs(p)
+        for s in fs.globStatus(p) or []:
+            fs.delete(s.getPath(), True)

@@ -1,0 +1,107 @@
+"""Atomic, skippable stage outputs.
+
+A stage writes everything into `<parent>/_staging/<name>-<fingerprint>`, writes `_manifest.json`
+there last, then swaps the directory into `<parent>/<name>`. So a partial output is never visible
+under the final path, a crashed run leaves nothing to clean by hand (its staging directory is
+reused by the generator, emptied by Spark stages, removed once published), and a rerun whose
+inputs, config and code are unchanged is skipped. A stage's output is valid if and only if its `_manifest.json` exists.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import mpdrec
+from mpdrec.io.fs import FileInfo, FileStore
+from mpdrec.io.paths import join
+
+MANIFEST = "_manifest.json"
+log = logging.getLogger("mpdrec.stage")
+
+
+def fingerprint(inputs: list[FileInfo], config_digest: str) -> dict[str, Any]:
+    """What a stage's output depends on: its input files (path, size, mtime), config and code."""
+    h = hashlib.sha256()
+    for f in sorted(inputs, key=lambda f: f.uri):
+        h.update(f"{f.uri}\t{f.size}\t{f.mtime_ms}\n".encode())
+    return {
+        "inputs": h.hexdigest()[:16],
+        "num_inputs": len(inputs),
+        "config": config_digest,
+        "code": mpdrec.__version__,
+    }
+
+
+def staging_uri(parent_dir: str, name: str, fp: dict[str, Any]) -> str:
+    """Where a stage with this fingerprint builds its output: the same place on every retry."""
+    return join(parent_dir, "_staging", f"{name}-{fp['inputs']}-{fp['config']}")
+
+
+def read_manifest(fs: FileStore, stage_dir: str) -> dict[str, Any] | None:
+    uri = join(stage_dir, MANIFEST)
+    if not fs.exists(uri):
+        return None
+    try:
+        return json.loads(fs.read_text(uri))
+    except json.JSONDecodeError:
+        return None
+
+
+def versions() -> dict[str, str]:
+    out = {"mpdrec": mpdrec.__version__, "python": platform.python_version()}
+    for mod in ("pyspark", "pyarrow", "numpy", "orjson"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except ImportError:
+            continue
+    return out
+
+
+def run_stage(
+    fs: FileStore,
+    parent_dir: str,
+    name: str,
+    fp: dict[str, Any],
+    build: Callable[[str], dict[str, Any]],
+    force: bool = False,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Run `build(staging_dir)` unless `<parent_dir>/<name>` is up to date, then publish atomically.
+
+    `build` writes the outputs under the staging directory and returns the manifest's body
+    (row counts, timings...). Returns the manifest (the existing one when skipped). With `resume`,
+    what an interrupted try of the same fingerprint left in staging is kept for `build` to reuse;
+    otherwise staging starts empty.
+    """
+    final = join(parent_dir, name)
+    existing = read_manifest(fs, final)
+    if existing is not None and existing.get("fingerprint") == fp and not force:
+        log.info("%s: up to date (%s), skipping; --force reruns it", name, final)
+        return {**existing, "skipped": True}
+    staging = staging_uri(parent_dir, name, fp)
+    if not resume:
+        fs.delete(staging)
+    fs.mkdirs(staging)
+    started = time.time()
+    body = build(staging)
+    manifest = {
+        "stage": name,
+        "fingerprint": fp,
+        **body,
+        "started_at": datetime.fromtimestamp(started, timezone.utc).isoformat(),
+        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "seconds_total": round(time.time() - started, 3),
+        "versions": versions(),
+    }
+    fs.write_text(join(staging, MANIFEST), json.dumps(manifest, indent=2, sort_keys=True))
+    if fs.exists(final):
+        fs.delete(final)
+    fs.rename(staging, final)
+    fs.delete_glob(join(parent_dir, "_staging", f"{name}-*"))  # stale tries with other inputs/config
+    log.info("%s: published %s in %.1fs", name, final, manifest["seconds_total"])
+    return manifest

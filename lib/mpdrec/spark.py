@@ -1,0 +1,58 @@
+"""The SparkSession every job uses, configured from the `spark` config section."""
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from typing import Iterator
+
+from pyspark.sql import SparkSession
+
+from mpdrec.config import SparkConfig
+
+DEFAULT_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.adaptive.enabled": "true",
+}
+
+
+def build_spark(cfg: SparkConfig, app_name: str) -> SparkSession:
+    """Session from config; in local mode the Python workers run this very interpreter (the venv)."""
+    builder = SparkSession.builder.appName(app_name)
+    conf = {**DEFAULT_CONF, **cfg.conf}
+    if cfg.master:
+        builder = builder.master(cfg.master)
+        if cfg.master.startswith("local"):
+            # PySpark picks the workers' interpreter from PYSPARK_PYTHON (default: `python3` on
+            # PATH, often not the venv); in local mode they must run this interpreter.
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+@contextmanager
+def session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
+    """Set a SQL conf for the actions inside the block only."""
+    old = spark.conf.get(key, None)
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        if old is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, old)
+
+
+@contextmanager
+def job_step(spark: SparkSession, description: str) -> Iterator[None]:
+    """Name the Spark jobs of a step, so the Spark UI shows which stage and step is running."""
+    spark.sparkContext.setJobDescription(description)
+    try:
+        yield
+    finally:
+        spark.sparkContext.setJobDescription(None)

@@ -1,0 +1,1 @@
+"""Realistic MPD-format generator: slices and a challenge set, at any scale up to the full MPD."""

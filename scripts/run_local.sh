@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The main job, on this machine: synthetic MPD (unless MPD_DIR is given) -> ingest to Parquet.
+#
+#   scripts/run_local.sh                                # synthetic MPD, 20 slices, run in runs/local
+#   MPD_DIR=/data/mpd/data CHALLENGE=/data/challenge_set.json scripts/run_local.sh
+#   scripts/run_local.sh --set synth.num_slices=5       # extra arguments go to every job
+#
+# Environment: MPD_DIR (real slice files), CHALLENGE (a challenge_set.json), RUN_DIR (outputs,
+# default runs/local), SYNTH_DIR (where synthetic slices go, default data/synth).
+# Reruns skip every stage whose outputs are up to date.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+bash scripts/bootstrap_venv.sh
+# shellcheck disable=SC1091
+source .venv/bin/activate
+
+RUN_DIR="${RUN_DIR:-runs/local}"
+if [[ -n "${MPD_DIR:-}" ]]; then
+  MPD="$MPD_DIR"
+  CHALLENGE="${CHALLENGE:-}"
+else
+  SYNTH_DIR="${SYNTH_DIR:-data/synth}"
+  echo "== synth: synthetic MPD in $SYNTH_DIR (set MPD_DIR to use the real one)"
+  python jobs/synth_mpd.py --set "synth.out_dir=$SYNTH_DIR" "$@"
+  MPD="$SYNTH_DIR"
+  CHALLENGE="${CHALLENGE:-$SYNTH_DIR/challenge_set.json}"
+fi
+echo "== ingest: $MPD -> $RUN_DIR/ingest"
+python jobs/ingest_mpd.py --set "paths.mpd=$MPD" --set "paths.challenge=$CHALLENGE" \
+  --set "paths.run_dir=$RUN_DIR" "$@"
+echo
+echo "outputs: $RUN_DIR/ingest/{playlists,playlist_tracks,tracks,challenge_playlists,challenge_tracks,quarantine}"
+echo "manifest: $RUN_DIR/ingest/_manifest.json"

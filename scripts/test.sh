@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Run the test suite (creates and fills .venv first if needed). Extra arguments go to pytest:
+#   scripts/test.sh                  # default suite (slow checks excluded)
+#   scripts/test.sh -m slow          # only the slow checks
+#   scripts/test.sh -m ""            # everything
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+bash scripts/bootstrap_venv.sh
+# shellcheck disable=SC1091
+source .venv/bin/activate
+exec python -m pytest "$@"

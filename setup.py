@@ -1,0 +1,32 @@
+"""Package `mpdrec` from lib/, with every dependency pinned.
+
+Horovod is an extra because it must be compiled *after* TensorFlow is installed and without
+build isolation; `scripts/bootstrap_venv.sh` does that second step (see README.md).
+"""
+from setuptools import find_packages, setup
+
+RUNTIME = [
+    "pyspark==3.5.3",
+    "tensorflow-cpu==2.15.1",
+    "numpy==1.26.4",
+    "pandas==2.2.3",
+    "pyarrow==16.1.0",
+    "orjson==3.10.7",
+    "PyYAML==6.0.2",
+]
+
+setup(
+    name="mpdrec",
+    version="0.1.0",
+    description="Batch recommender for the Spotify Million Playlist Dataset (RecSys Challenge 2018)",
+    package_dir={"": "lib"},
+    packages=find_packages("lib"),
+    package_data={"mpdrec": ["py.typed"]},
+    python_requires=">=3.10,<3.12",
+    install_requires=RUNTIME,
+    extras_require={
+        # Built by scripts/bootstrap_venv.sh with --no-build-isolation after TensorFlow.
+        "horovod": ["horovod==0.28.1"],
+        "dev": ["pytest==8.3.3", "pytest-timeout==2.3.1", "cmake==3.30.5"],
+    },
+)

@@ -1,0 +1,54 @@
+"""Shared fixtures: a real local SparkSession and a small synthetic MPD, made once per session."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from mpdrec.config import SparkConfig
+    from mpdrec.spark import build_spark
+
+    session = build_spark(
+        SparkConfig(master="local[2]", conf={
+            "spark.driver.memory": "2g",
+            "spark.sql.shuffle.partitions": "4",
+            "spark.ui.enabled": "false",
+        }),
+        "mpdrec-tests",
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory) -> Path:
+    """3 slices (3,000 playlists) and a 30-playlist challenge set, written by the real generator."""
+    from mpdrec.synth.generate import generate
+
+    out = tmp_path_factory.mktemp("synth") / "mpd"
+    generate(make_config(synth_overrides={"num_slices": 3, "challenge_size": 30, "out_dir": str(out)}).synth)
+    return out
+
+
+def make_config(overrides: list[str] | None = None, synth_overrides: dict | None = None):
+    """The real config loader over conf/, with --set style overrides."""
+    from mpdrec.config import load_config
+
+    sets = list(overrides or [])
+    sets += [f"synth.{k}={v}" for k, v in (synth_overrides or {}).items()]
+    return load_config(CONF_DIR, "local", [], sets)
+
+
+def python_env() -> dict[str, str]:
+    """Environment for subprocesses running this interpreter's jobs."""
+    env = dict(os.environ)
+    env["PYSPARK_PYTHON"] = sys.executable
+    return env

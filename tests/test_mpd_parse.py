@@ -1,0 +1,129 @@
+"""The slice parser: every kind of bad record is quarantined with its reason; nothing is lost."""
+from __future__ import annotations
+
+import copy
+
+import orjson
+import pyarrow as pa
+import pytest
+
+from mpdrec import schemas
+from mpdrec.etl import mpd_parse
+from mpdrec.etl.mpd_parse import parse_challenge, parse_mpd_slice
+
+
+@pytest.fixture(scope="module")
+def slice_doc(synth_dir):
+    return orjson.loads((synth_dir / "mpd.slice.0-999.json").read_bytes())
+
+
+def _parse(doc) -> pa.Table:
+    return parse_mpd_slice("file:/x/mpd.slice.0-999.json", orjson.dumps(doc))
+
+
+def _bad(table: pa.Table) -> list[dict]:
+    return table.filter(table.column("reason").is_valid()).select(["index", "pid", "reason", "detail", "raw"]).to_pylist()
+
+
+def test_clean_slice_parses_every_field(slice_doc):
+    t = _parse(slice_doc)
+    assert t.schema == schemas.PARSED_MPD
+    assert t.num_rows == 1000 and t.column("reason").null_count == 1000
+    row = t.slice(17, 1).to_pylist()[0]
+    p = slice_doc["playlists"][17]
+    for key in ("pid", "name", "modified_at", "num_tracks", "num_albums", "num_followers", "num_edits",
+                "duration_ms", "num_artists"):
+        assert row[key] == p[key], key
+    assert row["collaborative"] == (p["collaborative"] == "true")
+    assert row["description"] == p.get("description")
+    assert [{k: tr[k] for k in tr} for tr in row["tracks"]] == [
+        {k: t_[k] for k in row["tracks"][0]} for t_ in p["tracks"]]
+
+
+def test_fast_and_slow_paths_agree(slice_doc):
+    content = orjson.dumps(slice_doc)
+    fast = parse_mpd_slice("s", content)
+    slow = mpd_parse._parse_file("s", content, schemas.PARSED_MPD, mpd_parse._mpd_table,
+                                 mpd_parse.mpd_playlist_problem, try_fast=False)
+    assert fast.equals(slow)
+
+
+BREAKAGES = [
+    ("missing_field", lambda p: p.pop("num_followers"), "field 'num_followers' is missing"),
+    ("missing_field", lambda p: p.pop("tracks"), "field 'tracks' is missing"),
+    ("wrong_type", lambda p: p.update(num_tracks="12"), "field 'num_tracks' is '12', expected an integer"),
+    ("wrong_type", lambda p: p.update(pid=True), "field 'pid' is True, expected an integer"),
+    ("wrong_type", lambda p: p.update(modified_at=1.5), "field 'modified_at' is 1.5"),
+    ("wrong_type", lambda p: p.update(name=None), "field 'name' is None, expected a string"),
+    ("wrong_type", lambda p: p.update(collaborative=True), "field 'collaborative' is True"),
+    ("wrong_type", lambda p: p.update(num_edits=2**40), "out of range for int32"),
+    ("wrong_type", lambda p: p.update(description=3), "description is 3"),
+    ("wrong_type", lambda p: p.update(tracks={"0": 1}), "'tracks' is a JSON dict"),
+    ("bad_track", lambda p: p["tracks"][2].pop("track_uri"), "track 2: field 'track_uri' is missing"),
+    ("bad_track", lambda p: p["tracks"].__setitem__(1, "spotify:track:x"), "track 1 is a JSON str"),
+    ("bad_track", lambda p: p["tracks"][0].update(duration_ms="long"), "track 0: field 'duration_ms'"),
+    ("bad_position", lambda p: p["tracks"][3].update(pos=7), "track 3 has pos 7, expected 3"),
+    ("bad_uri", lambda p: p["tracks"][4].update(track_uri="spotify:album:abc"), "is not a spotify:track: URI"),
+    ("count_mismatch", lambda p: p.update(num_tracks=p["num_tracks"] + 1), "but"),
+]
+
+
+@pytest.mark.parametrize("reason, breakage, detail", BREAKAGES, ids=[b[2][:40] for b in BREAKAGES])
+def test_each_bad_record_is_quarantined_with_its_reason(slice_doc, reason, breakage, detail):
+    doc = copy.deepcopy(slice_doc)
+    victim = doc["playlists"][5]
+    breakage(victim)
+    t = _parse(doc)
+    bad = _bad(t)
+    assert len(bad) == 1
+    assert bad[0]["index"] == 5 and bad[0]["reason"] == reason and detail in bad[0]["detail"]
+    assert orjson.loads(bad[0]["raw"]) == victim  # the record itself is kept
+    good = t.filter(t.column("reason").is_null())
+    assert good.num_rows == 999 and 5 not in good.column("index").to_pylist()
+
+
+def test_not_an_object_and_duplicates_within_a_file(slice_doc):
+    doc = copy.deepcopy(slice_doc)
+    doc["playlists"][1] = ["not", "a", "playlist"]
+    doc["playlists"][9]["pid"] = doc["playlists"][8]["pid"]
+    bad = {b["index"]: b for b in _bad(_parse(doc))}
+    assert bad[1]["reason"] == "not_an_object" and bad[1]["pid"] is None
+    assert bad[9]["reason"] == "duplicate_pid" and "index 8" in bad[9]["detail"]
+    assert len(bad) == 2
+
+
+def test_integral_floats_are_integers(slice_doc):
+    doc = copy.deepcopy(slice_doc)
+    doc["playlists"][0]["num_followers"] = 3.0
+    t = _parse(doc)
+    assert t.column("reason").null_count == 1000
+    assert t.column("num_followers")[0].as_py() == 3
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b'{"info": {}, "playlists": [', "invalid_json"),
+    (b"", "invalid_json"),
+    (b'{"info": {}}', "no_playlists"),
+    (b'[1, 2]', "no_playlists"),
+])
+def test_unreadable_files_are_one_quarantine_row(content, reason):
+    t = parse_mpd_slice("file:/x/mpd.slice.5-6.json", content)
+    assert t.num_rows == 1
+    row = t.to_pylist()[0]
+    assert row["reason"] == reason and row["source"] == "file:/x/mpd.slice.5-6.json" and row["pid"] is None
+
+
+def test_challenge_set(synth_dir):
+    content = (synth_dir / "challenge_set.json").read_bytes()
+    t = parse_challenge("c", content)
+    assert t.schema == schemas.PARSED_CHALLENGE
+    assert t.column("reason").null_count == 30
+    assert sorted(t.column("category").to_pylist()) == sorted(list(range(1, 11)) * 3)
+    no_title = t.filter(pa.compute.is_in(t.column("category"), pa.array([4, 6], pa.int32())))
+    assert no_title.column("name").null_count == no_title.num_rows
+    doc = orjson.loads(content)
+    doc["playlists"][0]["num_samples"] = 3  # title-only playlist claiming seeds
+    doc["playlists"][15]["num_holdouts"] += 1
+    doc["playlists"][20]["tracks"] = doc["playlists"][20]["tracks"][:-1]
+    bad = {b["index"]: b["reason"] for b in _bad(parse_challenge("c", orjson.dumps(doc)))}
+    assert bad == {0: "count_mismatch", 15: "count_mismatch", 20: "count_mismatch"}
