@@ -12,6 +12,7 @@ RUNTIME = [
     "pandas==2.2.3",
     "pyarrow==16.1.0",
     "orjson==3.10.7",
+    "msgspec==0.19.0",
     "PyYAML==6.0.2",
 ]
 

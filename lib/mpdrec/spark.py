@@ -35,20 +35,6 @@ def build_spark(cfg: SparkConfig, app_name: str) -> SparkSession:
 
 
 @contextmanager
-def session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
-    """Set a SQL conf for the actions inside the block only."""
-    old = spark.conf.get(key, None)
-    spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        if old is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, old)
-
-
-@contextmanager
 def job_step(spark: SparkSession, description: str) -> Iterator[None]:
     """Name the Spark jobs of a step, so the Spark UI shows which stage and step is running."""
     spark.sparkContext.setJobDescription(description)
