@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job, on this machine: synthetic MPD (unless MPD_DIR is given) -> ingest to Parquet.
+# The main job, on this machine: synthetic MPD (unless MPD_DIR is given) -> ingest -> validation
+# challenge + interactions -> rank (baselines) -> evaluate; prints the metrics table.
 #
 #   scripts/run_local.sh                                # synthetic MPD, 20 slices, run in runs/local
 #   MPD_DIR=/data/mpd/data CHALLENGE=/data/challenge_set.json scripts/run_local.sh
@@ -29,6 +30,15 @@ fi
 echo "== ingest: $MPD -> $RUN_DIR/ingest"
 python jobs/ingest_mpd.py --set "paths.mpd=$MPD" --set "paths.challenge=$CHALLENGE" \
   --set "paths.run_dir=$RUN_DIR" "$@"
+echo "== build_interactions: validation challenge, ids, interactions"
+python jobs/build_interactions.py --set "paths.run_dir=$RUN_DIR" "$@"
+echo "== rank: validated submissions per model"
+python jobs/rank_candidates.py --set "paths.run_dir=$RUN_DIR" "$@"
+echo "== evaluate: official metrics on the validation challenge"
+python jobs/evaluate.py --set "paths.run_dir=$RUN_DIR" "$@"
 echo
-echo "outputs: $RUN_DIR/ingest/{playlists,playlist_tracks,tracks,challenge_playlists,challenge_tracks,quarantine}"
-echo "manifest: $RUN_DIR/ingest/_manifest.json"
+echo "submissions: $RUN_DIR/rank/<model>/submission.csv (validation challenge)"
+if [[ -n "$CHALLENGE" ]]; then
+  echo "             $RUN_DIR/rank/<model>/challenge_submission.csv (the challenge set you gave)"
+fi
+echo "report:      $RUN_DIR/report.md, $RUN_DIR/report.json"

@@ -58,6 +58,46 @@ class IngestConfig:
 
 
 @dataclass(frozen=True)
+class ValidationConfig:
+    per_category: int | None  # held-out MPD playlists per category; None: 1 per 1,000, 10..1,000
+
+    def __post_init__(self) -> None:
+        _require(self.per_category is None or self.per_category >= 1, "validation.per_category",
+                 "must be at least 1 (or null for the default)")
+
+
+@dataclass(frozen=True)
+class InteractionsConfig:
+    files: int  # Parquet files of the interactions table; 0 = about four per core
+
+    def __post_init__(self) -> None:
+        _require(self.files >= 0, "interactions.files", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class RankConfig:
+    models: list[str]  # single-source rankings to write (popularity, title, cooc)
+    team_name: str
+    team_email: str
+    title_min_playlists: int  # a title is used when at least this many training playlists share it
+    cooc_neighbours: int  # most similar training playlists used per query playlist
+    cooc_beta: float  # candidate score / popularity ** beta: 0 favours hits, 1 favours niche tracks
+    cooc_max_playlists_per_seed: int  # a seed in more playlists is sampled down to this many
+
+    def __post_init__(self) -> None:
+        known = {"popularity", "title", "cooc"}
+        unknown = [m for m in self.models if m not in known]
+        _require(not unknown, "rank.models", f"unknown models {unknown} (known: {sorted(known)})")
+        _require(bool(self.models), "rank.models", "needs at least one model")
+        for key in ("team_name", "team_email"):
+            value = getattr(self, key)
+            _require(bool(value) and "," not in value and "\n" not in value, f"rank.{key}",
+                     "must be non-empty, without commas or newlines")
+        _require(self.cooc_neighbours >= 1, "rank.cooc_neighbours", "must be at least 1")
+        _require(self.cooc_max_playlists_per_seed >= 1, "rank.cooc_max_playlists_per_seed", "must be >= 1")
+
+
+@dataclass(frozen=True)
 class SparkConfig:
     master: str | None  # None: leave it to spark-submit / the cluster
     conf: dict[str, str] = field(default_factory=dict)
@@ -69,6 +109,9 @@ class Config:
     paths: PathsConfig
     synth: SynthConfig
     ingest: IngestConfig
+    validation: ValidationConfig
+    interactions: InteractionsConfig
+    rank: RankConfig
     spark: SparkConfig
 
     def section_digest(self, *sections: str) -> str:

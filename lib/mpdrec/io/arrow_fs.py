@@ -18,3 +18,11 @@ def read_bytes(uri: str) -> bytes:
     fs, path = resolve(uri)
     with fs.open_input_stream(path) as stream:
         return stream.read()
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    """Whole-object write (atomic on object stores; callers stage local writes themselves)."""
+    fs, path = resolve(uri)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(path) as stream:
+        stream.write(data)

@@ -14,6 +14,8 @@ import logging
 import platform
 import time
 from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Callable
 
 import mpdrec
@@ -22,6 +24,17 @@ from mpdrec.io.paths import join
 
 MANIFEST = "_manifest.json"
 log = logging.getLogger("mpdrec.stage")
+
+
+@lru_cache(maxsize=1)
+def code_digest() -> str:
+    """Digest of the mpdrec sources: changed code invalidates outputs, not only a new version."""
+    h = hashlib.sha256()
+    root = Path(mpdrec.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return f"{mpdrec.__version__}+{h.hexdigest()[:12]}"
 
 
 def fingerprint(inputs: list[FileInfo], config_digest: str) -> dict[str, Any]:
@@ -33,7 +46,7 @@ def fingerprint(inputs: list[FileInfo], config_digest: str) -> dict[str, Any]:
         "inputs": h.hexdigest()[:16],
         "num_inputs": len(inputs),
         "config": config_digest,
-        "code": mpdrec.__version__,
+        "code": code_digest(),
     }
 
 

@@ -1,0 +1,28 @@
+"""Stage 4: score every model's validation submission (R-precision, NDCG, clicks; overall and per
+category) and write <paths.run_dir>/report.json and report.md.
+
+    python jobs/evaluate.py --set paths.run_dir=runs/local
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mpdrec.cli import run_job
+from mpdrec.config import Config
+from mpdrec.evaluation import evaluate
+from mpdrec.spark import build_spark
+
+
+def main(args: argparse.Namespace, cfg: Config) -> None:
+    spark = build_spark(cfg.spark, "mpdrec-evaluate")
+    report = evaluate(spark, cfg.paths.run_dir, cfg.rank.models)
+    print(f"{'model':<12} {'R-prec':>8} {'NDCG':>8} {'clicks':>8}")
+    for name, m in report["models"].items():
+        o = m["overall"]
+        print(f"{name:<12} {o['r_precision']:>8.4f} {o['ndcg']:>8.4f} {o['clicks']:>8.2f}")
+    print(f"report: {cfg.paths.run_dir}/report.md and report.json")
+
+
+if __name__ == "__main__":
+    sys.exit(run_job(__doc__.splitlines()[0], main))

@@ -1,0 +1,27 @@
+"""Stage 3: rank the validation challenge (and the real one, when given) with every model in
+`rank.models`; write validated submissions under <paths.run_dir>/rank/<model>/.
+
+    python jobs/rank_candidates.py --set paths.run_dir=runs/local
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mpdrec.cli import run_job
+from mpdrec.config import Config
+from mpdrec.rank.stage import run_rank
+from mpdrec.spark import build_spark
+
+
+def rank(args: argparse.Namespace, cfg: Config) -> None:
+    spark = build_spark(cfg.spark, "mpdrec-rank")
+    manifest = run_rank(spark, cfg, force=args.force)
+    for challenge, models in manifest.items():
+        if challenge in ("submission", "challenge_submission"):
+            for model, info in models.items():
+                print(f"{model:<12} {cfg.paths.run_dir}/{info['file']} ({info['playlists']} playlists, validated)")
+
+
+if __name__ == "__main__":
+    sys.exit(run_job(__doc__.splitlines()[0], rank))

@@ -1,0 +1,50 @@
+"""Stage runners over the run directory: each reads its upstream stages' manifests as inputs, so a
+stage reruns exactly when something it depends on changed."""
+from __future__ import annotations
+
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from mpdrec.config import Config
+from mpdrec.errors import InputError
+from mpdrec.etl.index import build_interactions
+from mpdrec.etl.split import build_validation
+from mpdrec.io.fs import FileInfo, FileStore, HadoopFS
+from mpdrec.io.paths import join, to_uri
+from mpdrec.io.stage import MANIFEST, fingerprint, run_stage
+from mpdrec.spark import job_step
+
+
+def upstream(fs: FileStore, run_dir: str, stage: str, job: str) -> FileInfo:
+    """The manifest of a finished upstream stage (its identity as an input), or a clear error."""
+    hits = fs.glob(join(run_dir, stage, MANIFEST))
+    if not hits:
+        raise InputError(f"{join(run_dir, stage)} has no finished output: run {job} first")
+    return hits[0]
+
+
+def run_validation(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:
+    fs, run_dir = HadoopFS(spark), to_uri(cfg.paths.run_dir)
+    inputs = [upstream(fs, run_dir, "ingest", "jobs/ingest_mpd.py")]
+    fp = fingerprint(inputs, cfg.section_digest("seed", "validation"))
+
+    def build(staging: str) -> dict[str, Any]:
+        with job_step(spark, "build_interactions: validation challenge"):
+            return build_validation(spark, join(run_dir, "ingest"), staging, cfg.validation.per_category, cfg.seed)
+
+    return run_stage(fs, run_dir, "validation", fp, build, force=force)
+
+
+def run_interactions(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:
+    fs, run_dir = HadoopFS(spark), to_uri(cfg.paths.run_dir)
+    inputs = [upstream(fs, run_dir, "ingest", "jobs/ingest_mpd.py"),
+              upstream(fs, run_dir, "validation", "jobs/build_interactions.py")]
+    fp = fingerprint(inputs, cfg.section_digest("interactions"))
+
+    def build(staging: str) -> dict[str, Any]:
+        with job_step(spark, "build_interactions: ids and interactions"):
+            return build_interactions(spark, join(run_dir, "ingest"), join(run_dir, "validation"), staging,
+                                      cfg.interactions.files)
+
+    return run_stage(fs, run_dir, "interactions", fp, build, force=force)

@@ -1,0 +1,1 @@
+"""Evaluation metrics; this package imports nothing from the rest of mpdrec."""

@@ -1,0 +1,1 @@
+"""Recommendation models; each answers "top-N tracks for these query playlists"."""

@@ -1,0 +1,46 @@
+"""What every model reads: the training tables and the query playlists, as DataFrames.
+
+One interface for all models (in the spirit of `implicit`'s recommend): a model is a function
+`(RankingData, Queries, n) -> DataFrame(pid, track_idx, score)`, higher score first. It may return
+seeds or fewer than n rows; `mpdrec.rank.assemble` drops seeds, dedupes and fills to 500.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from mpdrec.io.paths import join
+
+
+@dataclass(frozen=True)
+class RankingData:
+    interactions: DataFrame  # playlist_idx, track_idx, pos, weight
+    track_ids: DataFrame  # track_idx, track_uri, artist_uri, playlist_count
+    playlist_ids: DataFrame  # playlist_idx, pid, name_norm, kind, num_tracks
+
+    @classmethod
+    def load(cls, spark: SparkSession, interactions_dir: str) -> "RankingData":
+        read = lambda t: spark.read.parquet(join(interactions_dir, t))  # noqa: E731
+        return cls(read("data"), read("track_ids"), read("playlist_ids"))
+
+
+@dataclass(frozen=True)
+class Queries:
+    playlists: DataFrame  # pid, playlist_idx (null if unknown), name_norm (nullable)
+    seeds: DataFrame  # pid, track_idx
+
+    @classmethod
+    def from_challenge(cls, data: RankingData, challenge_playlists: DataFrame,
+                       challenge_tracks: DataFrame) -> "Queries":
+        """Queries from challenge tables (the real challenge or the validation one: same parser)."""
+        playlists = (challenge_playlists.select("pid", "name_norm")
+                     .join(data.playlist_ids.select("pid", "playlist_idx"), "pid", "left"))
+        seeds = challenge_tracks.select("pid", "track_uri").join(
+            data.track_ids.select("track_uri", "track_idx"), "track_uri").select("pid", "track_idx").distinct()
+        return cls(playlists.cache(), seeds.cache())
+
+    def max_seeds(self) -> int:
+        row = self.seeds.groupBy("pid").count().agg(F.max("count")).first()
+        return int(row[0] or 0)

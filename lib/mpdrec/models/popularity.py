@@ -1,0 +1,14 @@
+"""Popularity: the most played tracks of the training data (track_idx 0 is the most popular)."""
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from mpdrec.models.data import Queries, RankingData
+
+
+def recommend(data: RankingData, queries: Queries, n: int) -> DataFrame:
+    """The n + (most seeds) most popular tracks for every query, so n remain once seeds are dropped."""
+    top = (data.track_ids.where(F.col("track_idx") < n + queries.max_seeds())
+           .select("track_idx", F.col("playlist_count").cast("double").alias("score")))
+    return queries.playlists.select("pid").crossJoin(F.broadcast(top))

@@ -1,0 +1,1 @@
+"""Ranking: candidates, blending and the challenge submission."""

@@ -1,0 +1,131 @@
+"""End to end on a small synthetic MPD: validation challenge, ids, no leakage, validated
+submissions, official metrics in the report, and the baselines' expected ordering."""
+from __future__ import annotations
+
+import json
+
+import orjson
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import make_config
+from mpdrec.categories import CATEGORIES
+from mpdrec.etl.ingest import run_ingest
+from mpdrec.etl.stages import run_interactions, run_validation
+from mpdrec.evaluation import evaluate
+from mpdrec.rank.stage import run_rank
+from mpdrec.rank.submission import validate_submission
+
+
+@pytest.fixture(scope="module")
+def run(spark, synth_dir, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("pipeline")
+    cfg = make_config([f"paths.mpd={synth_dir}", f"paths.challenge={synth_dir / 'challenge_set.json'}",
+                       f"paths.run_dir={run_dir}", "rank.cooc_neighbours=50"])
+    run_ingest(spark, cfg)
+    run_validation(spark, cfg)
+    run_interactions(spark, cfg)
+    run_rank(spark, cfg)
+    report = evaluate(spark, str(run_dir), cfg.rank.models)
+    return cfg, run_dir, report
+
+
+def _rows(spark, path):
+    return sorted(map(tuple, spark.read.parquet(str(path)).collect()))
+
+
+def test_validation_challenge_is_built_like_the_official_one(run):
+    _, run_dir, _ = run
+    doc = orjson.loads((run_dir / "validation" / "challenge_set.json").read_bytes())
+    by_cat: dict[int, list] = {}
+    cats = {c.id: c for c in CATEGORIES}
+    categories = {r["pid"]: r["category"] for r in pq.read_table(run_dir / "validation" / "categories").to_pylist()}
+    for p in doc["playlists"]:
+        cat = cats[categories[p["pid"]]]
+        by_cat.setdefault(cat.id, []).append(p)
+        assert p["num_samples"] == len(p["tracks"]) == cat.num_samples
+        assert p["num_tracks"] == p["num_samples"] + p["num_holdouts"] >= cat.min_tracks
+        assert ("name" in p) == cat.has_title
+        positions = [t["pos"] for t in p["tracks"]]
+        if not cat.random_seeds:
+            assert positions == list(range(cat.num_samples))
+    assert sorted(by_cat) == list(range(1, 11))
+    assert all(len(v) == 10 for v in by_cat.values())  # 3,000 playlists: the minimum of 10 per category
+    random_cats = [p for c in (8, 10) for p in by_cat[c]]
+    assert any([t["pos"] for t in p["tracks"]] != list(range(p["num_samples"])) for p in random_cats)
+
+
+def test_ground_truth_never_leaks_into_training(spark, run):
+    _, run_dir, _ = run
+    truth = spark.read.parquet(str(run_dir / "validation" / "ground_truth"))
+    holdouts = spark.read.parquet(str(run_dir / "validation" / "holdouts"))
+    inter = run_dir / "interactions"
+    train = (spark.read.parquet(str(inter / "data"))
+             .join(spark.read.parquet(str(inter / "playlist_ids")), "playlist_idx")
+             .join(spark.read.parquet(str(inter / "track_ids")), "track_idx")
+             .select("pid", "track_uri", "pos"))
+    assert truth.count() > 0
+    assert truth.join(train, ["pid", "track_uri"]).count() == 0
+    assert holdouts.join(train, ["pid", "pos"]).count() == 0
+    # every ground-truth track can be recommended: it occurs in training elsewhere
+    assert truth.join(train.select("track_uri").distinct(), "track_uri", "left_anti").count() == 0
+
+
+def test_ids_are_dense_ordered_and_deterministic(spark, run):
+    cfg, run_dir, _ = run
+    inter = run_dir / "interactions"
+    before = {t: _rows(spark, inter / t) for t in ("track_ids", "playlist_ids")}
+    run_interactions(spark, cfg, force=True)
+    assert {t: _rows(spark, inter / t) for t in ("track_ids", "playlist_ids")} == before
+    tracks = sorted(before["track_ids"])
+    assert [t[0] for t in tracks] == list(range(len(tracks)))
+    keys = [(-t[3], t[1]) for t in tracks]  # (playlist_count desc, uri)
+    assert keys == sorted(keys)
+    pids = [p[1] for p in sorted(before["playlist_ids"])]
+    assert pids == sorted(pids) and max(pids) >= 1_000_000  # challenge playlists are indexed too
+
+
+def test_every_submission_is_valid(run):
+    _, run_dir, _ = run
+    val = orjson.loads((run_dir / "validation" / "challenge_set.json").read_bytes())["playlists"]
+    seeds = {p["pid"]: {t["track_uri"] for t in p["tracks"]} for p in val}
+    for model in ("popularity", "title", "cooc"):
+        assert validate_submission(run_dir / "rank" / model / "submission.csv", seeds) == []
+        assert (run_dir / "rank" / model / "challenge_submission.csv").exists()
+
+
+def test_report_has_every_model_and_category(run):
+    _, run_dir, report = run
+    on_disk = json.loads((run_dir / "report.json").read_text())
+    assert on_disk == json.loads(json.dumps(report))
+    for model in ("popularity", "title", "cooc"):
+        m = on_disk["models"][model]
+        assert set(m["overall"]) >= {"r_precision", "ndcg", "clicks"}
+        assert sorted(m["by_category"], key=int) == [str(i) for i in range(1, 11)]
+    assert "| cooc |" in (run_dir / "report.md").read_text()
+
+
+def test_baselines_rank_as_expected(run):
+    """Co-occurrence beats popularity overall; the title model beats popularity on title-only lists."""
+    _, _, report = run
+    pop, cooc, title = (report["models"][m] for m in ("popularity", "cooc", "title"))
+    for metric in ("r_precision", "ndcg"):
+        assert cooc["overall"][metric] > pop["overall"][metric], metric
+        assert title["by_category"]["1"][metric] > pop["by_category"]["1"][metric], metric
+
+
+def test_an_invalid_submission_is_refused(spark, run, tmp_path):
+    """publish() validates what it wrote: recommending a seed (here: declared after the fact) fails."""
+    from mpdrec.models.data import RankingData
+    from mpdrec.rank.publish import publish
+    from mpdrec.rank.submission import InvalidSubmission
+
+    cfg, run_dir, _ = run
+    data = RankingData.load(spark, str(run_dir / "interactions"))
+    ranked = (spark.read.parquet(str(run_dir / "rank" / "popularity" / "submission_recommendations"))
+              .join(data.track_ids.select("track_uri", "track_idx"), "track_uri")
+              .select("pid", "rank", "track_idx", "score", "source"))
+    first = {r.pid: {r.track_uri} for r in spark.read.parquet(
+        str(run_dir / "rank" / "popularity" / "submission_recommendations")).where("rank = 0").collect()}
+    with pytest.raises(InvalidSubmission, match="seed"):
+        publish(ranked, data, first, str(tmp_path), "submission", cfg.rank.team_name, cfg.rank.team_email)
