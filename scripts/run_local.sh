@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job, on this machine: synthetic MPD (unless MPD_DIR is given) -> ingest -> validation
-# challenge + interactions -> rank (baselines) -> evaluate; prints the metrics table.
+# challenge + interactions -> negatives -> rank (baselines) -> evaluate; prints the metrics table.
 #
 #   scripts/run_local.sh                                # synthetic MPD, 20 slices, run in runs/local
 #   MPD_DIR=/data/mpd/data CHALLENGE=/data/challenge_set.json scripts/run_local.sh
@@ -32,6 +32,8 @@ python jobs/ingest_mpd.py --set "paths.mpd=$MPD" --set "paths.challenge=$CHALLEN
   --set "paths.run_dir=$RUN_DIR" "$@"
 echo "== build_interactions: validation challenge, ids, interactions"
 python jobs/build_interactions.py --set "paths.run_dir=$RUN_DIR" "$@"
+echo "== sample_negatives: labelled training examples for the neural models"
+python jobs/sample_negatives.py --set "paths.run_dir=$RUN_DIR" "$@"
 echo "== rank: validated submissions per model"
 python jobs/rank_candidates.py --set "paths.run_dir=$RUN_DIR" "$@"
 echo "== evaluate: official metrics on the validation challenge"

@@ -75,6 +75,21 @@ class InteractionsConfig:
 
 
 @dataclass(frozen=True)
+class NegativesConfig:
+    k: int  # negatives per positive
+    beta: float  # negatives drawn from popularity ** beta; 0 = uniform over all tracks
+    input: str | None  # an interactions table (playlist_idx, track_idx, ...); None: the run's own
+    epochs: int  # epoch sets of fresh negatives to write
+    shards: int  # files per epoch set, of near-equal size; a Horovod rank reads every size-th one
+
+    def __post_init__(self) -> None:
+        _require(self.k >= 1, "negatives.k", "must be at least 1")
+        _require(self.beta >= 0, "negatives.beta", "must be >= 0")
+        _require(self.epochs >= 1, "negatives.epochs", "must be at least 1")
+        _require(self.shards >= 1, "negatives.shards", "must be at least 1")
+
+
+@dataclass(frozen=True)
 class RankConfig:
     models: list[str]  # single-source rankings to write (popularity, title, cooc)
     team_name: str
@@ -111,6 +126,7 @@ class Config:
     ingest: IngestConfig
     validation: ValidationConfig
     interactions: InteractionsConfig
+    negatives: NegativesConfig
     rank: RankConfig
     spark: SparkConfig
 

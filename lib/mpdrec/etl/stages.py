@@ -9,9 +9,10 @@ from pyspark.sql import SparkSession
 from mpdrec.config import Config
 from mpdrec.errors import InputError
 from mpdrec.etl.index import build_interactions
+from mpdrec.etl.negatives import build_negatives
 from mpdrec.etl.split import build_validation
 from mpdrec.io.fs import FileInfo, FileStore, HadoopFS
-from mpdrec.io.paths import join, to_uri
+from mpdrec.io.paths import has_glob, join, to_uri
 from mpdrec.io.stage import MANIFEST, fingerprint, run_stage
 from mpdrec.spark import job_step
 
@@ -48,3 +49,26 @@ def run_interactions(spark: SparkSession, cfg: Config, force: bool = False) -> d
                                       cfg.interactions.files)
 
     return run_stage(fs, run_dir, "interactions", fp, build, force=force)
+
+
+def run_negatives(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:
+    fs, run_dir = HadoopFS(spark), to_uri(cfg.paths.run_dir)
+    if cfg.negatives.input is None:
+        source = join(run_dir, "interactions", "data")
+        inputs = [upstream(fs, run_dir, "interactions", "jobs/build_interactions.py")]
+    else:
+        source = to_uri(cfg.negatives.input)
+        inputs = fs.glob(source if has_glob(source) else join(source, "*.parquet"))
+        if not inputs:
+            raise InputError(f"config key 'negatives.input': no Parquet files in {cfg.negatives.input}")
+    fp = fingerprint(inputs, cfg.section_digest("seed", "negatives"))
+
+    def build(staging: str) -> dict[str, Any]:
+        interactions = spark.read.parquet(source)
+        num_tracks = int(interactions.agg({"track_idx": "max"}).first()[0]) + 1
+        n = cfg.negatives
+        with job_step(spark, f"sample_negatives: k={n.k}, beta={n.beta}, {n.epochs} epoch sets"):
+            return build_negatives(spark, interactions, num_tracks, join(staging, "data"), n.k, n.beta,
+                                   n.epochs, n.shards, cfg.seed)
+
+    return run_stage(fs, run_dir, "negatives", fp, build, force=force)

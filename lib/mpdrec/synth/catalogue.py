@@ -13,6 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from mpdrec.hashing import splitmix64
 from mpdrec.synth import vocab
 
 _BASE62 = np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", dtype=np.uint8)
@@ -58,15 +59,6 @@ class Catalogue:
 
     def track_artist(self, tracks: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.artist_track_offset, tracks, side="right") - 1
-
-
-def splitmix64(x: np.ndarray) -> np.ndarray:
-    """Vectorised SplitMix64: a well-mixed 64-bit hash, so ids map to stable pseudo-random values."""
-    with np.errstate(over="ignore"):
-        z = x.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
 
 
 def _keyed_hash(seed: int, salt: int, ids: np.ndarray) -> np.ndarray:

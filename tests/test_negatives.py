@@ -1,0 +1,108 @@
+"""Negative sampling: exact (never a positive), exactly 1:k, the configured distribution,
+deterministic, fresh per epoch, and shards of near-equal size."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pyspark.sql import functions as F
+
+from conftest import make_config
+from mpdrec.etl.negatives import build_negatives, sample_negatives, sampling_cdf
+
+N_TRACKS = 400
+
+
+@pytest.fixture(scope="module")
+def interactions(spark):
+    """300 playlists; track t is in a playlist with probability falling with t (popularity skew)."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for p in range(300):
+        tracks = np.unique(np.minimum((rng.pareto(1.2, 40) * 20).astype(int), N_TRACKS - 1))
+        rows += [(p, int(t), i, 1.0) for i, t in enumerate(tracks)]
+    return spark.createDataFrame(rows, "playlist_idx int, track_idx int, pos int, weight float")
+
+
+def test_draws_avoid_positives_even_when_they_dominate():
+    cdf = sampling_cdf(np.ones(10, dtype=np.int64), 0.0)
+    playlists = np.array([3, 7])
+    offsets = np.array([0, 8, 9])
+    positives = np.array([0, 1, 2, 3, 4, 5, 6, 7, 5])  # playlist 3 holds 8 of the 10 tracks
+    pl, tr, draw = sample_negatives(playlists, offsets, positives, cdf, 3, seed=1, epoch=0)
+    assert len(pl) == 3 * 9
+    assert set(tr[pl == 3]) <= {8, 9} and 5 not in set(tr[pl == 7])
+    again = sample_negatives(playlists, offsets, positives, cdf, 3, seed=1, epoch=0)
+    assert all(np.array_equal(a, b) for a, b in zip((pl, tr, draw), again))
+
+
+@pytest.fixture(scope="module")
+def sampled(spark, interactions, tmp_path_factory):
+    out = {}
+    for beta in (0.0, 1.0):
+        d = tmp_path_factory.mktemp(f"neg{beta}")
+        manifest = build_negatives(spark, interactions, N_TRACKS, str(d), k=4, beta=beta, epochs=2, shards=4, seed=9)
+        out[beta] = (manifest, spark.read.parquet(str(d)))
+    return out
+
+
+def test_never_a_positive_and_exactly_one_to_k(sampled, interactions):
+    _, df = sampled[0.0]
+    positives = interactions.select("playlist_idx", "track_idx")
+    n_pos = positives.count()
+    for epoch in (0, 1):
+        e = df.where(f"epoch = {epoch}")
+        assert e.where("label = 1").count() == n_pos
+        assert e.where("label = 0").count() == 4 * n_pos
+        assert e.where("label = 0").join(positives, ["playlist_idx", "track_idx"]).count() == 0
+        per_playlist = {r.playlist_idx: (r.neg, r.pos) for r in e.groupBy("playlist_idx").agg(
+            F.sum(1 - e.label).alias("neg"), F.sum(e.label).alias("pos")).collect()}
+        assert all(neg == 4 * pos for neg, pos in per_playlist.values())
+
+
+def test_uniform_versus_popularity(sampled, interactions):
+    pop = {r.track_idx: r["count"] for r in interactions.groupBy("track_idx").count().collect()}
+    head = [t for t, _ in sorted(pop.items(), key=lambda x: -x[1])[:10]]
+    shares = {}
+    for beta, (_, df) in sampled.items():
+        neg = df.where("label = 0 and epoch = 0")
+        counts = {r.track_idx: r["count"] for r in neg.groupBy("track_idx").count().collect()}
+        total = sum(counts.values())
+        shares[beta] = sum(counts.get(t, 0) for t in head) / total
+        if beta == 0.0:  # uniform over all 400 tracks: every track drawn, none far from the mean
+            assert len(counts) == N_TRACKS
+            assert np.std(list(counts.values())) / np.mean(list(counts.values())) < 0.25
+    assert shares[0.0] < 0.05  # 10 of 400 tracks, minus their positives
+    assert shares[1.0] > 5 * shares[0.0]  # popularity sampling concentrates on the head
+
+
+def test_deterministic_fresh_per_epoch_and_balanced(spark, sampled, interactions, tmp_path):
+    manifest, df = sampled[0.0]
+    again_dir = tmp_path / "again"
+    build_negatives(spark, interactions, N_TRACKS, str(again_dir), k=4, beta=0.0, epochs=2, shards=4, seed=9)
+    again = spark.read.parquet(str(again_dir))
+    cols = ["epoch", "shard", "playlist_idx", "track_idx", "label"]
+    assert sorted(map(tuple, df.select(cols).collect())) == sorted(map(tuple, again.select(cols).collect()))
+    negs = [set(map(tuple, df.where(f"label = 0 and epoch = {e}").select("playlist_idx", "track_idx").collect()))
+            for e in (0, 1)]
+    # epochs are independent draws: their overlap is what independence predicts, per playlist
+    # m candidate tracks and d = 4 x positives draws: m * (1 - (1 - 1/m)^d)^2 tracks in both sets
+    n_pos = {r.playlist_idx: r["count"] for r in interactions.groupBy("playlist_idx").count().collect()}
+    expected = sum((N_TRACKS - n) * (1 - (1 - 1 / (N_TRACKS - n)) ** (4 * n)) ** 2 for n in n_pos.values())
+    assert len(negs[0] & negs[1]) == pytest.approx(expected, rel=0.05)
+    lo, hi = manifest["shard_rows"]["min"], manifest["shard_rows"]["max"]
+    assert hi <= 1.1 * lo
+
+
+def test_job_stage_reads_the_runs_interactions(spark, synth_dir, tmp_path):
+    from mpdrec.etl.ingest import run_ingest
+    from mpdrec.etl.stages import run_interactions, run_negatives, run_validation
+
+    cfg = make_config([f"paths.mpd={synth_dir}", f"paths.run_dir={tmp_path}", "paths.challenge=",
+                       "negatives.k=2", "negatives.shards=3"])
+    for stage in (run_ingest, run_validation, run_interactions):
+        stage(spark, cfg)
+    m = run_negatives(spark, cfg)
+    assert m["negatives_per_epoch"] == 2 * m["positives"] > 0
+    assert sorted(p.name for p in (tmp_path / "negatives" / "data" / "epoch=0").iterdir()) == [
+        "shard=0", "shard=1", "shard=2"]
+    assert run_negatives(spark, cfg)["skipped"] is True
