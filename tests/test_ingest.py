@@ -132,7 +132,8 @@ def bad_mpd(synth_dir, tmp_path_factory) -> Path:
     repeat = doc1["playlists"][3]  # pid 1003, also in mpd.slice.1000-1999.json
     repeat["tracks"][0]["track_uri"] = "spotify:track:ONLYINTHEREPEAT0000000"
     fresh = dict(doc1["playlists"][4], pid=9000)
-    (d / "mpd.slice.9000-9999.json").write_bytes(orjson.dumps({"info": {}, "playlists": [repeat, fresh]}))
+    # a name Spark would URL-encode (space): output files must still map back to their input
+    (d / "mpd.slice.9000-9999 copy.json").write_bytes(orjson.dumps({"info": {}, "playlists": [repeat, fresh]}))
     (d / "mpd.slice.8000-8999.json").write_bytes(b'{"info": {"slice": "8000-8999"}, "playlists": [{"na')
     return d
 
@@ -142,7 +143,7 @@ def test_bad_input_fails_the_run_by_default_and_publishes_nothing(spark, bad_mpd
         run_ingest(spark, _cfg(bad_mpd, tmp_path))
     msg = str(err.value)
     assert "5 of 2003 records quarantined" in msg  # 3 broken, 1 unreadable file, 1 repeated pid
-    for expected in ("mpd.slice.0-999.json (3)", "mpd.slice.8000-8999.json (1)", "mpd.slice.9000-9999.json (1)",
+    for expected in ("mpd.slice.0-999.json (3)", "mpd.slice.8000-8999.json (1)", "mpd.slice.9000-9999 copy.json (1)",
                      "count_mismatch", "invalid_json", "ingest.max_quarantine_share=0.0"):
         assert expected in msg
     assert not (tmp_path / "ingest").exists()
@@ -159,21 +160,21 @@ def test_bad_input_within_the_allowed_share_is_kept_aside(spark, bad_mpd, tmp_pa
         ("mpd.slice.0-999.json", 20, "bad_track"),
         ("mpd.slice.0-999.json", 30, "wrong_type"),
         ("mpd.slice.8000-8999.json", None, "invalid_json"),
-        ("mpd.slice.9000-9999.json", 1003, "duplicate_pid"),
+        ("mpd.slice.9000-9999 copy.json", 1003, "duplicate_pid"),
     }
     assert manifest["quarantine"]["records"] == 5
     assert manifest["quarantine"]["by_reason"] == {"count_mismatch": 1, "bad_track": 1, "wrong_type": 1,
                                                    "invalid_json": 1, "duplicate_pid": 1}
-    dup_raw = json.loads(q[("mpd.slice.9000-9999.json", 1003, "duplicate_pid")].raw)
+    dup_raw = json.loads(q[("mpd.slice.9000-9999 copy.json", 1003, "duplicate_pid")].raw)
     assert dup_raw["tracks"][0]["track_uri"] == "spotify:track:ONLYINTHEREPEAT0000000"
-    assert "already ingested from" in q[("mpd.slice.9000-9999.json", 1003, "duplicate_pid")].detail
+    assert "already ingested from" in q[("mpd.slice.9000-9999 copy.json", 1003, "duplicate_pid")].detail
 
     pls = spark.read.parquet(str(out / "playlists"))
     assert pls.count() == 2000 - 3 + 1  # slice 0 minus 3 bad, slice 1, plus pid 9000
     assert pls.where("pid = 1003").collect()[0].source.endswith("mpd.slice.1000-1999.json")
     kept = [p for p in _json_playlists([bad_mpd / "mpd.slice.0-999.json", bad_mpd / "mpd.slice.1000-1999.json"])
             if p["pid"] not in (10, 20, 30)]
-    kept.append(dict(orjson.loads((bad_mpd / "mpd.slice.9000-9999.json").read_bytes())["playlists"][1]))
+    kept.append(dict(orjson.loads((bad_mpd / "mpd.slice.9000-9999 copy.json").read_bytes())["playlists"][1]))
     expected: dict[str, set] = defaultdict(set)
     for p in kept:
         for t in p["tracks"]:

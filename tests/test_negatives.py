@@ -93,6 +93,17 @@ def test_deterministic_fresh_per_epoch_and_balanced(spark, sampled, interactions
     assert hi <= 1.1 * lo
 
 
+def test_rows_in_a_shard_file_are_shuffled(sampled):
+    """Written row order is random, not playlist by playlist (Spark's planned write can undo a sort)."""
+    import pyarrow.parquet as pq
+
+    _, df = sampled[0.0]
+    path = df.where("epoch = 0 and shard = 0").inputFiles()[0]
+    pl = pq.read_table(path.replace("file://", "")).column("playlist_idx").to_numpy()
+    same_as_previous = float(np.mean(pl[1:] == pl[:-1]))
+    assert len(pl) > 1000 and same_as_previous < 0.05  # grouped by playlist this would be ~0.97
+
+
 def test_job_stage_reads_the_runs_interactions(spark, synth_dir, tmp_path):
     from mpdrec.etl.ingest import run_ingest
     from mpdrec.etl.stages import run_interactions, run_negatives, run_validation

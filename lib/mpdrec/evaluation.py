@@ -33,10 +33,12 @@ def submission_rows(spark: SparkSession, uri: str) -> DataFrame:
 
 
 def _hashed(df: DataFrame) -> DataFrame:
-    """pid, [rank,] track, artist: URIs as 64-bit hashes (an unknown artist stays null)."""
+    """pid, [rank,] track, artist: URIs as 64-bit hashes; an unknown artist is 0 (never a real
+    artist's hash in practice), so the column stays int64 and artist credit keeps working."""
     return df.select("pid", *(["rank"] if "rank" in df.columns else []),
                      F.xxhash64("track_uri").alias("track"),
-                     F.when(F.col("artist_uri").isNotNull(), F.xxhash64("artist_uri")).alias("artist"))
+                     F.coalesce(F.when(F.col("artist_uri").isNotNull(), F.xxhash64("artist_uri")),
+                                F.lit(0).cast("long")).alias("artist"))
 
 
 def score_submission(spark: SparkSession, uri: str, truth: pd.DataFrame, categories: pd.DataFrame,

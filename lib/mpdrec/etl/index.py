@@ -39,7 +39,8 @@ def build_interactions(spark: SparkSession, ingest_dir: str, validation_dir: str
 
     artists = spark.read.parquet(join(ingest_dir, "tracks")).select("track_uri", "artist_uri")
     if challenge_tracks is not None:
-        artists = artists.unionByName(challenge_tracks.select("track_uri", "artist_uri")).dropDuplicates(["track_uri"])
+        artists = (artists.unionByName(challenge_tracks.select("track_uri", "artist_uri"))
+                   .groupBy("track_uri").agg(F.min("artist_uri").alias("artist_uri")))
     popularity = train.groupBy("track_uri").agg(F.countDistinct("pid").alias("playlist_count"))
     track_ids = dense_ids(popularity.join(artists, "track_uri", "left"),
                           [F.desc("playlist_count"), "track_uri"], "track_idx")

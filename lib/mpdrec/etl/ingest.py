@@ -120,10 +120,12 @@ def _drop_duplicates(spark: SparkSession, fs: FileStore, staging: str, dups: Dat
     Returns (track_uri, n) to subtract from the per-file track statistics.
     """
     files = spark.createDataFrame([(s, output_name(s)) for s in sources], "source string, file string")
-    dup_keys = dups.select("pid", "source").join(F.broadcast(files), "source").cache()
+    # checkpointed: the playlists files they come from are rewritten below
+    dups = dups.localCheckpoint()
+    dup_keys = dups.select("pid", "source").join(F.broadcast(files), "source").localCheckpoint()
     pt = (spark.read.parquet(join(staging, "playlist_tracks"))
           .withColumn("file", F.element_at(F.split(F.input_file_name(), "/"), -1)))
-    dup_entries = pt.join(F.broadcast(dup_keys), ["pid", "file"]).cache()
+    dup_entries = pt.join(F.broadcast(dup_keys), ["pid", "file"]).localCheckpoint()
     tracks = (dup_entries.groupBy("pid", "source")
               .agg(F.sort_array(F.collect_list(F.struct(*[f.name for f in schemas.TRACK_ENTRY
                                                           if f.name in schemas.PLAYLIST_TRACKS.names])))
@@ -141,8 +143,6 @@ def _drop_duplicates(spark: SparkSession, fs: FileStore, staging: str, dups: Dat
                    join(staging, "playlists"))
     _replace_table(spark, fs, pt.join(dup_keys.select("pid", "file"), ["pid", "file"], "left_anti").drop("file"),
                    join(staging, "playlist_tracks"))
-    dup_keys.unpersist()
-    dup_entries.unpersist()
     return minus
 
 

@@ -98,7 +98,9 @@ def build_negatives(spark: SparkSession, interactions: DataFrame, num_tracks: in
     cdf_bc = spark.sparkContext.broadcast(sampling_cdf(counts, beta))
     grouped = positives.groupBy("playlist_idx").agg(F.sort_array(F.collect_list("track_idx")).alias("tracks"))
     rows = grouped.mapInArrow(_sampler(cdf_bc, k, seed, epochs, shards), OUTPUT_SCHEMA)
-    (rows.repartition(epochs * shards, "epoch", "shard").sortWithinPartitions("order").drop("order")
+    # sort on the partition columns first: Spark's planned write would otherwise add its own sort
+    # on (epoch, shard) and drop this one, un-shuffling the rows (SPARK-50469)
+    (rows.repartition(epochs * shards, "epoch", "shard").sortWithinPartitions("epoch", "shard", "order").drop("order")
      .write.mode("overwrite").partitionBy("epoch", "shard").parquet(out_dir))
     cdf_bc.unpersist()
     written = spark.read.parquet(out_dir)

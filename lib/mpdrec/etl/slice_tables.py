@@ -9,6 +9,7 @@ Spark merges those into the `tracks` table without re-reading every entry.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -52,9 +53,11 @@ class FileSummary:
 
 
 def output_name(source: str) -> str:
-    """Parquet file name for an input: its name plus a digest of its full URI (names can repeat)."""
+    """Parquet file name for an input: its name (in characters no URI encodes, so Spark's
+    input_file_name() gives it back unchanged) plus a digest of its full URI (names can repeat)."""
     digest = hashlib.sha1(source.encode()).hexdigest()[:8]
-    return f"{basename(source).removesuffix('.json')}-{digest}.parquet"
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", basename(source).removesuffix(".json"))
+    return f"{stem}-{digest}.parquet"
 
 
 # Dictionary-encode only the columns that repeat within a file: encoding unique URIs costs time

@@ -39,11 +39,13 @@ def default_per_category(num_playlists: int) -> int:
     return min(1_000, max(10, round(num_playlists / 1_000)))
 
 
-def assign_categories(pool: list[tuple[int, int]], per_category: int) -> dict[int, int]:
-    """pid -> category for playlists `pool` [(pid, num_tracks)] in draw order, strictest first."""
+def assign_categories(pool: list[tuple[int, int, bool]], per_category: int) -> dict[int, int]:
+    """pid -> category for `pool` [(pid, num_tracks, has_title)] in draw order, strictest first; a
+    category that shows the title takes only playlists whose normalised title is not empty."""
     chosen: dict[int, int] = {}
     for cat in sorted(CATEGORIES, key=lambda c: (-c.min_tracks, c.id)):
-        picked = [pid for pid, n in pool if pid not in chosen and n >= cat.min_tracks][:per_category]
+        picked = [pid for pid, n, titled in pool
+                  if pid not in chosen and n >= cat.min_tracks and (titled or not cat.has_title)][:per_category]
         chosen.update((pid, cat.id) for pid in picked)
     return chosen
 
@@ -90,9 +92,10 @@ def build_validation(spark: SparkSession, ingest_dir: str, out_dir: str, per_cat
                         if HadoopFS(spark).exists(join(ingest_dir, "challenge_tracks")) else None)
     n_playlists = playlists.count()
     k = per_category or default_per_category(n_playlists)
-    pool = (playlists.select("pid", "num_tracks", F.xxhash64(F.lit(seed), "pid").alias("h"))
+    pool = (playlists.select("pid", "num_tracks", (F.length("name_norm") > 0).alias("titled"),
+                             F.xxhash64(F.lit(seed), "pid").alias("h"))
             .orderBy("h", "pid").limit(POOL_FACTOR * k * len(CATEGORIES)).collect())
-    chosen = assign_categories([(r.pid, r.num_tracks) for r in pool], k)
+    chosen = assign_categories([(r.pid, r.num_tracks, r.titled) for r in pool], k)
     cats = {c.id: c for c in CATEGORIES}
     chosen_df = spark.createDataFrame(
         [(pid, c, cats[c].num_samples, cats[c].random_seeds, cats[c].has_title) for pid, c in sorted(chosen.items())],

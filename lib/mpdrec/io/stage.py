@@ -52,7 +52,8 @@ def fingerprint(inputs: list[FileInfo], config_digest: str) -> dict[str, Any]:
 
 def staging_uri(parent_dir: str, name: str, fp: dict[str, Any]) -> str:
     """Where a stage with this fingerprint builds its output: the same place on every retry."""
-    return join(parent_dir, "_staging", f"{name}-{fp['inputs']}-{fp['config']}")
+    code = fp["code"].rsplit("+", 1)[-1]
+    return join(parent_dir, "_staging", f"{name}-{fp['inputs']}-{fp['config']}-{code}")
 
 
 def read_manifest(fs: FileStore, stage_dir: str) -> dict[str, Any] | None:
@@ -115,6 +116,7 @@ def run_stage(
     if fs.exists(final):
         fs.delete(final)
     fs.rename(staging, final)
-    fs.delete_glob(join(parent_dir, "_staging", f"{name}-*"))  # stale tries with other inputs/config
+    # stale tries of this stage with other inputs/config/code (16 hex digits: not another stage "name-x")
+    fs.delete_glob(join(parent_dir, "_staging", f"{name}-{'[0-9a-f]' * 16}-*"))
     log.info("%s: published %s in %.1fs", name, final, manifest["seconds_total"])
     return manifest
