@@ -19,17 +19,20 @@ class RankingData:
     interactions: DataFrame  # playlist_idx, track_idx, pos, weight
     track_ids: DataFrame  # track_idx, track_uri, artist_uri, playlist_count
     playlist_ids: DataFrame  # playlist_idx, pid, name_norm, kind, num_tracks
+    num_tracks: int  # track ids are 0..num_tracks-1
 
     @classmethod
     def load(cls, spark: SparkSession, interactions_dir: str) -> "RankingData":
         read = lambda t: spark.read.parquet(join(interactions_dir, t))  # noqa: E731
-        return cls(read("data"), read("track_ids"), read("playlist_ids"))
+        track_ids = read("track_ids")
+        return cls(read("data"), track_ids, read("playlist_ids"), track_ids.count())
 
 
 @dataclass(frozen=True)
 class Queries:
     playlists: DataFrame  # pid, playlist_idx (null if unknown), name_norm (nullable)
     seeds: DataFrame  # pid, track_idx
+    max_seeds: int  # most seeds of any query playlist: lists are cut at n + max_seeds before seeds go
 
     @classmethod
     def from_challenge(cls, data: RankingData, challenge_playlists: DataFrame,
@@ -39,8 +42,6 @@ class Queries:
                      .join(data.playlist_ids.select("pid", "playlist_idx"), "pid", "left"))
         seeds = challenge_tracks.select("pid", "track_uri").join(
             data.track_ids.select("track_uri", "track_idx"), "track_uri").select("pid", "track_idx").distinct()
-        return cls(playlists.cache(), seeds.cache())
-
-    def max_seeds(self) -> int:
-        row = self.seeds.groupBy("pid").count().agg(F.max("count")).first()
-        return int(row[0] or 0)
+        seeds = seeds.cache()
+        most = seeds.groupBy("pid").count().agg(F.max("count")).first()[0]
+        return cls(playlists.cache(), seeds, int(most or 0))

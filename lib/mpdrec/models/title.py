@@ -18,7 +18,7 @@ def recommend(data: RankingData, queries: Queries, n: int, min_playlists: int) -
     counts = (data.interactions.select("playlist_idx", "track_idx").join(named, "playlist_idx")
               .groupBy("name_norm", "track_idx").agg(F.count("*").alias("hits"))
               .join(F.broadcast(support), "name_norm"))
-    keep = n + queries.max_seeds()
+    keep = n + queries.max_seeds
     ranked = counts.withColumn("r", F.row_number().over(
         Window.partitionBy("name_norm").orderBy(F.desc("hits"), "track_idx"))).where(F.col("r") <= keep)
     return (queries.playlists.select("pid", "name_norm").join(ranked, "name_norm")

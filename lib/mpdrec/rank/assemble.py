@@ -14,7 +14,7 @@ SUBMISSION_SIZE = 500
 
 def assemble(sources: list[tuple[str, DataFrame]], queries: Queries, n: int = SUBMISSION_SIZE) -> DataFrame:
     """pid, rank (0-based), track_idx, score, source: exactly n rows per query playlist."""
-    keep = n + queries.max_seeds()
+    keep = n + queries.max_seeds
     parts = []
     for priority, (name, df) in enumerate(sources):
         within = F.row_number().over(Window.partitionBy("pid").orderBy(F.desc("score"), "track_idx"))
