@@ -1,0 +1,81 @@
+"""GMF, MLP, NeuMF (He et al., "Neural Collaborative Filtering", WWW 2017) and the two-stream NNCF,
+each a small function that builds the Keras network from its sizes (as in the paper's own code).
+
+Every model maps (playlist_idx, track_idx) to one logit; the loss applies the sigmoid. Embedding
+lookups give row-sparse gradients (tf.IndexedSlices), which `sparse_optimizer` applies row by row:
+with 2.26M tracks a dense optimizer step over whole tables is the slowest possible way to train.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+MODELS = ("gmf", "mlp", "neumf", "nncf")
+
+
+def _inputs() -> tuple[tf.keras.Input, tf.keras.Input]:
+    return (tf.keras.Input(shape=(), dtype=tf.int32, name="playlist"),
+            tf.keras.Input(shape=(), dtype=tf.int32, name="track"))
+
+
+def _embed(n: int, dim: int, name: str, x: tf.Tensor, l2: float) -> tf.Tensor:
+    reg = tf.keras.regularizers.l2(l2) if l2 else None
+    return tf.keras.layers.Embedding(n, dim, name=name, embeddings_initializer=tf.keras.initializers.RandomNormal(
+        stddev=0.01), embeddings_regularizer=reg)(x)
+
+
+def _gmf_vector(p: tf.Tensor, t: tf.Tensor, num_playlists: int, num_tracks: int, factors: int, l2: float) -> tf.Tensor:
+    return tf.keras.layers.Multiply(name="gmf_product")([
+        _embed(num_playlists, factors, "gmf_playlist", p, l2), _embed(num_tracks, factors, "gmf_track", t, l2)])
+
+
+def _mlp_vector(p: tf.Tensor, t: tf.Tensor, num_playlists: int, num_tracks: int, layers: list[int],
+                l2: float, batch_norm: bool = False, dropout: float = 0.0, prefix: str = "mlp") -> tf.Tensor:
+    """The paper's tower: embeddings of layers[0] / 2 each, concatenated, then Dense(layers[1:])."""
+    half = layers[0] // 2
+    x = tf.keras.layers.Concatenate(name=f"{prefix}_concat")([
+        _embed(num_playlists, half, f"{prefix}_playlist", p, l2), _embed(num_tracks, half, f"{prefix}_track", t, l2)])
+    for i, units in enumerate(layers[1:]):
+        x = tf.keras.layers.Dense(units, activation="relu", name=f"{prefix}_dense_{i}")(x)
+        if batch_norm:
+            x = tf.keras.layers.BatchNormalization(name=f"{prefix}_bn_{i}")(x)
+        if dropout:
+            x = tf.keras.layers.Dropout(dropout, name=f"{prefix}_dropout_{i}")(x)
+    return x
+
+
+def build_model(model: str, num_playlists: int, num_tracks: int, factors: int, layers: list[int],
+                l2: float = 0.0, dropout: float = 0.2) -> tf.keras.Model:
+    """The network named `model`. `factors`: GMF / NNCF dot-stream size; `layers`: MLP tower sizes
+    (layers[0] = both embeddings together). NNCF: a dot product of `factors`-sized embeddings and an
+    MLP stream with batch normalisation and dropout, combined by dense layers."""
+    p, t = _inputs()
+    if model == "gmf":
+        x = _gmf_vector(p, t, num_playlists, num_tracks, factors, l2)
+    elif model == "mlp":
+        x = _mlp_vector(p, t, num_playlists, num_tracks, layers, l2)
+    elif model == "neumf":
+        x = tf.keras.layers.Concatenate(name="neumf_concat")([
+            _gmf_vector(p, t, num_playlists, num_tracks, factors, l2),
+            _mlp_vector(p, t, num_playlists, num_tracks, layers, l2)])
+    elif model == "nncf":
+        dot = tf.keras.layers.Dot(axes=1, name="mf_dot")([
+            _embed(num_playlists, factors, "mf_playlist", p, l2), _embed(num_tracks, factors, "mf_track", t, l2)])
+        mlp = _mlp_vector(p, t, num_playlists, num_tracks, layers, l2, batch_norm=True, dropout=dropout)
+        x = tf.keras.layers.Dense(layers[-1], activation="relu", name="combine")(
+            tf.keras.layers.Concatenate(name="streams")([dot, mlp]))
+    else:
+        raise ValueError(f"unknown model {model!r} (one of {', '.join(MODELS)})")
+    logit = tf.keras.layers.Dense(1, name="logit")(x)
+    return tf.keras.Model([p, t], tf.keras.layers.Reshape((), name="score")(logit), name=model)
+
+
+def sparse_optimizer(lr: float) -> tf.keras.optimizers.legacy.Optimizer:
+    """Adagrad from Keras' legacy optimizers: it applies IndexedSlices gradients to the touched rows
+    only (its accumulator is per row). Measured in scripts/bench_ncf.py against a dense step."""
+    return tf.keras.optimizers.legacy.Adagrad(learning_rate=lr, initial_accumulator_value=0.1)
+
+
+def dense_layer_flops(model: tf.keras.Model) -> int:
+    """Multiply-adds x 2 of one sample's forward pass through the dense layers (embeddings are lookups)."""
+    return sum(2 * int(w.shape[0]) * int(w.shape[1]) for layer in model.layers
+               if isinstance(layer, tf.keras.layers.Dense) for w in layer.weights[:1])

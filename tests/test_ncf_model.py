@@ -1,0 +1,53 @@
+"""NCF networks: shapes and parameter counts follow their configured sizes; embedding gradients are
+row-sparse and the optimizer updates only the rows a batch touched."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from mpdrec.models.ncf.model import build_model, dense_layer_flops, sparse_optimizer  # noqa: E402
+
+P, T = 50, 80
+
+
+def _dense(sizes: list[int]) -> int:
+    return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+
+
+@pytest.mark.parametrize("name, factors, layers, expected", [
+    ("gmf", 8, [16], (P + T) * 8 + 8 + 1),
+    ("mlp", 8, [64, 32, 16], (P + T) * 32 + _dense([64, 32, 16]) + 16 + 1),
+    # the seed configuration: NeuMF latent 32, MLP [256, 128, 128, 64]
+    ("neumf", 32, [256, 128, 128, 64], (P + T) * 32 + (P + T) * 128 + _dense([256, 128, 128, 64]) + (32 + 64) + 1),
+    # NNCF: MF latent 50, MLP latents 10 (layers[0] = 2 x 10), batch norm (4 weights per unit)
+    ("nncf", 50, [20, 16, 8], (P + T) * 50 + (P + T) * 10 + _dense([20, 16, 8]) + 4 * (16 + 8)
+     + (1 + 8) * 8 + 8 + 8 + 1),
+])
+def test_parameter_counts_follow_the_config(name, factors, layers, expected):
+    model = build_model(name, P, T, factors, layers)
+    assert model.count_params() == expected
+    out = model([tf.constant([0, 3, 49]), tf.constant([1, 79, 5])], training=False)
+    assert out.shape == (3,)
+
+
+def test_embedding_updates_touch_only_the_batch_rows():
+    model = build_model("neumf", P, T, 4, [8, 4])
+    opt = sparse_optimizer(0.1)
+    table = model.get_layer("gmf_track").embeddings
+    before = table.numpy().copy()
+    with tf.GradientTape() as tape:
+        logits = model([tf.constant([1, 2]), tf.constant([7, 9])], training=True)
+        loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.constant([1.0, 0.0]), logits))
+    grads = tape.gradient(loss, model.trainable_variables)
+    position = next(i for i, v in enumerate(model.trainable_variables) if v is table)
+    assert isinstance(grads[position], tf.IndexedSlices)
+    opt.apply_gradients(zip(grads, model.trainable_variables))
+    changed = np.flatnonzero(np.any(table.numpy() != before, axis=1))
+    assert changed.tolist() == [7, 9]
+
+
+def test_flops_count_the_dense_layers():
+    model = build_model("mlp", P, T, 8, [64, 32, 16])
+    assert dense_layer_flops(model) == 2 * (64 * 32 + 32 * 16 + 16 * 1)
