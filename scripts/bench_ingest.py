@@ -68,7 +68,7 @@ def main() -> None:
     for slices in scales:
         c = cfg(slices, f"run{slices}")
         t0 = time.perf_counter()
-        synth = generate(c.synth, force=True)
+        generate(c.synth, force=True)
         synth_s = time.perf_counter() - t0
         files = sorted((work / f"mpd{slices}").glob("mpd.slice.*.json"))
         mb = sum(f.stat().st_size for f in files) / 1e6

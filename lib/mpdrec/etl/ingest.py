@@ -106,7 +106,7 @@ def _duplicates(spark: SparkSession, staging: str) -> DataFrame:
     return pl.join(F.broadcast(firsts), "pid").where(F.col("source") != F.col("first_source"))
 
 
-def _replace_table(spark: SparkSession, fs: FileStore, df: DataFrame, uri: str) -> None:
+def _replace_table(fs: FileStore, df: DataFrame, uri: str) -> None:
     tmp = uri + ".rewrite"
     df.write.mode("overwrite").parquet(tmp)
     fs.delete(uri)
@@ -139,9 +139,9 @@ def _drop_duplicates(spark: SparkSession, fs: FileStore, staging: str, dups: Dat
     minus = dup_entries.select("pid", "track_uri").distinct().groupBy("track_uri").agg(F.count("*").alias("n"))
     minus = minus.localCheckpoint()  # computed before playlist_tracks is rewritten under it
     pl = spark.read.parquet(join(staging, "playlists"))
-    _replace_table(spark, fs, pl.join(dups.select("pid", "source"), ["pid", "source"], "left_anti"),
+    _replace_table(fs, pl.join(dups.select("pid", "source"), ["pid", "source"], "left_anti"),
                    join(staging, "playlists"))
-    _replace_table(spark, fs, pt.join(dup_keys.select("pid", "file"), ["pid", "file"], "left_anti").drop("file"),
+    _replace_table(fs, pt.join(dup_keys.select("pid", "file"), ["pid", "file"], "left_anti").drop("file"),
                    join(staging, "playlist_tracks"))
     return minus
 
@@ -182,8 +182,8 @@ def _row_counts(spark: SparkSession, fs: FileStore, staging: str, summaries: lis
     return {t: rows[t] for t in TABLES if t in rows}
 
 
-def _reject(spark: SparkSession, fs: FileStore, run_dir: str, staging: str, summaries: list[FileSummary],
-            records: int, total: int, share: float, limit: float) -> None:
+def _reject(spark: SparkSession, fs: FileStore, run_dir: str, staging: str, records: int, total: int,
+            share: float, limit: float) -> None:
     """Move the quarantine aside, publish nothing, and fail naming files and first reasons."""
     rejected = join(run_dir, "ingest_rejected")
     fs.delete(rejected)
@@ -239,7 +239,7 @@ def _ingest_into(spark: SparkSession, fs: FileStore, cfg: Config, slices: list[F
         dups.unpersist()
     seconds["repeated_pids"] = time.time() - t1
     if share > limit:
-        _reject(spark, fs, run_dir, staging, summaries, records, total, share, limit)
+        _reject(spark, fs, run_dir, staging, records, total, share, limit)
     if records:
         log.warning("ingest: %d records quarantined (%.4f%%, allowed %.4f%%): %s",
                     records, 100 * share, 100 * limit, dict(by_reason))

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from mpdrec import schemas
 from mpdrec.etl.mpd_parse import parse_challenge, parse_mpd_slice
-from mpdrec.io.arrow_fs import read_bytes, resolve
+from mpdrec.io.arrow_fs import read_bytes, resolve_for_write
 from mpdrec.io.paths import basename, join
 
 TRACK_STATS = "track_stats_partial"  # intermediate; Spark ignores paths starting with "_"
@@ -73,8 +73,7 @@ _DICTIONARY_COLUMNS = {
 
 
 def _write(table: pa.Table, out_dir: str, table_name: str, file_name: str) -> None:
-    fs, path = resolve(join(out_dir, table_name, file_name))
-    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    fs, path = resolve_for_write(join(out_dir, table_name, file_name))
     pq.write_table(table, path, filesystem=fs, compression="snappy",
                    use_dictionary=_DICTIONARY_COLUMNS[table_name])
 

@@ -20,9 +20,15 @@ def read_bytes(uri: str) -> bytes:
         return stream.read()
 
 
-def write_bytes(uri: str, data: bytes) -> None:
-    """Whole-object write (atomic on object stores; callers stage local writes themselves)."""
+def resolve_for_write(uri: str) -> tuple[pafs.FileSystem, str]:
+    """`resolve`, with the parent directory created (a no-op on object stores)."""
     fs, path = resolve(uri)
     fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    return fs, path
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    """Whole-object write (atomic on object stores; callers stage local writes themselves)."""
+    fs, path = resolve_for_write(uri)
     with fs.open_output_stream(path) as stream:
         stream.write(data)
