@@ -14,6 +14,7 @@ RUNTIME = [
     "orjson==3.10.7",
     "msgspec==0.19.0",
     "PyYAML==6.0.2",
+    "matplotlib==3.8.4",  # PNG plots of training curves and reports
 ]
 
 setup(

@@ -28,10 +28,10 @@ def test_draws_avoid_positives_even_when_they_dominate():
     playlists = np.array([3, 7])
     offsets = np.array([0, 8, 9])
     positives = np.array([0, 1, 2, 3, 4, 5, 6, 7, 5])  # playlist 3 holds 8 of the 10 tracks
-    pl, tr, draw = sample_negatives(playlists, offsets, positives, cdf, 3, seed=1, epoch=0)
+    pl, tr, draw = sample_negatives(playlists, offsets, positives, cdf, 3 * np.diff(offsets), seed=1, epoch=0)
     assert len(pl) == 3 * 9
     assert set(tr[pl == 3]) <= {8, 9} and 5 not in set(tr[pl == 7])
-    again = sample_negatives(playlists, offsets, positives, cdf, 3, seed=1, epoch=0)
+    again = sample_negatives(playlists, offsets, positives, cdf, 3 * np.diff(offsets), seed=1, epoch=0)
     assert all(np.array_equal(a, b) for a, b in zip((pl, tr, draw), again))
 
 
@@ -117,3 +117,33 @@ def test_job_stage_reads_the_runs_interactions(spark, synth_dir, tmp_path):
     assert sorted(p.name for p in (tmp_path / "negatives" / "data" / "epoch=0").iterdir()) == [
         "shard=0", "shard=1", "shard=2"]
     assert run_negatives(spark, cfg)["skipped"] is True
+
+
+def test_leave_one_out_set_holds_out_the_last_track(spark, interactions, tmp_path):
+    """Each evaluated playlist's last track is out of training (no leak) and ranked against 99 distinct
+    tracks that are none of its positives; the other playlists train on all their tracks."""
+    data, eval_dir = tmp_path / "data", tmp_path / "eval"
+    m = build_negatives(spark, interactions, N_TRACKS, str(data), k=4, beta=0.0, epochs=1, shards=2, seed=9,
+                        eval_dir=str(eval_dir), eval_playlists=50, eval_negatives=99)
+    loo = spark.read.parquet(str(eval_dir)).toPandas()
+    assert m["eval_playlists"] == len(loo) == loo.playlist_idx.nunique() == 50
+    rows = interactions.toPandas()
+    last = rows.sort_values("pos").groupby("playlist_idx").track_idx.last()
+    assert (loo.set_index("playlist_idx").track_idx == last.loc[loo.playlist_idx]).all()
+    tracks = rows.groupby("playlist_idx").track_idx.apply(set)
+    for r in loo.itertuples():
+        assert len(r.negatives) == len(set(r.negatives)) == 99
+        assert not set(r.negatives) & tracks[r.playlist_idx]
+    train = spark.read.parquet(str(data)).where("label = 1").toPandas()
+    held = set(zip(loo.playlist_idx, loo.track_idx))
+    assert not held & set(zip(train.playlist_idx, train.track_idx))
+    assert len(train) == len(rows) - 50
+    per_playlist = spark.read.parquet(str(data)).groupBy("playlist_idx").agg(
+        F.sum(1 - F.col("label")).alias("neg"), F.sum("label").alias("pos")).collect()
+    assert all(r.neg == 4 * r.pos for r in per_playlist)
+    negatives = spark.read.parquet(str(data)).where("label = 0").toPandas()
+    assert not held & set(zip(negatives.playlist_idx, negatives.track_idx))
+    again = tmp_path / "again"
+    build_negatives(spark, interactions, N_TRACKS, str(tmp_path / "d2"), k=4, beta=0.0, epochs=1, shards=2, seed=9,
+                    eval_dir=str(again), eval_playlists=50, eval_negatives=99)
+    assert spark.read.parquet(str(again)).toPandas().equals(loo)

@@ -81,8 +81,12 @@ class NegativesConfig:
     input: str | None  # an interactions table (playlist_idx, track_idx, ...); None: the run's own
     epochs: int  # epoch sets of fresh negatives to write
     shards: int  # files per epoch set, of near-equal size; a Horovod rank reads every size-th one
+    eval_playlists: int  # playlists whose last track is held out for leave-one-out evaluation; 0 = none
+    eval_negatives: int  # sampled non-positive tracks each held-out track is ranked against
 
     def __post_init__(self) -> None:
+        _require(self.eval_playlists >= 0, "negatives.eval_playlists", "must be >= 0")
+        _require(self.eval_negatives >= 1, "negatives.eval_negatives", "must be at least 1")
         _require(self.k >= 1, "negatives.k", "must be at least 1")
         _require(self.beta >= 0, "negatives.beta", "must be >= 0")
         _require(self.epochs >= 1, "negatives.epochs", "must be at least 1")
@@ -112,6 +116,46 @@ class RankConfig:
         _require(self.cooc_max_playlists_per_seed >= 1, "rank.cooc_max_playlists_per_seed", "must be >= 1")
 
 
+NCF_MONITORS = ("hr@10", "ndcg@10", "auc")
+
+
+@dataclass(frozen=True)
+class NcfConfig:
+    model: str  # gmf | mlp | neumf | nncf
+    factors: int  # GMF latent size (NNCF: its dot stream's)
+    layers: list[int]  # MLP tower; layers[0] = playlist + track embeddings together
+    l2: float  # L2 penalty on embeddings
+    dropout: float  # NNCF's MLP stream
+    epochs: int
+    batch_size: int  # per rank
+    lr: float  # Adagrad learning rate for one rank
+    scale_lr: bool  # multiply lr by the number of ranks (the global batch grows with them)
+    sparse_as_dense: bool  # Horovod: allreduce embedding gradients as dense tables instead of allgather
+    patience: int  # stop after this many epochs without a better `monitor`; 0 = never early
+    monitor: str  # hr@10 | ndcg@10 | auc: the metric early stopping and the kept model follow
+    pretrained: bool  # neumf: start from this run's trained gmf and mlp (He et al., section 3.4.1)
+    num_proc: int  # ranks when launcher = spark
+    launcher: str  # horovodrun (or plain python: one rank) | spark (horovod.spark.run)
+    train_path: str | None  # labelled examples, epoch=<e>/shard=<s>/ or flat; None: <run_dir>/negatives/data
+    eval_path: str | None  # leave-one-out Parquet (playlist_idx, track_idx, negatives); None: the run's
+
+    def __post_init__(self) -> None:
+        _require(self.model in ("gmf", "mlp", "neumf", "nncf"), "ncf.model", "must be gmf, mlp, neumf or nncf")
+        _require(self.factors >= 1, "ncf.factors", "must be at least 1")
+        _require(len(self.layers) >= 1 and all(u >= 1 for u in self.layers) and self.layers[0] % 2 == 0,
+                 "ncf.layers", "must be positive sizes, the first even (split between playlist and track)")
+        _require(self.l2 >= 0, "ncf.l2", "must be >= 0")
+        _require(0 <= self.dropout < 1, "ncf.dropout", "must be within [0, 1)")
+        _require(self.epochs >= 1, "ncf.epochs", "must be at least 1")
+        _require(self.batch_size >= 1, "ncf.batch_size", "must be at least 1")
+        _require(self.lr > 0, "ncf.lr", "must be > 0")
+        _require(self.patience >= 0, "ncf.patience", "must be >= 0")
+        _require(self.monitor in NCF_MONITORS, "ncf.monitor", f"must be one of {', '.join(NCF_MONITORS)}")
+        _require(not self.pretrained or self.model == "neumf", "ncf.pretrained", "applies to ncf.model=neumf only")
+        _require(self.num_proc >= 1, "ncf.num_proc", "must be at least 1")
+        _require(self.launcher in ("horovodrun", "spark"), "ncf.launcher", "must be horovodrun or spark")
+
+
 @dataclass(frozen=True)
 class SparkConfig:
     master: str | None  # None: leave it to spark-submit / the cluster
@@ -128,6 +172,7 @@ class Config:
     interactions: InteractionsConfig
     negatives: NegativesConfig
     rank: RankConfig
+    ncf: NcfConfig
     spark: SparkConfig
 
     def section_digest(self, *sections: str) -> str:

@@ -69,6 +69,7 @@ def run_negatives(spark: SparkSession, cfg: Config, force: bool = False) -> dict
         n = cfg.negatives
         with job_step(spark, f"sample_negatives: k={n.k}, beta={n.beta}, {n.epochs} epoch sets"):
             return build_negatives(spark, interactions, num_tracks, join(staging, "data"), n.k, n.beta,
-                                   n.epochs, n.shards, cfg.seed)
+                                   n.epochs, n.shards, cfg.seed, join(staging, "eval"), n.eval_playlists,
+                                   n.eval_negatives)
 
     return run_stage(fs, run_dir, "negatives", fp, build, force=force)

@@ -1,8 +1,9 @@
-"""A small file-store interface with two implementations.
+"""A small file-store interface with three implementations.
 
 `LocalFS` is plain Python (the generator runs without Spark); `HadoopFS` goes through the JVM's
 Hadoop FileSystem, so the same code reads and writes file://, hdfs://, gs:// (Dataproc's connector)
-and s3:// (EMRFS) exactly as Spark itself does.
+and s3:// (EMRFS) exactly as Spark itself does; `ArrowFS` reaches the same remote stores through
+pyarrow, for processes with no JVM (Horovod ranks). `store_for` picks LocalFS or ArrowFS for a URI.
 """
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ import shutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from mpdrec.io.paths import local_path, to_uri
+import pyarrow.fs as pafs
+
+from mpdrec.io.arrow_fs import resolve
+from mpdrec.io.paths import GLOB_CHARS, MANIFEST, is_local, join, local_path, to_uri
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -170,3 +174,84 @@ class HadoopFS:
         fs = self._fs(p)
         for s in fs.globStatus(p) or []:
             fs.delete(s.getPath(), True)
+
+
+class ArrowFS:
+    """FileStore over pyarrow's filesystems (gs://, s3://, hdfs://), for processes without a JVM.
+
+    Object stores have no directory rename: `rename` copies every object, the manifest last, then
+    deletes the source, so a reader that trusts only `_manifest.json` never sees a partial output.
+    """
+
+    def exists(self, uri: str) -> bool:
+        fs, path = resolve(uri)
+        return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+    def is_dir(self, uri: str) -> bool:
+        fs, path = resolve(uri)
+        return fs.get_file_info(path).type == pafs.FileType.Directory
+
+    def delete(self, uri: str) -> None:
+        fs, path = resolve(uri)
+        kind = fs.get_file_info(path).type
+        if kind == pafs.FileType.Directory:
+            fs.delete_dir(path)
+        elif kind == pafs.FileType.File:
+            fs.delete_file(path)
+
+    def rename(self, src: str, dst: str) -> None:
+        fs, s = resolve(src)
+        _, d = resolve(dst)
+        try:
+            fs.move(s, d)
+            return
+        except (NotImplementedError, OSError):
+            pass  # object stores: copy, manifest last
+        files = [i.path for i in fs.get_file_info(pafs.FileSelector(s, recursive=True)) if i.type == pafs.FileType.File]
+        for f in sorted(files, key=lambda f: f.endswith("/" + MANIFEST)):
+            fs.copy_file(f, d + f[len(s):])
+        fs.delete_dir(s)
+
+    def mkdirs(self, uri: str) -> None:
+        fs, path = resolve(uri)
+        fs.create_dir(path, recursive=True)
+
+    def read_text(self, uri: str) -> str:
+        fs, path = resolve(uri)
+        with fs.open_input_stream(path) as f:
+            return f.read().decode("utf-8")
+
+    def write_text(self, uri: str, text: str) -> None:
+        """Whole-object write: atomic on object stores."""
+        fs, path = resolve(uri)
+        with fs.open_output_stream(path) as f:
+            f.write(text.encode("utf-8"))
+
+    def _matches(self, pattern: str) -> list[tuple[str, pafs.FileInfo]]:
+        """(uri, info) of every file or directory matching a glob (each segment matched alone)."""
+        fs, path = resolve(pattern)
+        prefix = pattern[:len(pattern) - len(path)]  # gs://, s3://, hdfs://host:port
+        parts = path.split("/")
+        fixed = next((i for i, p in enumerate(parts) if any(c in GLOB_CHARS for c in p)), len(parts))
+        if fixed == len(parts):
+            info = fs.get_file_info(path)
+            return [] if info.type == pafs.FileType.NotFound else [(pattern, info)]
+        selector = pafs.FileSelector("/".join(parts[:fixed]), recursive=True, allow_not_found=True)
+        return sorted((prefix + i.path, i) for i in fs.get_file_info(selector)
+                      if i.path.count("/") == path.count("/") and fnmatch.fnmatchcase(i.path, path))
+
+    def glob(self, pattern: str) -> list[FileInfo]:
+        return [FileInfo(uri, i.size, int(i.mtime_ns // 1_000_000))
+                for uri, i in self._matches(pattern) if i.type == pafs.FileType.File]
+
+    def list_files(self, uri: str, name_pattern: str = "*") -> list[FileInfo]:
+        return self.glob(join(uri, name_pattern))
+
+    def delete_glob(self, pattern: str) -> None:
+        for uri, _ in self._matches(pattern):
+            self.delete(uri)
+
+
+def store_for(uri: str) -> FileStore:
+    """The JVM-free store for a URI: LocalFS for local paths, ArrowFS for remote ones."""
+    return LocalFS() if is_local(uri) else ArrowFS()

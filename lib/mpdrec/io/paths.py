@@ -6,13 +6,17 @@ from pathlib import Path
 
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 GLOB_CHARS = set("*?[{")
+MANIFEST = "_manifest.json"  # a stage output is valid iff this file exists (see io/stage.py)
 
 
 def to_uri(path: str) -> str:
-    """`runs/x` -> `file:///abs/runs/x`; URIs with a scheme (gs://, s3://, file:) are kept."""
+    """`runs/x` -> `file:///abs/runs/x`; URIs with a scheme (gs://, s3://, file:) are kept.
+
+    Not percent-encoded (unlike Path.as_uri): Hadoop, pyarrow and `local_path` all read the raw form,
+    and Spark's partition directories (`epoch=0`) would otherwise come back as `epoch%3D0`."""
     if _SCHEME.match(path):
         return path
-    return Path(path).expanduser().absolute().as_uri()
+    return "file://" + str(Path(path).expanduser().absolute())
 
 
 def is_local(uri: str) -> bool:

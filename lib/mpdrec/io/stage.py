@@ -20,9 +20,8 @@ from typing import Any, Callable
 
 import mpdrec
 from mpdrec.io.fs import FileInfo, FileStore
-from mpdrec.io.paths import join
+from mpdrec.io.paths import MANIFEST, join
 
-MANIFEST = "_manifest.json"
 log = logging.getLogger("mpdrec.stage")
 
 
@@ -76,33 +75,30 @@ def versions() -> dict[str, str]:
     return out
 
 
-def run_stage(
-    fs: FileStore,
-    parent_dir: str,
-    name: str,
-    fp: dict[str, Any],
-    build: Callable[[str], dict[str, Any]],
-    force: bool = False,
-    resume: bool = False,
-) -> dict[str, Any]:
-    """Run `build(staging_dir)` unless `<parent_dir>/<name>` is up to date, then publish atomically.
-
-    `build` writes the outputs under the staging directory and returns the manifest's body
-    (row counts, timings...). Returns the manifest (the existing one when skipped). With `resume`,
-    what an interrupted try of the same fingerprint left in staging is kept for `build` to reuse;
-    otherwise staging starts empty.
-    """
+def up_to_date(fs: FileStore, parent_dir: str, name: str, fp: dict[str, Any], force: bool = False
+               ) -> dict[str, Any] | None:
+    """The published manifest of `<parent_dir>/<name>` when it has this fingerprint (and not `force`)."""
     final = join(parent_dir, name)
     existing = read_manifest(fs, final)
     if existing is not None and existing.get("fingerprint") == fp and not force:
         log.info("%s: up to date (%s), skipping; --force reruns it", name, final)
         return {**existing, "skipped": True}
+    return None
+
+
+def begin_stage(fs: FileStore, parent_dir: str, name: str, fp: dict[str, Any], resume: bool = False) -> str:
+    """The staging directory to build in: emptied first unless `resume` keeps an interrupted try's files."""
     staging = staging_uri(parent_dir, name, fp)
     if not resume:
         fs.delete(staging)
     fs.mkdirs(staging)
-    started = time.time()
-    body = build(staging)
+    return staging
+
+
+def publish_stage(fs: FileStore, parent_dir: str, name: str, fp: dict[str, Any], staging: str,
+                  body: dict[str, Any], started: float) -> dict[str, Any]:
+    """Write the manifest last, swap staging into `<parent_dir>/<name>`, drop stale tries; the manifest."""
+    final = join(parent_dir, name)
     manifest = {
         "stage": name,
         "fingerprint": fp,
@@ -120,3 +116,27 @@ def run_stage(
     fs.delete_glob(join(parent_dir, "_staging", f"{name}-{'[0-9a-f]' * 16}-*"))
     log.info("%s: published %s in %.1fs", name, final, manifest["seconds_total"])
     return manifest
+
+
+def run_stage(
+    fs: FileStore,
+    parent_dir: str,
+    name: str,
+    fp: dict[str, Any],
+    build: Callable[[str], dict[str, Any]],
+    force: bool = False,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Run `build(staging_dir)` unless `<parent_dir>/<name>` is up to date, then publish atomically.
+
+    `build` writes the outputs under the staging directory and returns the manifest's body
+    (row counts, timings...). Returns the manifest (the existing one when skipped). With `resume`,
+    what an interrupted try of the same fingerprint left in staging is kept for `build` to reuse;
+    otherwise staging starts empty.
+    """
+    existing = up_to_date(fs, parent_dir, name, fp, force)
+    if existing is not None:
+        return existing
+    started = time.time()
+    staging = begin_stage(fs, parent_dir, name, fp, resume)
+    return publish_stage(fs, parent_dir, name, fp, staging, build(staging), started)

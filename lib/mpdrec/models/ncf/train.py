@@ -1,0 +1,305 @@
+"""Horovod training of GMF, MLP, NeuMF and NNCF: one function, `train_on_rank`, that every rank runs,
+whether `horovodrun` started the processes or `horovod.spark.run` started them in Spark tasks.
+
+Horovod, done the standard way: one GPU per local rank (CPU threads split between local ranks when
+there is none), the learning rate times the number of ranks (each rank adds a batch to the global
+one), initial variables and optimizer slots broadcast from rank 0, gradients averaged by
+`DistributedGradientTape`, metrics summed across ranks before dividing, and only rank 0 writing.
+
+Sparse embedding gradients: each batch touches a few thousand of millions of rows, so Horovod's
+default for IndexedSlices, an allgather of the touched rows (ranks x batch x width values), is what
+scales; `sparse_as_dense` would allreduce whole tables every step. The row-sparse optimizer then
+updates only those rows. `scripts/bench_ncf.py` measures both.
+
+Output (atomic, like every stage): `<run_dir>/ncf/<model>/` with model.keras, embeddings/*.parquet,
+history.json, history.png and _manifest.json. Checkpoints live in the stage's staging directory
+while it trains, so a killed run, started again with the same config, resumes after its last
+finished epoch; they are dropped once the output is published.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+
+from mpdrec.config import Config, stable_digest
+from mpdrec.errors import InputError
+from mpdrec.io.fs import FileInfo, FileStore, store_for
+from mpdrec.io.paths import MANIFEST, join, to_uri
+from mpdrec.io.stage import begin_stage, fingerprint, publish_stage, read_manifest, staging_uri, up_to_date
+from mpdrec.models.ncf.artifacts import (
+    download_dir, latest_checkpoint, plot_history, restore_checkpoint, save_checkpoint, upload_dir, write_embeddings)
+from mpdrec.models.ncf.data import (
+    LeaveOneOut, TrainingData, describe_training_data, positive_counts, read_leave_one_out, training_dataset)
+from mpdrec.models.ncf.leave_one_out import METRICS, metric_sums, summarize
+
+PROGRESS_EVERY_S = 30.0  # in-epoch progress lines (rank 0)
+EVAL_BATCH = 1 << 16  # (playlist, track) pairs scored per call during evaluation
+UNTRAINED_KEYS = ("launcher", "num_proc")  # how ranks are started does not change what they train
+
+
+def config_digest(cfg: Config, ranks: int) -> str:
+    """What the trained model depends on besides its input files: the seed, the ncf settings and the
+    number of ranks (global batch and learning rate grow with it), not the launcher."""
+    ncf = {k: v for k, v in dataclasses.asdict(cfg.ncf).items() if k not in UNTRAINED_KEYS}
+    return stable_digest({"seed": cfg.seed, "ncf": ncf, "ranks": ranks})
+
+
+def _sources(cfg: Config, run_dir: str) -> tuple[str, str, list[FileInfo]]:
+    """(training data URI, leave-one-out URI, the leave-one-out files)."""
+    train = to_uri(cfg.ncf.train_path) if cfg.ncf.train_path else join(run_dir, "negatives", "data")
+    evaluation = to_uri(cfg.ncf.eval_path) if cfg.ncf.eval_path else join(run_dir, "negatives", "eval")
+    store = store_for(evaluation)
+    files = store.glob(join(evaluation, "*.parquet")) or store.glob(evaluation)
+    if not files:
+        hint = ("set ncf.eval_path to a Parquet table (playlist_idx, track_idx, negatives)" if cfg.ncf.eval_path else
+                "run jobs/sample_negatives.py with negatives.eval_playlists > 0, or set ncf.eval_path")
+        raise InputError(f"no leave-one-out set at {evaluation}: {hint}")
+    return train, evaluation, files
+
+
+def _pretrained_inputs(cfg: Config, store: FileStore, parent: str, data: TrainingData) -> list[FileInfo]:
+    """The manifests of this run's trained gmf and mlp, checked to fit NeuMF's sizes (every rank
+    checks, so a mistake stops all ranks before any collective call)."""
+    n = cfg.ncf
+    infos = []
+    for name, key, want in (("gmf", "factors", n.factors), ("mlp", "layers", n.layers)):
+        m = read_manifest(store, join(parent, name))
+        if m is None:
+            raise InputError(f"ncf.pretrained: {join(parent, name)} has no trained model; run jobs/train_ncf.py "
+                             f"with --set ncf.model={name} first")
+        if m[key] != want or (m["num_playlists"], m["num_tracks"]) != (data.num_playlists, data.num_tracks):
+            raise InputError(f"ncf.pretrained: {name} was trained with {key}={m[key]} on {m['num_playlists']} x "
+                             f"{m['num_tracks']} tables; NeuMF needs {key}={want} on {data.num_playlists} x "
+                             f"{data.num_tracks}")
+        infos += store.glob(join(parent, name, MANIFEST))
+    return infos
+
+
+def _setup_devices(hvd: Any) -> str:
+    """One GPU per local rank; without GPUs, the cores split between the ranks on this machine."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        gpu = gpus[hvd.local_rank() % len(gpus)]
+        tf.config.experimental.set_memory_growth(gpu, True)
+        tf.config.set_visible_devices(gpu, "GPU")
+        return f"GPU {gpu.name}"
+    threads = max(1, (os.cpu_count() or 1) // hvd.local_size())
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+    return f"CPU, {threads} threads per rank"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def weights_digest(model: Any) -> str:
+    """sha256 of every weight: equal on all ranks when training stayed in sync."""
+    h = hashlib.sha256()
+    for w in model.get_weights():
+        h.update(np.ascontiguousarray(w).tobytes())
+    return h.hexdigest()[:16]
+
+
+def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
+    """Train `cfg.ncf.model` as one Horovod rank; rank 0 publishes `<run_dir>/ncf/<model>/`.
+
+    Returns this rank's summary: rank, size, weights digest, and (rank 0) the stage's manifest.
+    """
+    import horovod.tensorflow as hvd
+    import tensorflow as tf
+
+    from mpdrec.models.ncf.model import build_model, init_neumf_from, sparse_optimizer
+
+    hvd.init()
+    rank, size = hvd.rank(), hvd.size()
+    device = _setup_devices(hvd)
+    n = cfg.ncf
+    run_dir = to_uri(cfg.paths.run_dir)
+    store, parent = store_for(run_dir), join(run_dir, "ncf")
+    train_uri, eval_uri, eval_files = _sources(cfg, run_dir)
+    loo = read_leave_one_out(eval_uri)
+    data = describe_training_data(store_for(train_uri), train_uri, size, loo.max_ids())
+    pretrained = _pretrained_inputs(cfg, store, parent, data) if n.pretrained else []
+    fp = fingerprint(data.inputs + eval_files + pretrained, config_digest(cfg, size))
+    done = up_to_date(store, parent, n.model, fp, force)
+    if done is not None:
+        return {"rank": rank, "size": size, "manifest": done if rank == 0 else None}
+    started = time.time()
+    staging = staging_uri(parent, n.model, fp)
+    if rank == 0:
+        begin_stage(store, parent, n.model, fp, resume=not force)
+    checkpoints = join(staging, "checkpoints")
+
+    tf.keras.utils.set_random_seed(cfg.seed)
+    model = build_model(n.model, data.num_playlists, data.num_tracks, n.factors, n.layers, n.l2, n.dropout)
+    lr = n.lr * (size if n.scale_lr else 1)
+    optimizer = sparse_optimizer(lr)
+    optimizer._create_all_weights(model.trainable_variables)  # slots exist before restore and broadcast
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    say = print if rank == 0 else (lambda *a, **k: None)
+
+    state: dict[str, Any] = {"epoch": 0, "history": [], "best_epoch": 0, "best": None, "bad_epochs": 0,
+                             "stopped": False}
+    if rank == 0:
+        found = latest_checkpoint(store, checkpoints)
+        if found is not None:
+            restore_checkpoint(checkpoint, found[0])
+            state = found[1]
+            say(f"ncf {n.model}: resuming after epoch {state['epoch']} from {found[0]}", flush=True)
+        elif n.pretrained:
+            _init_from_pretrained(model, parent, init_neumf_from)
+            say(f"ncf {n.model}: initialised from this run's trained gmf and mlp", flush=True)
+    state = hvd.broadcast_object(state, root_rank=0)
+    hvd.broadcast_variables(model.variables + optimizer.variables(), root_rank=0)
+
+    def allsum(values: np.ndarray) -> np.ndarray:
+        return hvd.allreduce(tf.constant(values, tf.float64), op=hvd.Sum).numpy()
+
+    mine = slice(rank, None, size)  # this rank's share of the evaluated playlists
+    popularity = allsum(positive_counts(
+        [f for s in data.rank_shards(0, rank, size) for f in s.files], data.num_tracks))
+    baseline = summarize(allsum(metric_sums(popularity[loo.candidates[mine]])))
+    score = tf.function(lambda p, t: model([p, t], training=False),
+                        input_signature=[tf.TensorSpec([None], tf.int32)] * 2)
+
+    def evaluate() -> dict[str, float]:
+        return summarize(allsum(_loo_sums(score, loo, mine)))
+
+    step = _train_step(model, optimizer, hvd, n.sparse_as_dense)
+    say(f"ncf {n.model}: {size} rank(s), {device}; tables {data.num_playlists:,} playlists x {data.num_tracks:,} "
+        f"tracks, {model.count_params():,} parameters; lr {lr:g}; {len(loo.playlists):,} leave-one-out playlists; "
+        f"popularity on the same candidates: " + "  ".join(f"{k} {baseline[k]:.4f}" for k in METRICS), flush=True)
+    epoch_walls: list[float] = []
+    for epoch in range(state["epoch"], state["epoch"] if state["stopped"] else n.epochs):
+        wall = time.perf_counter()
+        steps = data.steps_per_epoch(epoch, size, n.batch_size)
+        files = [f for s in data.rank_shards(epoch, rank, size) for f in s.files]
+        loss_sum, last_note = tf.constant(0.0), time.perf_counter()
+        for i, (p, t, y) in enumerate(training_dataset(files, n.batch_size, steps)):
+            loss_sum += step(p, t, y)
+            now = time.perf_counter()
+            if rank == 0 and now - last_note >= PROGRESS_EVERY_S:
+                last_note = now
+                left = (now - wall) / (i + 1) * (steps - i - 1)
+                say(f"  epoch {epoch + 1}: step {i + 1:,}/{steps:,}  loss {float(loss_sum) / (i + 1):.4f}  "
+                    f"epoch eta {_duration(left)}", flush=True)
+        train_s = time.perf_counter() - wall
+        loss = float(hvd.allreduce(loss_sum / steps, op=hvd.Average).numpy())
+        metrics = evaluate()
+        entry = {"epoch": epoch + 1, "loss": loss, **metrics,
+                 "samples_per_s": steps * n.batch_size * size / train_s,
+                 "train_seconds": train_s, "seconds": time.perf_counter() - wall}
+        state["history"].append(entry)
+        value = metrics[n.monitor]
+        if state["best"] is None or value > state["best"]:
+            state.update(best=value, best_epoch=epoch + 1, bad_epochs=0)
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] = epoch + 1
+        state["stopped"] = bool(n.patience and state["bad_epochs"] >= n.patience)
+        if rank == 0:
+            save_checkpoint(store, checkpoints, checkpoint, epoch + 1, state, keep={state["best_epoch"]})
+        epoch_walls.append(time.perf_counter() - wall)
+        remaining = 0 if state["stopped"] else n.epochs - epoch - 1
+        say(f"ncf {n.model} epoch {epoch + 1}/{n.epochs}: loss {loss:.4f}  "
+            + "  ".join(f"{k} {metrics[k]:.4f}" for k in METRICS)
+            + f"  {entry['samples_per_s']:,.0f} samples/s  {epoch_walls[-1]:.1f}s  "
+            f"eta {_duration(np.mean(epoch_walls) * remaining)}", flush=True)
+        if state["stopped"]:
+            say(f"ncf {n.model}: early stop, {n.monitor} not better than epoch {state['best_epoch']} for "
+                f"{n.patience} epochs", flush=True)
+
+    digest = weights_digest(model)
+    digests = hvd.allgather_object(digest)
+    print(f"ncf {n.model}: rank {rank}/{size} weights sha256 {digest}", flush=True)
+    if len(set(digests)) != 1:
+        raise RuntimeError(f"ranks ended with different weights {digests}: training went out of sync")
+    if rank != 0:
+        return {"rank": rank, "size": size, "weights_digest": digest, "manifest": None}
+    if state["best_epoch"] != state["epoch"]:
+        restore_checkpoint(tf.train.Checkpoint(model=model), join(checkpoints, f"epoch-{state['best_epoch']:04d}"),
+                           partial=True)
+    body = _export(model, state, baseline, staging, cfg, data, loo, lr, size, device)
+    store.delete(checkpoints)
+    manifest = publish_stage(store, parent, n.model, fp, staging, body, started)
+    return {"rank": rank, "size": size, "weights_digest": digest, "manifest": manifest}
+
+
+def _train_step(model: Any, optimizer: Any, hvd: Any, sparse_as_dense: bool) -> Any:
+    import tensorflow as tf
+
+    variables = model.trainable_variables
+
+    @tf.function
+    def step(p: tf.Tensor, t: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=model([p, t], training=True)))
+            total = loss + tf.add_n(model.losses) if model.losses else loss
+        tape = hvd.DistributedGradientTape(tape, sparse_as_dense=sparse_as_dense)
+        optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
+        return loss
+
+    return step
+
+
+def _loo_sums(score: Any, loo: LeaveOneOut, rows: slice) -> np.ndarray:
+    """Metric sums over this rank's share of the leave-one-out playlists (scored in chunks)."""
+    candidates = loo.candidates[rows]
+    p = np.repeat(loo.playlists[rows], candidates.shape[1]).astype(np.int32)
+    t = candidates.reshape(-1).astype(np.int32)
+    parts = [score(p[i:i + EVAL_BATCH], t[i:i + EVAL_BATCH]).numpy() for i in range(0, len(p), EVAL_BATCH)]
+    scores = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+    return metric_sums(scores.reshape(candidates.shape))
+
+
+def _init_from_pretrained(model: Any, parent: str, init: Any) -> None:
+    import tensorflow as tf
+
+    sources = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("gmf", "mlp"):
+            local = os.path.join(tmp, name)
+            download_dir(join(parent, name), local)
+            sources.append(tf.keras.models.load_model(os.path.join(local, "model.keras"), compile=False))
+    init(model, *sources)
+
+
+def _export(model: Any, state: dict[str, Any], baseline: dict[str, float], staging: str, cfg: Config,
+            data: TrainingData, loo: LeaveOneOut, lr: float, size: int, device: str) -> dict[str, Any]:
+    """Write model.keras, embeddings/, history.json and history.png to staging; the manifest body."""
+    from mpdrec.models.ncf.model import embedding_tables
+
+    n = cfg.ncf
+    history = state["history"]
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(os.path.join(tmp, "model.keras"))
+        os.makedirs(os.path.join(tmp, "embeddings"))
+        write_embeddings(embedding_tables(model, "playlist"), "playlist_idx", os.path.join(tmp, "embeddings",
+                                                                                           "playlists.parquet"))
+        write_embeddings(embedding_tables(model, "track"), "track_idx", os.path.join(tmp, "embeddings", "tracks.parquet"))
+        with open(os.path.join(tmp, "history.json"), "w") as f:
+            json.dump(history, f, indent=1)
+        plot_history(history, baseline, f"{n.model}: {size} rank(s), batch {n.batch_size} per rank, lr {lr:g}",
+                     os.path.join(tmp, "history.png"))
+        upload_dir(tmp, staging)
+    best = history[state["best_epoch"] - 1]
+    return {
+        "model": n.model, "factors": n.factors, "layers": n.layers, "ranks": size, "device": device,
+        "num_playlists": data.num_playlists, "num_tracks": data.num_tracks, "parameters": int(model.count_params()),
+        "lr": lr, "batch_size_per_rank": n.batch_size, "sparse_as_dense": n.sparse_as_dense,
+        "epochs_run": len(history), "early_stopped": state["stopped"], "best_epoch": state["best_epoch"],
+        "monitor": n.monitor, "metrics": {k: best[k] for k in METRICS}, "popularity": baseline,
+        "eval_playlists": int(len(loo.playlists)),
+        "samples_per_s": float(np.mean([h["samples_per_s"] for h in history])),
+    }

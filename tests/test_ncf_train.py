@@ -1,0 +1,211 @@
+"""NCF training for real: horovodrun with two Gloo ranks, the same training through horovod.spark.run
+on local[2], a run killed after its first epoch that resumes at the second, and the input pipeline
+and leave-one-out metrics it relies on."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import ROOT, make_config, python_env
+from mpdrec.errors import InputError
+from mpdrec.models.ncf.data import describe_training_data, rank_batches, read_leave_one_out
+from mpdrec.models.ncf.leave_one_out import metric_sums, summarize
+
+GMF = ["ncf.model=gmf", "ncf.factors=16", "ncf.batch_size=4096", "ncf.lr=0.25", "ncf.patience=0"]
+OUTPUTS = {"_manifest.json", "model.keras", "history.json", "history.png", "embeddings/playlists.parquet",
+           "embeddings/tracks.parquet"}
+
+
+@pytest.fixture(scope="module")
+def run_dir(spark, synth_dir, tmp_path_factory) -> Path:
+    """Ingest, interactions and negatives (2 epoch sets x 4 shards, 300 leave-one-out playlists)."""
+    from mpdrec.etl.ingest import run_ingest
+    from mpdrec.etl.stages import run_interactions, run_negatives, run_validation
+
+    out = tmp_path_factory.mktemp("ncf_run")
+    cfg = make_config([f"paths.mpd={synth_dir}", f"paths.run_dir={out}", "paths.challenge=", "negatives.shards=4",
+                       "negatives.epochs=2", "negatives.eval_playlists=300"])
+    for stage in (run_ingest, run_validation, run_interactions, run_negatives):
+        stage(spark, cfg)
+    return out
+
+
+def _env() -> dict[str, str]:
+    return {**python_env(), "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+
+
+def _sets(run_dir: Path, extra: list[str]) -> list[str]:
+    return [arg for s in [f"paths.run_dir={run_dir}", *GMF, *extra] for arg in ("--set", s)]
+
+
+def _files(d: Path) -> set[str]:
+    return {str(p.relative_to(d)) for p in d.rglob("*") if p.is_file()}
+
+
+def _digests(stdout: str) -> dict[int, str]:
+    """Each rank's `rank r/size weights sha256 x` line."""
+    found = {}
+    for line in stdout.splitlines():
+        if "weights sha256" in line:
+            words = line.split()
+            found[int(words[words.index("rank") + 1].split("/")[0])] = words[-1]
+    return found
+
+
+@pytest.fixture(scope="module")
+def horovodrun_result(run_dir):
+    horovodrun = Path(sys.executable).parent / "horovodrun"
+    cmd = [str(horovodrun), "-np", "2", "-H", "localhost:2", "--gloo", sys.executable,
+           str(ROOT / "jobs" / "train_ncf.py"), *_sets(run_dir, ["ncf.epochs=3"])]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=600, cwd=run_dir)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def test_horovodrun_two_ranks_train_in_sync_and_rank0_writes(run_dir, horovodrun_result):
+    out = horovodrun_result.stdout
+    digests = _digests(out)
+    assert sorted(digests) == [0, 1] and digests[0] == digests[1]
+    epoch_lines = [line for line in out.splitlines() if "ncf gmf epoch" in line]
+    assert len(epoch_lines) == 3 and all(line.startswith("[0]") for line in epoch_lines)  # rank 0 reports
+    model_dir = run_dir / "ncf" / "gmf"
+    assert _files(model_dir) == OUTPUTS  # no checkpoints or other ranks' files left behind
+    assert not list((run_dir / "ncf" / "_staging").glob("*"))
+    manifest = json.loads((model_dir / "_manifest.json").read_text())
+    assert manifest["ranks"] == 2 and manifest["lr"] == pytest.approx(0.5)  # scaled by the ranks
+    history = json.loads((model_dir / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert all({"loss", "hr@10", "ndcg@10", "auc", "samples_per_s"} <= set(h) for h in history)
+    assert history[-1]["loss"] < history[0]["loss"]
+    best = manifest["metrics"]
+    assert best["hr@10"] > 0.3 and best["auc"] > 0.6  # random ranking of 100 candidates: 0.10 and 0.5
+    assert best["hr@10"] == max(h["hr@10"] for h in history) or manifest["monitor"] != "hr@10"
+
+
+def test_exported_model_and_embeddings_score_like_training(run_dir, horovodrun_result):
+    """model.keras loads on its own and its scores are the exported embeddings' GMF products."""
+    import tensorflow as tf
+
+    model = tf.keras.models.load_model(run_dir / "ncf" / "gmf" / "model.keras", compile=False)
+    playlists = pq.read_table(run_dir / "ncf" / "gmf" / "embeddings" / "playlists.parquet").to_pandas()
+    tracks = pq.read_table(run_dir / "ncf" / "gmf" / "embeddings" / "tracks.parquet").to_pandas()
+    manifest = json.loads((run_dir / "ncf" / "gmf" / "_manifest.json").read_text())
+    assert len(playlists) == manifest["num_playlists"] and len(tracks) == manifest["num_tracks"]
+    p, t = np.array([0, 5, 17]), np.array([3, 3, 40])
+    kernel, bias = model.get_layer("logit").get_weights()
+    pe = np.stack(playlists.gmf_playlist.to_numpy()[p])
+    te = np.stack(tracks.gmf_track.to_numpy()[t])
+    expected = (pe * te) @ kernel[:, 0] + bias[0]
+    got = model([tf.constant(p, tf.int32), tf.constant(t, tf.int32)]).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_horovod_spark_run_trains_the_same_model(spark, run_dir, horovodrun_result):
+    """ncf.launcher=spark runs the same function on two Spark tasks: same ranks, same weights."""
+    from mpdrec.models.ncf.launch import launch
+
+    cfg = make_config([f"paths.run_dir={run_dir}", *GMF, "ncf.epochs=3", "ncf.launcher=spark", "ncf.num_proc=2",
+                       "spark.master=local[2]"])
+    summaries = sorted(launch(cfg, force=True), key=lambda s: s["rank"])
+    assert [s["rank"] for s in summaries] == [0, 1]
+    assert summaries[0]["weights_digest"] == summaries[1]["weights_digest"] == _digests(horovodrun_result.stdout)[0]
+    assert summaries[0]["manifest"]["ranks"] == 2 and summaries[1]["manifest"] is None
+
+
+def test_killed_run_resumes_after_its_last_epoch(run_dir, tmp_path):
+    job = [sys.executable, str(ROOT / "jobs" / "train_ncf.py"), *_sets(run_dir, ["ncf.epochs=3", "ncf.model=mlp",
+                                                                                 "ncf.layers=[32,16]"])]
+    proc = subprocess.Popen(job, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env(),
+                            start_new_session=True)
+    first = None
+    for line in proc.stdout:
+        if "epoch 1/3" in line:
+            first = line  # printed after the epoch's checkpoint is complete
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert first is not None and proc.returncode == -signal.SIGKILL
+    assert not (run_dir / "ncf" / "mlp" / "_manifest.json").exists()
+
+    again = subprocess.run(job, capture_output=True, text=True, env=_env(), timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resuming after epoch 1" in again.stdout
+    epochs = [line.split("epoch ")[1].split(":")[0] for line in again.stdout.splitlines() if " epoch " in line
+              and "/3:" in line]
+    assert epochs == ["2/3", "3/3"]
+    history = json.loads((run_dir / "ncf" / "mlp" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert f"loss {history[0]['loss']:.4f}" in first and f"hr@10 {history[0]['hr@10']:.4f}" in first
+    assert _files(run_dir / "ncf" / "mlp") == OUTPUTS
+    rerun = subprocess.run(job, capture_output=True, text=True, env=_env(), timeout=600)
+    assert rerun.returncode == 0 and "up to date" in rerun.stdout
+
+
+def test_missing_inputs_are_one_line_errors(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "jobs" / "train_ncf.py"), *_sets(tmp_path, [])],
+                          capture_output=True, text=True, env=_env(), timeout=300)
+    assert proc.returncode == 2
+    assert "no leave-one-out set at" in proc.stderr and "jobs/sample_negatives.py" in proc.stderr
+
+
+def _write(path: Path, playlists: np.ndarray, tracks: np.ndarray, labels: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"playlist_idx": pa.array(playlists, pa.int32()), "track_idx": pa.array(tracks, pa.int32()),
+                             "label": pa.array(labels, pa.int8())}), path, row_group_size=7)
+
+
+def test_ranks_take_equal_full_batches_and_see_every_row(tmp_path):
+    """Shards of 50, 37, 44 and 30 rows on 2 ranks: both take ceil(94 / 16) = 6 batches of 16; the rank
+    with 74 rows wraps to its first rows; ids cover the evaluation set too."""
+    sizes, start = [50, 37, 44, 30], 0
+    for s, n in enumerate(sizes):
+        ids = np.arange(start, start + n)
+        _write(tmp_path / f"epoch=0/shard={s}/part-0.parquet", ids % 9, ids, ids % 2)
+        start += n
+    from mpdrec.io.fs import LocalFS
+    data = describe_training_data(LocalFS(), str(tmp_path), 2, (20, 3))
+    assert (data.num_playlists, data.num_tracks) == (21, start)
+    assert data.steps_per_epoch(0, 2, 16) == 6
+    for rank in (0, 1):
+        files = [f for s in data.rank_shards(0, rank, 2) for f in s.files]
+        batches = list(rank_batches(files, 16, 6))
+        assert len(batches) == 6 and all(len(b[0]) == 16 for b in batches)
+        seen = np.concatenate([b[1] for b in batches])
+        mine = [t for s in range(rank, 4, 2) for t in range(sum(sizes[:s]), sum(sizes[:s + 1]))]
+        assert set(seen) == set(mine) and len(seen) == 96
+    with pytest.raises(InputError, match="fewer than the 8 ranks"):
+        describe_training_data(LocalFS(), str(tmp_path), 8, (0, 0))
+
+
+def test_leave_one_out_metrics():
+    scores = np.array([
+        [5.0, 1, 2, 3],      # held-out track first: HR 1, NDCG 1, AUC 1
+        [0.0, 1, 2, 3],      # last of 4: rank 3, NDCG 1/log2(5), AUC 0
+        [1.0, 1, 1, 1],      # all tied: rank uniform over 0..3
+    ])
+    hr, ndcg, auc, n = metric_sums(scores, k=2)
+    assert n == 3
+    assert hr == pytest.approx(1 + 0 + 2 / 4)
+    assert ndcg == pytest.approx(1 + 0 + (1 + 1 / np.log2(3)) / 4)
+    assert auc == pytest.approx(1 + 0 + 0.5)
+    assert summarize(metric_sums(np.ones((50, 100))))["hr@10"] == pytest.approx(0.10)
+
+
+def test_user_leave_one_out_table_is_checked(tmp_path):
+    good = tmp_path / "good.parquet"
+    pq.write_table(pa.table({"playlist_idx": [1, 2], "track_idx": [7, 8], "negatives": [[1, 2, 3], [4, 5, 6]]}), good)
+    loo = read_leave_one_out(str(good))
+    assert loo.candidates.tolist() == [[7, 1, 2, 3], [8, 4, 5, 6]] and loo.max_ids() == (2, 8)
+    ragged = tmp_path / "ragged.parquet"
+    pq.write_table(pa.table({"playlist_idx": [1, 2], "track_idx": [7, 8], "negatives": [[1, 2], [4]]}), ragged)
+    with pytest.raises(InputError, match="same"):
+        read_leave_one_out(str(ragged))
