@@ -209,3 +209,19 @@ def test_user_leave_one_out_table_is_checked(tmp_path):
     pq.write_table(pa.table({"playlist_idx": [1, 2], "track_idx": [7, 8], "negatives": [[1, 2], [4]]}), ragged)
     with pytest.raises(InputError, match="same"):
         read_leave_one_out(str(ragged))
+
+
+def test_arrow_store_globs_renames_and_deletes(tmp_path):
+    """ArrowFS (the JVM-free store ranks use for gs://, s3://, hdfs://), here on file:// URIs."""
+    from mpdrec.io.fs import ArrowFS
+
+    store, root = ArrowFS(), f"file://{tmp_path}"
+    for shard in (0, 1):
+        store.write_text(f"{root}/a/epoch=0/shard={shard}/part.parquet", "x")
+    store.mkdirs(f"{root}/_staging/gmf-{'0' * 16}-x")
+    assert [f.uri for f in store.glob(f"{root}/a/epoch=*/shard=*/*.parquet")] == [
+        f"{root}/a/epoch=0/shard=0/part.parquet", f"{root}/a/epoch=0/shard=1/part.parquet"]
+    store.rename(f"{root}/a", f"{root}/b")
+    assert store.is_dir(f"{root}/b/epoch=0") and not store.exists(f"{root}/a")
+    store.delete_glob(f"{root}/_staging/gmf-{'[0-9a-f]' * 16}-*")
+    assert not list((tmp_path / "_staging").iterdir())

@@ -157,12 +157,14 @@ def build_negatives(spark: SparkSession, interactions: DataFrame, num_tracks: in
                          "playlist's last track; set negatives.eval_playlists=0 and give ncf.eval_path")
     positives = (interactions.groupBy("playlist_idx", "track_idx").agg(F.min("pos").alias("pos"))
                  if eval_playlists else interactions.select("playlist_idx", "track_idx").distinct())
-    counts = np.zeros(num_tracks, dtype=np.int64)
-    pop = positives.groupBy("track_idx").count().toPandas()  # one number per track: the small table
-    counts[pop["track_idx"].to_numpy()] = pop["count"].to_numpy()
-    cdf_bc = spark.sparkContext.broadcast(sampling_cdf(counts, beta))
     holdouts = (choose_holdouts(positives, eval_playlists, seed) if eval_playlists
                 else spark.createDataFrame([], "playlist_idx int, holdout int"))
+    trained = positives.join(F.broadcast(holdouts.withColumnRenamed("holdout", "track_idx")),
+                             ["playlist_idx", "track_idx"], "left_anti")
+    counts = np.zeros(num_tracks, dtype=np.int64)
+    pop = trained.groupBy("track_idx").count().toPandas()  # one number per track: the small table
+    counts[pop["track_idx"].to_numpy()] = pop["count"].to_numpy()
+    cdf_bc = spark.sparkContext.broadcast(sampling_cdf(counts, beta))
     grouped = (positives.groupBy("playlist_idx").agg(F.sort_array(F.collect_list("track_idx")).alias("tracks"))
                .join(F.broadcast(holdouts), "playlist_idx", "left").fillna(-1, ["holdout"])).persist()
     rows = grouped.mapInArrow(_sampler(cdf_bc, k, seed, epochs, shards), OUTPUT_SCHEMA)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import pyarrow.fs as pafs
 
-from mpdrec.io.arrow_fs import resolve
+from mpdrec.io.arrow_fs import resolve, resolve_for_write
 from mpdrec.io.paths import GLOB_CHARS, MANIFEST, is_local, join, local_path, to_uri
 
 if TYPE_CHECKING:
@@ -223,20 +223,26 @@ class ArrowFS:
 
     def write_text(self, uri: str, text: str) -> None:
         """Whole-object write: atomic on object stores."""
-        fs, path = resolve(uri)
+        fs, path = resolve_for_write(uri)
         with fs.open_output_stream(path) as f:
             f.write(text.encode("utf-8"))
 
     def _matches(self, pattern: str) -> list[tuple[str, pafs.FileInfo]]:
-        """(uri, info) of every file or directory matching a glob (each segment matched alone)."""
-        fs, path = resolve(pattern)
-        prefix = pattern[:len(pattern) - len(path)]  # gs://, s3://, hdfs://host:port
-        parts = path.split("/")
-        fixed = next((i for i, p in enumerate(parts) if any(c in GLOB_CHARS for c in p)), len(parts))
+        """(uri, info) of every file or directory matching a glob (each segment matched alone).
+
+        Only the part before the first glob segment goes through pyarrow's URI parser (which rejects
+        `[`, `{` and reads `?` as a query); URIs are rebuilt from the scheme and host, not by length,
+        since the parser percent-decodes paths."""
+        parts = pattern.rstrip("/").split("/")
+        fixed = next((i for i, p in enumerate(parts) if i > 2 and any(c in GLOB_CHARS for c in p)), len(parts))
+        fs, base = resolve("/".join(parts[:fixed]))
+        scheme, _, rest = pattern.partition("://")
+        prefix = f"{scheme}://{rest.split('/', 1)[0]}" if base.startswith("/") else f"{scheme}://"  # hdfs | gs, s3
         if fixed == len(parts):
-            info = fs.get_file_info(path)
-            return [] if info.type == pafs.FileType.NotFound else [(pattern, info)]
-        selector = pafs.FileSelector("/".join(parts[:fixed]), recursive=True, allow_not_found=True)
+            info = fs.get_file_info(base)
+            return [] if info.type == pafs.FileType.NotFound else [(prefix + base, info)]
+        path = "/".join([base.rstrip("/"), *parts[fixed:]])
+        selector = pafs.FileSelector(base, recursive=True, allow_not_found=True)
         return sorted((prefix + i.path, i) for i in fs.get_file_info(selector)
                       if i.path.count("/") == path.count("/") and fnmatch.fnmatchcase(i.path, path))
 

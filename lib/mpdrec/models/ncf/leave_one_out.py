@@ -17,6 +17,7 @@ METRICS = ("hr@10", "ndcg@10", "auc")
 def metric_sums(scores: np.ndarray, k: int = K) -> np.ndarray:
     """[sum HR@k, sum NDCG@k, sum AUC, rows] over rows of `scores` (n, 1 + m), column 0 the held-out
     track's score. Sums, so that ranks can add theirs before dividing."""
+    scores = np.where(np.isfinite(scores), scores, -np.inf)  # a NaN must not rank first
     pos, neg = scores[:, :1], scores[:, 1:]
     higher = (neg > pos).sum(axis=1)
     ties = (neg == pos).sum(axis=1)

@@ -91,6 +91,7 @@ def _setup_devices(hvd: Any) -> str:
         gpu = gpus[hvd.local_rank() % len(gpus)]
         tf.config.experimental.set_memory_growth(gpu, True)
         tf.config.set_visible_devices(gpu, "GPU")
+        tf.config.experimental.enable_op_determinism()  # GPU scatter-adds would let ranks drift apart
         return f"GPU {gpu.name}"
     threads = max(1, (os.cpu_count() or 1) // hvd.local_size())
     tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -132,7 +133,7 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
     data = describe_training_data(store_for(train_uri), train_uri, size, loo.max_ids())
     pretrained = _pretrained_inputs(cfg, store, parent, data) if n.pretrained else []
     fp = fingerprint(data.inputs + eval_files + pretrained, config_digest(cfg, size))
-    done = up_to_date(store, parent, n.model, fp, force)
+    done = hvd.broadcast_object(up_to_date(store, parent, n.model, fp, force) if rank == 0 else None, root_rank=0)
     if done is not None:
         return {"rank": rank, "size": size, "manifest": done if rank == 0 else None}
     started = time.time()
@@ -196,6 +197,10 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
                     f"epoch eta {_duration(left)}", flush=True)
         train_s = time.perf_counter() - wall
         loss = float(hvd.allreduce(loss_sum / steps, op=hvd.Average).numpy())
+        if not np.isfinite(loss):  # the same value on every rank: all stop together
+            raise FloatingPointError(f"ncf {n.model}: loss is {loss} in epoch {epoch + 1}; lower ncf.lr")
+        for v in model.non_trainable_variables:  # batch-norm statistics: each rank saw its own batches
+            v.assign(hvd.allreduce(v, op=hvd.Average))
         metrics = evaluate()
         entry = {"epoch": epoch + 1, "loss": loss, **metrics,
                  "samples_per_s": steps * n.batch_size * size / train_s,
@@ -219,6 +224,7 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
         if state["stopped"]:
             say(f"ncf {n.model}: early stop, {n.monitor} not better than epoch {state['best_epoch']} for "
                 f"{n.patience} epochs", flush=True)
+            break
 
     digest = weights_digest(model)
     digests = hvd.allgather_object(digest)
@@ -231,8 +237,8 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
         restore_checkpoint(tf.train.Checkpoint(model=model), join(checkpoints, f"epoch-{state['best_epoch']:04d}"),
                            partial=True)
     body = _export(model, state, baseline, staging, cfg, data, loo, lr, size, device)
-    store.delete(checkpoints)
     manifest = publish_stage(store, parent, n.model, fp, staging, body, started)
+    store.delete(join(parent, n.model, "checkpoints"))  # only now: a failed publish can still resume
     return {"rank": rank, "size": size, "weights_digest": digest, "manifest": manifest}
 
 
