@@ -157,8 +157,8 @@ def build_negatives(spark: SparkSession, interactions: DataFrame, num_tracks: in
                          "playlist's last track; set negatives.eval_playlists=0 and give ncf.eval_path")
     positives = (interactions.groupBy("playlist_idx", "track_idx").agg(F.min("pos").alias("pos"))
                  if eval_playlists else interactions.select("playlist_idx", "track_idx").distinct())
-    holdouts = (choose_holdouts(positives, eval_playlists, seed) if eval_playlists
-                else spark.createDataFrame([], "playlist_idx int, holdout int"))
+    holdouts = (choose_holdouts(positives, eval_playlists, seed) if eval_playlists  # used twice: computed once
+                else spark.createDataFrame([], "playlist_idx int, holdout int")).persist()
     trained = positives.join(F.broadcast(holdouts.withColumnRenamed("holdout", "track_idx")),
                              ["playlist_idx", "track_idx"], "left_anti")
     counts = np.zeros(num_tracks, dtype=np.int64)
@@ -177,6 +177,7 @@ def build_negatives(spark: SparkSession, interactions: DataFrame, num_tracks: in
         (grouped.where("holdout >= 0").mapInArrow(_eval_sampler(num_tracks, eval_negatives, seed), EVAL_SCHEMA)
          .coalesce(1).sortWithinPartitions("playlist_idx").write.mode("overwrite").parquet(eval_dir))
     grouped.unpersist()
+    holdouts.unpersist()
     n_eval = spark.read.parquet(eval_dir).count() if eval_playlists else 0
     written = spark.read.parquet(out_dir)
     sizes = {(r.epoch, r.shard): r["count"] for r in written.groupBy("epoch", "shard").count().collect()}
