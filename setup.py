@@ -29,6 +29,7 @@ setup(
     extras_require={
         # Built by scripts/bootstrap_venv.sh with --no-build-isolation after TensorFlow.
         "horovod": ["horovod==0.28.1"],
-        "dev": ["pytest==8.3.3", "pytest-timeout==2.3.1", "cmake==3.30.5"],
+        # implicit: the single-machine reference for implicit ALS in scripts/bench_als.py (not used by the product).
+        "dev": ["pytest==8.3.3", "pytest-timeout==2.3.1", "cmake==3.30.5", "implicit==0.7.2"],
     },
 )

@@ -1,4 +1,4 @@
-"""Stage 4: score every model's validation submission (R-precision, NDCG, clicks; overall and per
+"""Stage 7: score every model's validation submission (R-precision, NDCG, clicks; overall and per
 category) and write <paths.run_dir>/report.json and report.md.
 
     python jobs/evaluate.py --set paths.run_dir=runs/local

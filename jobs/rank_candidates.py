@@ -1,4 +1,4 @@
-"""Stage 3: rank the validation challenge (and the real one, when given) with every model in
+"""Stage 6: rank the validation challenge (and the real one, when given) with every model in
 `rank.models`; write validated submissions under <paths.run_dir>/rank/<model>/.
 
     python jobs/rank_candidates.py --set paths.run_dir=runs/local

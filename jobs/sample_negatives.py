@@ -1,4 +1,4 @@
-"""Stage 2c: labelled training examples (every positive + k sampled negatives) for the neural models,
+"""Stage 3: labelled training examples (every positive + k sampled negatives) for the neural models,
 under <paths.run_dir>/negatives/data/epoch=<e>/shard=<s>/.
 
     python jobs/sample_negatives.py --set paths.run_dir=runs/local --set negatives.k=4

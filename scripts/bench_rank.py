@@ -2,8 +2,9 @@
 """Benchmark the indexing and ranking stages at several scales; prints JSON.
 
 For each scale (slices): wall seconds of build_interactions (validation challenge + ids +
-interactions), of ranking the validation challenge with every model (validated submissions), and of
-scoring them; plus the metrics, so growth with scale and quality show side by side.
+interactions), of training ALS (the configured grid), of ranking the validation challenge with every
+model (validated submissions), and of scoring them; plus the metrics, so growth with scale and
+quality show side by side.
 
     python scripts/bench_rank.py                   # 20 and 80 slices
     python scripts/bench_rank.py --scales 20,40
@@ -33,6 +34,7 @@ def main() -> None:
     from mpdrec.etl.ingest import run_ingest
     from mpdrec.etl.stages import run_interactions, run_validation
     from mpdrec.evaluation import evaluate
+    from mpdrec.models.als_grid import run_als
     from mpdrec.rank.stage import run_rank
     from mpdrec.spark import build_spark
     from mpdrec.synth.generate import generate
@@ -54,6 +56,9 @@ def main() -> None:
         validation = run_validation(spark, cfg, force=True)
         interactions = run_interactions(spark, cfg, force=True)
         timings["build_interactions"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        run_als(spark, cfg, force=True)
+        timings["train_als"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         run_rank(spark, cfg, force=True)
         timings["rank_all_models"] = time.perf_counter() - t0

@@ -13,6 +13,7 @@ from mpdrec.categories import CATEGORIES
 from mpdrec.etl.ingest import run_ingest
 from mpdrec.etl.stages import run_interactions, run_validation
 from mpdrec.evaluation import evaluate
+from mpdrec.models.als_grid import run_als
 from mpdrec.rank.stage import run_rank
 from mpdrec.rank.submission import validate_submission
 
@@ -21,10 +22,13 @@ from mpdrec.rank.submission import validate_submission
 def run(spark, synth_dir, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("pipeline")
     cfg = make_config([f"paths.mpd={synth_dir}", f"paths.challenge={synth_dir / 'challenge_set.json'}",
-                       f"paths.run_dir={run_dir}", "rank.cooc_neighbours=50"])
+                       f"paths.run_dir={run_dir}", "rank.cooc_neighbours=50",
+                       "rank.models=[popularity,title,cooc,als]", "rank.block_rows=5000",
+                       "als.max_iter=5", "als.grid_rank=[8,32]", "als.grid_reg_param=[0.01]", "als.grid_alpha=[10]"])
     run_ingest(spark, cfg)
     run_validation(spark, cfg)
     run_interactions(spark, cfg)
+    run_als(spark, cfg)
     run_rank(spark, cfg)
     report = evaluate(spark, str(run_dir), cfg.rank.models)
     return cfg, run_dir, report
@@ -89,7 +93,7 @@ def test_every_submission_is_valid(run):
     _, run_dir, _ = run
     val = orjson.loads((run_dir / "validation" / "challenge_set.json").read_bytes())["playlists"]
     seeds = {p["pid"]: {t["track_uri"] for t in p["tracks"]} for p in val}
-    for model in ("popularity", "title", "cooc"):
+    for model in ("popularity", "title", "cooc", "als"):
         assert validate_submission(run_dir / "rank" / model / "submission.csv", seeds) == []
         assert (run_dir / "rank" / model / "challenge_submission.csv").exists()
 
@@ -98,7 +102,7 @@ def test_report_has_every_model_and_category(run):
     _, run_dir, report = run
     on_disk = json.loads((run_dir / "report.json").read_text())
     assert on_disk == json.loads(json.dumps(report))
-    for model in ("popularity", "title", "cooc"):
+    for model in ("popularity", "title", "cooc", "als"):
         m = on_disk["models"][model]
         assert set(m["overall"]) >= {"r_precision", "ndcg", "clicks"}
         assert sorted(m["by_category"], key=int) == [str(i) for i in range(1, 11)]
@@ -112,6 +116,30 @@ def test_baselines_rank_as_expected(run):
     for metric in ("r_precision", "ndcg"):
         assert cooc["overall"][metric] > pop["overall"][metric], metric
         assert title["by_category"]["1"][metric] > pop["by_category"]["1"][metric], metric
+
+
+def test_als_grid_scores_every_point_and_keeps_the_best(spark, run):
+    """Every grid point is scored; the best by als.select is published, and ranking with its
+    factors reproduces its grid score; ALS beats popularity."""
+    cfg, run_dir, report = run
+    manifest = json.loads((run_dir / "als" / "_manifest.json").read_text())
+    grid = manifest["grid"]
+    assert [g["point"] for g in grid] == cfg.als.points() and len(grid) == 2
+    best = max(grid, key=lambda g: g["ndcg"])
+    assert manifest["best"] == best["point"] and manifest["select"] == "ndcg"
+    for g in grid:
+        assert 0 <= g["mpr"] < 0.5 and g["mpr_pairs"] > 0  # better than random (0.5)
+    assert json.loads((run_dir / "als" / "grid.json").read_text()) == grid
+    factors = spark.read.parquet(str(run_dir / "als" / "track_factors"))
+    assert factors.columns == ["track_idx", "features"]
+    assert len(factors.first().features) == best["point"]["rank"]
+    assert sorted(p.name for p in (run_dir / "als").iterdir() if not p.name.startswith(".")) == [
+        "_manifest.json", "grid.json", "model", "playlist_factors", "track_factors"]
+    als_scores = report["models"]["als"]["overall"]
+    assert als_scores["ndcg"] == pytest.approx(best["ndcg"], abs=1e-9)
+    assert als_scores["r_precision"] == pytest.approx(best["r_precision"], abs=1e-9)
+    for metric in ("r_precision", "ndcg"):
+        assert als_scores[metric] > report["models"]["popularity"]["overall"][metric], metric
 
 
 def test_an_invalid_submission_is_refused(spark, run, tmp_path):

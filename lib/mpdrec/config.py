@@ -95,16 +95,18 @@ class NegativesConfig:
 
 @dataclass(frozen=True)
 class RankConfig:
-    models: list[str]  # single-source rankings to write (popularity, title, cooc)
+    models: list[str]  # single-source rankings to write (popularity, title, cooc, als)
     team_name: str
     team_email: str
     title_min_playlists: int  # a title is used when at least this many training playlists share it
     cooc_neighbours: int  # most similar training playlists used per query playlist
     cooc_beta: float  # candidate score / popularity ** beta: 0 favours hits, 1 favours niche tracks
     cooc_max_playlists_per_seed: int  # a seed in more playlists is sampled down to this many
+    als_top_n: int  # tracks per playlist from the ALS factors (seeds excluded), before the fallbacks fill
+    block_rows: int  # blocked top-N scoring: tracks (and query playlists) per block of the matrix product
 
     def __post_init__(self) -> None:
-        known = {"popularity", "title", "cooc"}
+        known = {"popularity", "title", "cooc", "als"}
         unknown = [m for m in self.models if m not in known]
         _require(not unknown, "rank.models", f"unknown models {unknown} (known: {sorted(known)})")
         _require(bool(self.models), "rank.models", "needs at least one model")
@@ -114,6 +116,49 @@ class RankConfig:
                      "must be non-empty, without commas or newlines")
         _require(self.cooc_neighbours >= 1, "rank.cooc_neighbours", "must be at least 1")
         _require(self.cooc_max_playlists_per_seed >= 1, "rank.cooc_max_playlists_per_seed", "must be >= 1")
+        _require(1 <= self.als_top_n <= 10_000, "rank.als_top_n", "must be within 1..10000")
+        _require(self.block_rows >= 1, "rank.block_rows", "must be at least 1")
+
+
+ALS_WEIGHTINGS = ("binary", "counts", "log")
+ALS_SELECT = ("r_precision", "ndcg", "clicks", "mpr")
+
+
+@dataclass(frozen=True)
+class AlsConfig:
+    rank: int  # latent factors
+    alpha: float  # confidence c = 1 + alpha * r'
+    reg_param: float  # Spark's regParam (scaled inside Spark by each row's number of ratings)
+    max_iter: int
+    weighting: str  # r' from the interaction weight r: binary (1) | counts (r) | log (log(1 + r / eps))
+    eps: float  # the log weighting's scale
+    blocks: int  # user and item blocks of Spark's ALS; 0 = Spark's default (10)
+    checkpoint_interval: int  # iterations between RDD checkpoints (cuts the lineage); 0 = never
+    grid_rank: list[int]  # grid search: ranks tried; empty = [rank]
+    grid_alpha: list[float]  # alphas tried; empty = [alpha]
+    grid_reg_param: list[float]  # regParams tried; empty = [reg_param]
+    select: str  # r_precision | ndcg | clicks | mpr: how the grid's best point is chosen
+
+    def __post_init__(self) -> None:
+        _require(self.rank >= 1, "als.rank", "must be at least 1")
+        _require(self.alpha >= 0, "als.alpha", "must be >= 0")
+        _require(self.reg_param >= 0, "als.reg_param", "must be >= 0")
+        _require(self.max_iter >= 1, "als.max_iter", "must be at least 1")
+        _require(self.weighting in ALS_WEIGHTINGS, "als.weighting", f"must be one of {', '.join(ALS_WEIGHTINGS)}")
+        _require(self.eps > 0, "als.eps", "must be > 0")
+        _require(self.blocks >= 0, "als.blocks", "must be >= 0")
+        _require(self.checkpoint_interval >= 0, "als.checkpoint_interval", "must be >= 0")
+        _require(all(v >= 1 for v in self.grid_rank), "als.grid_rank", "values must be at least 1")
+        _require(all(v >= 0 for v in self.grid_alpha), "als.grid_alpha", "values must be >= 0")
+        _require(all(v >= 0 for v in self.grid_reg_param), "als.grid_reg_param", "values must be >= 0")
+        _require(self.select in ALS_SELECT, "als.select", f"must be one of {', '.join(ALS_SELECT)}")
+
+    def points(self) -> list[dict[str, float]]:
+        """The grid's points in a fixed order (rank, then alpha, then reg_param)."""
+        ranks = self.grid_rank or [self.rank]
+        alphas = self.grid_alpha or [self.alpha]
+        regs = self.grid_reg_param or [self.reg_param]
+        return [{"rank": r, "alpha": a, "reg_param": g} for r in ranks for a in alphas for g in regs]
 
 
 NCF_MONITORS = ("hr@10", "ndcg@10", "auc")
@@ -172,6 +217,7 @@ class Config:
     interactions: InteractionsConfig
     negatives: NegativesConfig
     rank: RankConfig
+    als: AlsConfig
     ncf: NcfConfig
     spark: SparkConfig
 

@@ -1,4 +1,4 @@
-"""Stage 4: score each model's validation submission with the official metrics; write the report.
+"""Stage 7: score each model's validation submission with the official metrics; write the report.
 
 The submission CSV itself is scored (what would be uploaded), against `validation/ground_truth`,
 overall and per challenge category. Tracks and artists are compared as 64-bit hashes of their URIs,
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -41,11 +42,30 @@ def _hashed(df: DataFrame) -> DataFrame:
                                 F.lit(0).cast("long")).alias("artist"))
 
 
-def score_submission(spark: SparkSession, uri: str, truth: pd.DataFrame, categories: pd.DataFrame,
-                     track_artists: DataFrame) -> dict[str, Any]:
-    recs = submission_rows(spark, uri).join(track_artists, "track_uri", "left")
-    recs_pd = _hashed(recs).toPandas()
-    return score_recommendations(recs_pd, truth, categories)
+@dataclass(frozen=True)
+class ValidationTruth:
+    """The validation challenge's hidden tracks and categories, loaded once for many scorings."""
+    truth: pd.DataFrame  # pid, track, artist (hashed)
+    categories: pd.DataFrame  # pid, category
+    track_ids: DataFrame  # track_idx, track_uri, artist_uri
+
+    @classmethod
+    def load(cls, spark: SparkSession, run_dir: str) -> "ValidationTruth":
+        truth = _hashed(spark.read.parquet(join(run_dir, "validation", "ground_truth"))).toPandas()
+        categories = spark.read.parquet(join(run_dir, "validation", "categories")).select("pid", "category").toPandas()
+        track_ids = spark.read.parquet(join(run_dir, "interactions", "track_ids")).select(
+            "track_idx", "track_uri", "artist_uri")
+        return cls(truth, categories, track_ids)
+
+    def score_submission(self, spark: SparkSession, uri: str) -> dict[str, Any]:
+        """Scores of a submission CSV (what would be uploaded)."""
+        recs = submission_rows(spark, uri).join(self.track_ids.drop("track_idx"), "track_uri", "left")
+        return score_recommendations(_hashed(recs).toPandas(), self.truth, self.categories)
+
+    def score_ranking(self, ranked: DataFrame) -> dict[str, Any]:
+        """Scores of a ranking (pid, rank, track_idx) before it is written, e.g. a grid-search point."""
+        recs = ranked.select("pid", "rank", "track_idx").join(self.track_ids, "track_idx")
+        return score_recommendations(_hashed(recs).toPandas(), self.truth, self.categories)
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -71,14 +91,12 @@ def evaluate(spark: SparkSession, run_dir_path: str, models: list[str]) -> dict[
     """Score rank/<model>/submission.csv for each model; write report.json and report.md."""
     fs, run_dir = HadoopFS(spark), to_uri(run_dir_path)
     validation = json.loads(fs.read_text(join(run_dir, "validation", "_manifest.json")))
-    truth = _hashed(spark.read.parquet(join(run_dir, "validation", "ground_truth"))).toPandas()
-    categories = spark.read.parquet(join(run_dir, "validation", "categories")).select("pid", "category").toPandas()
-    track_artists = spark.read.parquet(join(run_dir, "interactions", "track_ids")).select("track_uri", "artist_uri")
+    scorer = ValidationTruth.load(spark, run_dir)
     report: dict[str, Any] = {"validation": {k: validation[k] for k in ("playlists", "per_category", "by_category")},
                               "models": {}}
     for model in models:
         uri = join(run_dir, "rank", model, "submission.csv")
-        report["models"][model] = score_submission(spark, uri, truth, categories, track_artists)
+        report["models"][model] = scorer.score_submission(spark, uri)
         log.info("evaluate: %s %s", model, report["models"][model]["overall"])
     fs.write_text(join(run_dir, "report.json"), json.dumps(report, indent=2, sort_keys=True))
     fs.write_text(join(run_dir, "report.md"), markdown(report))

@@ -1,4 +1,4 @@
-"""Stage 2c: labelled (playlist, track, label) examples for the neural models: every positive, and
+"""Stage 3: labelled (playlist, track, label) examples for the neural models: every positive, and
 k negatives per positive drawn from popularity^beta (beta 0: uniform over all tracks).
 
 Exactness and scale: positives are grouped per playlist (one row with its track list), so the

@@ -45,3 +45,9 @@ class Queries:
         seeds = seeds.cache()
         most = seeds.groupBy("pid").count().agg(F.max("count")).first()[0]
         return cls(playlists.cache(), seeds, int(most or 0))
+
+    @classmethod
+    def load(cls, spark: SparkSession, data: RankingData, tables_dir: str) -> "Queries":
+        """Queries from a directory holding challenge_playlists and challenge_tracks (ingest's output)."""
+        return cls.from_challenge(data, spark.read.parquet(join(tables_dir, "challenge_playlists")),
+                                  spark.read.parquet(join(tables_dir, "challenge_tracks")))

@@ -1,4 +1,4 @@
-"""Stage 3 (for now: baselines): rank every query playlist with each model, write and validate the
+"""Stage 6 (for now: single sources): rank every query playlist with each model, write and validate the
 submissions for the validation challenge and, when given, the real challenge.
 
 Outputs (`<run_dir>/rank/<model>/`): submission.csv (validation challenge) and
@@ -18,19 +18,22 @@ from mpdrec.etl.stages import upstream
 from mpdrec.io.fs import HadoopFS
 from mpdrec.io.paths import join, to_uri
 from mpdrec.io.stage import fingerprint, run_stage
-from mpdrec.models import cooc, popularity, title
+from mpdrec.models import als, cooc, popularity, title
 from mpdrec.models.data import Queries, RankingData
 from mpdrec.rank.assemble import SUBMISSION_SIZE, assemble
 from mpdrec.rank.publish import publish
 from mpdrec.spark import job_step
 
 log = logging.getLogger("mpdrec.rank")
-FALLBACKS = {"popularity": [], "title": ["popularity"], "cooc": ["title", "popularity"]}
+FALLBACKS = {"popularity": [], "title": ["popularity"], "cooc": ["title", "popularity"],
+             "als": ["title", "popularity"]}
 
 
-def _sources(cfg: Config) -> dict[str, Callable[[RankingData, Queries], DataFrame]]:
+def _sources(spark: SparkSession, cfg: Config) -> dict[str, Callable[[RankingData, Queries], DataFrame]]:
     r, n = cfg.rank, SUBMISSION_SIZE
+    als_dir = join(to_uri(cfg.paths.run_dir), "als")
     return {
+        "als": lambda d, q: als.recommend(als.Factors.load(spark, als_dir), q, r.als_top_n, r.block_rows),
         "popularity": lambda d, q: popularity.recommend(d, q, n),
         "title": lambda d, q: title.recommend(d, q, n, r.title_min_playlists),
         "cooc": lambda d, q: cooc.recommend(d, q, n, r.cooc_neighbours, r.cooc_beta,
@@ -39,18 +42,18 @@ def _sources(cfg: Config) -> dict[str, Callable[[RankingData, Queries], DataFram
 
 
 def _queries(spark: SparkSession, data: RankingData, tables_dir: str) -> tuple[Queries, dict[int, set[str]]]:
-    playlists = spark.read.parquet(join(tables_dir, "challenge_playlists"))
-    tracks = spark.read.parquet(join(tables_dir, "challenge_tracks"))
-    seeds: dict[int, set[str]] = {r.pid: set() for r in playlists.select("pid").collect()}
-    for r in tracks.select("pid", "track_uri").collect():
+    """The queries, and each playlist's seed URIs (what the submission validator checks against)."""
+    seeds: dict[int, set[str]] = {
+        r.pid: set() for r in spark.read.parquet(join(tables_dir, "challenge_playlists")).select("pid").collect()}
+    for r in spark.read.parquet(join(tables_dir, "challenge_tracks")).select("pid", "track_uri").collect():
         seeds[r.pid].add(r.track_uri)
-    return Queries.from_challenge(data, playlists, tracks), seeds
+    return Queries.load(spark, data, tables_dir), seeds
 
 
 def _rank_challenge(spark: SparkSession, cfg: Config, data: RankingData, tables_dir: str, staging: str,
                     name: str) -> dict[str, Any]:
     queries, seeds = _queries(spark, data, tables_dir)
-    sources = _sources(cfg)
+    sources = _sources(spark, cfg)
     out: dict[str, Any] = {}
     for model in cfg.rank.models:
         started = time.time()
@@ -71,6 +74,8 @@ def run_rank(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str,
     inputs = [upstream(fs, run_dir, s, j) for s, j in [("ingest", "jobs/ingest_mpd.py"),
                                                         ("validation", "jobs/build_interactions.py"),
                                                         ("interactions", "jobs/build_interactions.py")]]
+    if "als" in cfg.rank.models:
+        inputs.append(upstream(fs, run_dir, "als", "jobs/train_als.py"))
     fp = fingerprint(inputs, cfg.section_digest("seed", "rank"))
 
     def build(staging: str) -> dict[str, Any]:

@@ -1,0 +1,31 @@
+"""Stage 4: implicit ALS (Spark ML) over the grid in config, each point scored on the validation
+challenge; the best point's model and factors are written to <paths.run_dir>/als/.
+
+    python jobs/train_als.py --set paths.run_dir=runs/local
+    python jobs/train_als.py --set als.grid_rank=[32,64] --set als.grid_alpha=[5,20,40]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mpdrec.cli import run_job
+from mpdrec.config import Config
+from mpdrec.models.als_grid import run_als
+from mpdrec.spark import build_spark
+
+
+def train(args: argparse.Namespace, cfg: Config) -> None:
+    spark = build_spark(cfg.spark, "mpdrec-train-als")
+    m = run_als(spark, cfg, force=args.force)
+    print(f"{'rank':>5} {'alpha':>7} {'reg':>7} {'R-prec':>8} {'NDCG':>8} {'clicks':>7} {'MPR':>7} {'s/iter':>7}")
+    for g in m["grid"]:
+        p = g["point"]
+        print(f"{p['rank']:>5} {p['alpha']:>7g} {p['reg_param']:>7g} {g['r_precision']:>8.4f} {g['ndcg']:>8.4f} "
+              f"{g['clicks']:>7.2f} {g['mpr']:>7.4f} {g['seconds_per_iteration']:>7.2f}")
+    state = "up to date" if m.get("skipped") else "trained"
+    print(f"als: {state}; best by {m['select']}: {m['best']}; written to {cfg.paths.run_dir}/als")
+
+
+if __name__ == "__main__":
+    sys.exit(run_job(__doc__.splitlines()[0], train))

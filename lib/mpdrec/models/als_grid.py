@@ -1,0 +1,138 @@
+"""The ALS stage: train every grid point (rank x alpha x regParam), score each on the validation
+challenge, keep the best as `<run_dir>/als/` (the factors the ranking job uses).
+
+Each point is scored the way its submission would be: ALS top-N with title and popularity as the
+fallbacks (title-only playlists have no factors), with the official metrics (R-precision, NDCG,
+clicks), plus Hu, Koren and Volinsky's expected percentile ranking (MPR: 0 = every hidden track
+first, 0.5 = random). Finished points are recorded in the staging directory, so a rerun after a
+failure trains only the points that were not finished.
+
+Outputs: `model/` (Spark's ALSModel), `playlist_factors/`, `track_factors/` (Parquet:
+playlist_idx / track_idx, features array<float>), `grid.json` (every point) and the manifest.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from mpdrec.config import Config, stable_digest
+from mpdrec.etl.slice_tables import process_file
+from mpdrec.etl.stages import upstream
+from mpdrec.evaluation import ValidationTruth
+from mpdrec.io.fs import FileStore, HadoopFS
+from mpdrec.io.paths import join, to_uri
+from mpdrec.io.stage import fingerprint, run_stage
+from mpdrec.models import als, popularity, title
+from mpdrec.models.data import Queries, RankingData
+from mpdrec.rank.assemble import SUBMISSION_SIZE, assemble
+from mpdrec.spark import job_step
+
+log = logging.getLogger("mpdrec.als")
+GRID_FILE = "grid.json"
+LOWER_IS_BETTER = {"clicks", "mpr"}
+
+
+def _better(metric: str, value: float, best: float | None) -> bool:
+    return best is None or (value < best if metric in LOWER_IS_BETTER else value > best)
+
+
+class _Evaluator:
+    """Everything a grid point is scored against, built once: the validation queries, the
+    fallback rankings, the hidden tracks and the official-metric scorer."""
+
+    def __init__(self, spark: SparkSession, cfg: Config, run_dir: str, staging: str) -> None:
+        self.cfg = cfg
+        self.data = RankingData.load(spark, join(run_dir, "interactions"))
+        tables = join(staging, "validation_queries")
+        process_file(join(run_dir, "validation", "challenge_set.json"), "challenge", tables)
+        self.queries = Queries.load(spark, self.data, tables)
+        self.truth = ValidationTruth.load(spark, run_dir)
+        self.fallbacks = [
+            ("title", title.recommend(self.data, self.queries, SUBMISSION_SIZE, cfg.rank.title_min_playlists).cache()),
+            ("popularity", popularity.recommend(self.data, self.queries, SUBMISSION_SIZE).cache())]
+        self.targets = (spark.read.parquet(join(run_dir, "validation", "ground_truth")).select("pid", "track_uri")
+                        .join(self.data.track_ids.select("track_uri", "track_idx"), "track_uri")
+                        .select("pid", "track_idx").cache())
+
+    def score(self, factors: als.Factors) -> dict[str, float]:
+        r = self.cfg.rank
+        ranked = assemble([("als", als.recommend(factors, self.queries, r.als_top_n, r.block_rows)),
+                           *self.fallbacks], self.queries)
+        scores = self.truth.score_ranking(ranked)["overall"]
+        mpr = als.percentiles(factors, self.queries, self.targets, r.block_rows).agg(
+            F.avg("percentile"), F.count("*")).first()
+        return {**scores, "mpr": float(mpr[0]) if mpr[1] else float("nan"), "mpr_pairs": int(mpr[1])}
+
+
+def _train_point(spark: SparkSession, cfg: Config, ratings: DataFrame, point: dict[str, Any],
+                 out_dir: str) -> tuple[als.Factors, float]:
+    """Fit one point and save model and factors under out_dir; (factors, seconds per iteration)."""
+    started = time.perf_counter()
+    model = als.estimator(cfg.als, point["rank"], point["alpha"], point["reg_param"], cfg.seed).fit(ratings)
+    factors = als.Factors.of(model)
+    factors.save(out_dir)
+    seconds = time.perf_counter() - started  # factors are computed lazily: saving them ends the training
+    model.write().overwrite().save(join(out_dir, "model"))
+    return als.Factors.load(spark, out_dir), seconds / cfg.als.max_iter
+
+
+def _read_grid(fs: FileStore, uri: str) -> list[dict[str, Any]]:
+    return json.loads(fs.read_text(uri)) if fs.exists(uri) else []
+
+
+def run_als(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:
+    fs, run_dir = HadoopFS(spark), to_uri(cfg.paths.run_dir)
+    inputs = [upstream(fs, run_dir, s, "jobs/build_interactions.py") for s in ("validation", "interactions")]
+    r = cfg.rank
+    fp = fingerprint(inputs, stable_digest({"seed": cfg.seed, "als": cfg.als.__dict__, "scoring": [
+        r.als_top_n, r.block_rows, r.title_min_playlists]}))
+    points, metric = cfg.als.points(), cfg.als.select
+
+    def build(staging: str) -> dict[str, Any]:
+        if cfg.als.checkpoint_interval:
+            spark.sparkContext.setCheckpointDir(join(staging, "_checkpoints"))
+        grid_uri = join(staging, GRID_FILE)
+        grid = _read_grid(fs, grid_uri)  # points finished by an interrupted try
+        with job_step(spark, "train_als: validation queries and fallbacks"):
+            evaluator = _Evaluator(spark, cfg, run_dir, staging)
+            ratings = als.ratings(evaluator.data.interactions, cfg.als.weighting, cfg.als.eps).cache()
+        for i, point in enumerate(points):
+            if any(g["point"] == point for g in grid):
+                log.info("als grid %d/%d: %s already scored (resumed)", i + 1, len(points), point)
+                continue
+            with job_step(spark, f"train_als: grid point {i + 1}/{len(points)} {point}"):
+                factors, per_iter = _train_point(spark, cfg, ratings, point, join(staging, "points", str(i)))
+                started = time.perf_counter()
+                scores = evaluator.score(factors)
+            entry = {"point": point, "index": i, **scores, "seconds_per_iteration": round(per_iter, 3),
+                     "score_seconds": round(time.perf_counter() - started, 2)}
+            grid.append(entry)
+            best = min(grid, key=lambda g: g[metric]) if metric in LOWER_IS_BETTER else max(grid, key=lambda g: g[metric])
+            for g in grid:  # only the best point's model and factors are kept
+                if g is not best and fs.exists(join(staging, "points", str(g["index"]))):
+                    fs.delete(join(staging, "points", str(g["index"])))
+            fs.write_text(grid_uri, json.dumps(grid, indent=1))
+            log.info("als grid %d/%d: rank %d alpha %g reg %g: ndcg %.4f r-prec %.4f clicks %.2f mpr %.4f "
+                     "(%.1fs/iter, scored in %.1fs)%s", i + 1, len(points), point["rank"], point["alpha"],
+                     point["reg_param"], scores["ndcg"], scores["r_precision"], scores["clicks"], scores["mpr"],
+                     per_iter, entry["score_seconds"], "  best so far" if best is entry else "")
+        best = min(grid, key=lambda g: g[metric]) if metric in LOWER_IS_BETTER else max(grid, key=lambda g: g[metric])
+        chosen = join(staging, "points", str(best["index"]))
+        for part in ("model", als.PLAYLIST_FACTORS, als.TRACK_FACTORS):
+            if fs.exists(join(chosen, part)):  # else moved by an interrupted try
+                fs.delete(join(staging, part))
+                fs.rename(join(chosen, part), join(staging, part))
+        for leftover in ("points", "validation_queries", "_checkpoints"):
+            fs.delete(join(staging, leftover))
+        evaluator.targets.unpersist()
+        ratings.unpersist()
+        return {"best": best["point"], "select": metric, "metrics": {k: best[k] for k in (
+            "r_precision", "ndcg", "clicks", "mpr")}, "grid": sorted(grid, key=lambda g: g["index"]),
+            "max_iter": cfg.als.max_iter, "weighting": cfg.als.weighting}
+
+    return run_stage(fs, run_dir, "als", fp, build, force=force, resume=not force)

@@ -1,0 +1,59 @@
+"""Implicit ALS: the confidence weightings, and blocked top-N scoring of real ALS factors against
+Spark's own `ALSModel.recommendForUserSubset`."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from conftest import make_config
+from mpdrec.config import ConfigError
+from mpdrec.models import als
+from mpdrec.rank.blocked_topn import top_n
+
+
+@pytest.fixture(scope="module")
+def interactions(spark):
+    rng = np.random.default_rng(11)
+    rows = [(p, int(t), i, float(rng.integers(1, 4)))
+            for p in range(120) for i, t in enumerate(np.unique(rng.zipf(1.3, 25) % 400))]
+    return spark.createDataFrame(rows, "playlist_idx int, track_idx int, pos int, weight float")
+
+
+def test_weightings(interactions):
+    weights = {r.weight for r in interactions.select("weight").distinct().collect()}
+    assert weights == {1.0, 2.0, 3.0}
+    for weighting, f in (("binary", lambda r: 1.0), ("counts", lambda r: r), ("log", lambda r: math.log1p(r / 0.5))):
+        got = dict(interactions.join(als.ratings(interactions, weighting, 0.5), ["playlist_idx", "track_idx"])
+                   .select("weight", "rating").distinct().collect())
+        assert got == {w: pytest.approx(f(w), rel=1e-6) for w in weights}, weighting
+
+
+def test_blocked_top_n_equals_spark_recommend_for_user_subset(spark, interactions):
+    cfg = make_config(["als.max_iter=3"]).als
+    model = als.estimator(cfg, 6, 10.0, 0.05, seed=3).fit(als.ratings(interactions, "log", 1.0))
+    factors = als.Factors.of(model)
+    users = spark.createDataFrame([(u,) for u in range(0, 120, 7)], "playlist_idx int")
+    want = {r.playlist_idx: [(x.track_idx, x.rating) for x in r.recommendations]
+            for r in model.recommendForUserSubset(users, 25).collect()}
+    queries = (users.join(factors.playlists, "playlist_idx")
+               .selectExpr("cast(playlist_idx as long) as pid", "features"))
+    got: dict[int, list] = {}
+    for r in top_n(queries, factors.tracks, 25, block_rows=37).collect():
+        got.setdefault(r.pid, []).append((r.track_idx, r.score))
+    assert set(got) == set(want) and len(want) == len(range(0, 120, 7))
+    for pid, rows in got.items():
+        rows.sort(key=lambda x: (-x[1], x[0]))
+        np.testing.assert_allclose([s for _, s in rows], [s for _, s in want[pid]], rtol=1e-4, atol=1e-5)
+        assert {t for t, _ in rows} == {t for t, _ in want[pid]}, pid
+
+
+def test_grid_config_is_checked():
+    assert [p["rank"] for p in make_config(["als.grid_rank=[8,16]", "als.grid_alpha=[1,5]"]).als.points()] == \
+        [8, 8, 16, 16]
+    assert make_config([]).als.points() == [{"rank": 64, "alpha": 20.0, "reg_param": 0.1}]
+    with pytest.raises(ConfigError, match="als.weighting"):
+        make_config(["als.weighting=square"])
+    with pytest.raises(ConfigError, match="als.grid_rank"):
+        make_config(["als.grid_rank=[0]"])

@@ -1,0 +1,66 @@
+"""Blocked top-N scoring against brute force in numpy (many small blocks, seeds excluded)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pyspark.sql import SparkSession
+
+from mpdrec.rank.blocked_topn import percentile_ranks, top_n
+
+
+def _problem(spark: SparkSession, seed: int = 3, queries: int = 23, tracks: int = 157, dim: int = 6):
+    rng = np.random.default_rng(seed)
+    q = rng.normal(size=(queries, dim)).astype(np.float32)
+    t = rng.normal(size=(tracks, dim)).astype(np.float32)
+    pids = np.arange(queries) * 10 + 1_000_000
+    seeds = [sorted(rng.choice(tracks, size=int(rng.integers(0, 12)), replace=False).tolist()) for _ in range(queries)]
+    track_ids = rng.permutation(tracks)  # rows not in id order
+    items = spark.createDataFrame([(int(i), t[i].tolist()) for i in track_ids], "track_idx int, features array<float>"
+                                  ).repartition(3)
+    qdf = spark.createDataFrame([(int(p), q[i].tolist(), seeds[i]) for i, p in enumerate(pids)],
+                                "pid long, features array<float>, exclude array<int>").repartition(2)
+    return q, t, pids, seeds, items, qdf
+
+
+@pytest.mark.parametrize("n,block_rows", [(10, 7), (40, 50), (200, 1000)])
+def test_top_n_matches_brute_force(spark: SparkSession, n: int, block_rows: int) -> None:
+    q, t, pids, seeds, items, qdf = _problem(spark)
+    got = top_n(qdf, items, n, block_rows).toPandas().sort_values(["pid", "score", "track_idx"],
+                                                                   ascending=[True, False, True])
+    scores = q @ t.T
+    for i, pid in enumerate(pids):
+        s = scores[i].copy()
+        s[seeds[i]] = -np.inf
+        allowed = len(t) - len(seeds[i])
+        want = np.lexsort((np.arange(len(t)), -s))[:min(n, allowed)]
+        rows = got[got.pid == pid]
+        assert rows.track_idx.tolist() == want.tolist(), pid
+        np.testing.assert_allclose(rows.score.to_numpy(), s[want], rtol=1e-5, atol=1e-5)
+        assert not set(rows.track_idx) & set(seeds[i])
+
+
+def test_top_n_without_exclusions_and_empty_queries(spark: SparkSession) -> None:
+    q, t, pids, _, items, qdf = _problem(spark, seed=5)
+    got = top_n(qdf.drop("exclude"), items, 5, 20).toPandas()
+    want = np.argsort(-(q @ t.T), axis=1)[:, :5]
+    assert len(got) == 5 * len(pids)
+    for i, pid in enumerate(pids):
+        assert set(got[got.pid == pid].track_idx) == set(want[i].tolist())
+    assert top_n(qdf.limit(0), items, 5, 20).count() == 0
+
+
+def test_percentile_ranks_match_brute_force(spark: SparkSession) -> None:
+    q, t, pids, seeds, items, qdf = _problem(spark, seed=7)
+    rng = np.random.default_rng(1)
+    targets = [(int(p), int(x)) for i, p in enumerate(pids[:-3])
+               for x in rng.choice(np.setdiff1d(np.arange(len(t)), seeds[i]), size=4, replace=False)]
+    tdf = spark.createDataFrame(targets + [(int(pids[0]), 10_000)], "pid long, track_idx int")  # 10000: no factors
+    got = {(r.pid, r.track_idx): r.percentile for r in percentile_ranks(qdf, items, tdf, 11).collect()}
+    assert len(got) == len(targets)
+    scores = q @ t.T
+    index = {int(p): i for i, p in enumerate(pids)}
+    for (pid, track), value in got.items():
+        i = index[pid]
+        s = np.delete(scores[i], seeds[i] + [track])  # the others: every non-seed track but the target
+        assert value == pytest.approx(np.count_nonzero(s > scores[i, track]) / len(s)), (pid, track)
+    assert min(got.values()) >= 0 and max(got.values()) <= 1
