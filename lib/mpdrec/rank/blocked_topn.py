@@ -62,16 +62,24 @@ def _partition_id() -> int:
     return ctx.partitionId() if ctx is not None else 0
 
 
+def _partition_rows(batches: Iterator[pa.RecordBatch], id_column: str, id_type: type, name: str
+                    ) -> tuple[pa.Table, np.ndarray, np.ndarray, int] | None:
+    """A partition's rows: (table, ids, factor matrix, first block id), or None when it is empty."""
+    table = pa.Table.from_batches(list(batches))
+    if table.num_rows == 0:
+        return None
+    ids = np.asarray(table.column(id_column), dtype=id_type)
+    return table, ids, _matrix(table.column("features"), name), _partition_id() * _BLOCK_ID_STRIDE
+
+
 def _pack_items(block_rows: int) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     def pack(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        table = pa.Table.from_batches(list(batches))
-        if table.num_rows == 0:
+        rows = _partition_rows(batches, "track_idx", np.int32, "track factors")
+        if rows is None:
             return
-        ids = np.asarray(table.column("track_idx"), dtype=np.int32)
-        mat = _matrix(table.column("features"), "track factors")
+        _, ids, mat, base = rows
         order = np.argsort(ids, kind="stable")  # sorted ids: seeds are found by binary search
         ids, mat = ids[order], mat[order]
-        base = _partition_id() * _BLOCK_ID_STRIDE
         for b, start in enumerate(range(0, len(ids), block_rows)):
             stop = start + block_rows
             yield pa.RecordBatch.from_pydict({
@@ -82,17 +90,15 @@ def _pack_items(block_rows: int) -> Callable[[Iterator[pa.RecordBatch]], Iterato
 
 def _pack_queries(block_rows: int) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     def pack(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        table = pa.Table.from_batches(list(batches))
-        if table.num_rows == 0:
+        rows = _partition_rows(batches, "pid", np.int64, "playlist factors")
+        if rows is None:
             return
-        ids = np.asarray(table.column("pid"), dtype=np.int64)
-        mat = _matrix(table.column("features"), "playlist factors")
+        table, ids, mat, base = rows
         names = table.column_names
         excl_off, excl = _csr(table.column("exclude") if "exclude" in names else None, len(ids))
         tgt_off, tgt = _csr(table.column("targets") if "targets" in names else None, len(ids))
         tgt_scores = (np.asarray(table.column("target_scores").combine_chunks().flatten(), np.float32)
                       if "targets" in names else np.zeros(0, np.float32))
-        base = _partition_id() * _BLOCK_ID_STRIDE
         for b, start in enumerate(range(0, len(ids), block_rows)):
             stop = min(start + block_rows, len(ids))
             e0, e1, g0, g1 = excl_off[start], excl_off[stop], tgt_off[start], tgt_off[stop]
