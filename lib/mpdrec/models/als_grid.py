@@ -37,8 +37,9 @@ GRID_FILE = "grid.json"
 LOWER_IS_BETTER = {"clicks", "mpr"}
 
 
-def _better(metric: str, value: float, best: float | None) -> bool:
-    return best is None or (value < best if metric in LOWER_IS_BETTER else value > best)
+def _best(grid: list[dict[str, Any]], metric: str) -> dict[str, Any]:
+    """The grid entry with the best `metric` (the first of equals)."""
+    return (min if metric in LOWER_IS_BETTER else max)(grid, key=lambda g: g[metric])
 
 
 class _Evaluator:
@@ -112,7 +113,7 @@ def run_als(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, 
             entry = {"point": point, "index": i, **scores, "seconds_per_iteration": round(per_iter, 3),
                      "score_seconds": round(time.perf_counter() - started, 2)}
             grid.append(entry)
-            best = min(grid, key=lambda g: g[metric]) if metric in LOWER_IS_BETTER else max(grid, key=lambda g: g[metric])
+            best = _best(grid, metric)
             for g in grid:  # only the best point's model and factors are kept
                 if g is not best and fs.exists(join(staging, "points", str(g["index"]))):
                     fs.delete(join(staging, "points", str(g["index"])))
@@ -121,7 +122,7 @@ def run_als(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, 
                      "(%.1fs/iter, scored in %.1fs)%s", i + 1, len(points), point["rank"], point["alpha"],
                      point["reg_param"], scores["ndcg"], scores["r_precision"], scores["clicks"], scores["mpr"],
                      per_iter, entry["score_seconds"], "  best so far" if best is entry else "")
-        best = min(grid, key=lambda g: g[metric]) if metric in LOWER_IS_BETTER else max(grid, key=lambda g: g[metric])
+        best = _best(grid, metric)
         chosen = join(staging, "points", str(best["index"]))
         for part in ("model", als.PLAYLIST_FACTORS, als.TRACK_FACTORS):
             if fs.exists(join(chosen, part)):  # else moved by an interrupted try
