@@ -10,9 +10,11 @@ recommendForUserSubset, ALS time per iteration as the data grows; prints JSON.
   ratings), so `implicit` runs with regParam and with regParam x the mean ratings per row.
 - scoring: wall time of the blocked top-N for --score-playlists playlists against every track, and
   of `ALSModel.recommendForUserSubset` on the same model and playlists, as a ratio.
-- scale: ALS seconds per iteration at each of --slices, and the blocked top-N of 10,000 playlists
+- scale: ALS seconds per iteration at each of --slices (the marginal cost: a 1-iteration fit is
+  subtracted from a --scale-iters one), and the blocked top-N of 10,000 playlists
   against every track at --score-slices (random factors of the configured rank with that scale's
-  real track count: scoring cost does not depend on the factors' values).
+  real track count; the top-N's pruning depends on how scores are spread, and random factors give
+  every track block the same spread, so it cannot profit from an order of the tracks).
 
 Data is made by the jobs under --workdir and reused by later runs (the stages are skippable).
 
@@ -156,8 +158,13 @@ def scale(spark: Any, work: Path, args: argparse.Namespace) -> dict[str, Any]:
         data = RankingData.load(spark, str(run_dir / "interactions"))
         ratings = als.ratings(data.interactions, cfg.als.weighting, cfg.als.eps).cache()
         count = ratings.count()
+        # marginal cost: (time of n iterations - time of 1) / (n - 1), so that the fixed cost of a fit
+        # (caching the ratings' blocks, materialising the factors) is not spread over the iterations
+        _, one = _spark_fit(cfg, ratings, 1)
         _, per_iter = _spark_fit(cfg, ratings, args.scale_iters)
-        out["als_seconds_per_iteration"][str(slices)] = {"ratings": count, "seconds": round(per_iter, 2)}
+        out["als_seconds_per_iteration"][str(slices)] = {
+            "ratings": count, "seconds": round((per_iter * args.scale_iters - one) / (args.scale_iters - 1), 2),
+            "one_iteration_fit_seconds": round(one, 2)}
         ratings.unpersist()
     run_dir = prepare(work, args.score_slices)
     tracks = RankingData.load(spark, str(run_dir / "interactions")).num_tracks
@@ -187,7 +194,8 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/bench_als"))
     ap.add_argument("--sections", default="peer,scoring,scale")
     ap.add_argument("--peer-slices", type=int, default=20)
-    ap.add_argument("--slices", default="20,40,80", type=lambda s: [int(x) for x in s.split(",")])
+    ap.add_argument("--slices", default="20,40,80", type=lambda s: [int(x) for x in s.split(",") if x],
+                    help='slices for ALS time per iteration ("" = none)')
     ap.add_argument("--score-slices", type=int, default=100)
     ap.add_argument("--score-playlists", type=int, default=10_000)
     ap.add_argument("--rank", type=int, default=64)
@@ -197,13 +205,16 @@ def main() -> None:
     ap.add_argument("--scale-iters", type=int, default=3)
     ap.add_argument("--cores", type=int, default=os.cpu_count() or 2)
     args = ap.parse_args()
+    if args.scale_iters < 2:
+        ap.error("--scale-iters must be at least 2 (a 1-iteration fit is the baseline)")
 
     from mpdrec.config import SparkConfig
     from mpdrec.spark import build_spark
 
     spark = build_spark(SparkConfig(master=f"local[{args.cores}]", conf={
         "spark.driver.memory": "10g", "spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false",
-        "spark.sql.shuffle.partitions": str(4 * args.cores)}), "bench-als")
+        "spark.sql.shuffle.partitions": str(4 * args.cores),
+        "spark.driver.extraJavaOptions": "--add-modules=jdk.incubator.vector"}), "bench-als")  # as conf/local.yaml
     spark.sparkContext.setCheckpointDir(str(args.workdir / "checkpoints"))
     sections = args.sections.split(",")
     result: dict[str, Any] = {"benchmark": "als", "cores": args.cores}

@@ -8,10 +8,14 @@ from pyspark.sql import SparkSession
 from mpdrec.rank.blocked_topn import percentile_ranks, top_n
 
 
-def _problem(spark: SparkSession, seed: int = 3, queries: int = 23, tracks: int = 157, dim: int = 6):
+def _problem(spark: SparkSession, seed: int = 3, queries: int = 23, tracks: int = 157, dim: int = 6,
+             ties: bool = False):
+    """Random factors; with `ties`, small integers, so that many scores are equal (ties are broken
+    by track_idx, also where they straddle a task's running bound)."""
     rng = np.random.default_rng(seed)
-    q = rng.normal(size=(queries, dim)).astype(np.float32)
-    t = rng.normal(size=(tracks, dim)).astype(np.float32)
+    draw = (lambda size: rng.integers(-1, 2, size=size)) if ties else (lambda size: rng.normal(size=size))
+    q = draw((queries, dim)).astype(np.float32)
+    t = draw((tracks, dim)).astype(np.float32)
     pids = np.arange(queries) * 10 + 1_000_000
     seeds = [sorted(rng.choice(tracks, size=int(rng.integers(0, 12)), replace=False).tolist()) for _ in range(queries)]
     track_ids = rng.permutation(tracks)  # rows not in id order
@@ -22,9 +26,9 @@ def _problem(spark: SparkSession, seed: int = 3, queries: int = 23, tracks: int 
     return q, t, pids, seeds, items, qdf
 
 
-@pytest.mark.parametrize("n,block_rows", [(10, 7), (40, 50), (200, 1000)])
-def test_top_n_matches_brute_force(spark: SparkSession, n: int, block_rows: int) -> None:
-    q, t, pids, seeds, items, qdf = _problem(spark)
+@pytest.mark.parametrize("n,block_rows,ties", [(10, 7, False), (40, 50, False), (200, 1000, False), (10, 60, True)])
+def test_top_n_matches_brute_force(spark: SparkSession, n: int, block_rows: int, ties: bool) -> None:
+    q, t, pids, seeds, items, qdf = _problem(spark, ties=ties, dim=3 if ties else 6)
     got = top_n(qdf, items, n, block_rows).toPandas().sort_values(["pid", "score", "track_idx"],
                                                                    ascending=[True, False, True])
     scores = q @ t.T

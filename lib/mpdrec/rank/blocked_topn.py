@@ -142,6 +142,22 @@ class _Pair:
             yield start, s
 
 
+def _top_k(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and scores of each row's k best scores. Ties at the cut go to the lower positions,
+    which are the lower track_idx (a block's tracks are sorted by id), as the merge orders them:
+    argpartition alone picks among tied scores arbitrarily, and could drop a track the final list
+    must hold."""
+    if k >= s.shape[1]:
+        return np.broadcast_to(np.arange(s.shape[1]), s.shape), s
+    part = np.argpartition(s, s.shape[1] - k, axis=1)[:, -k:]
+    chosen = np.take_along_axis(s, part, axis=1)
+    cut = chosen.min(axis=1, keepdims=True)
+    for i in np.flatnonzero(np.count_nonzero(s == cut, axis=1) > np.count_nonzero(chosen == cut, axis=1)):
+        part[i] = np.argsort(-s[i], kind="stable")[:k]  # rare with real factors
+        chosen[i] = s[i, part[i]]
+    return part, chosen
+
+
 def _pair_top_n(n: int) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     def top(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
@@ -150,10 +166,9 @@ def _pair_top_n(n: int) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.Reco
                 nq, k = len(pair.q_mat), min(n, len(pair.t_ids))
                 ids, best = np.empty((nq, k), np.int32), np.empty((nq, k), np.float32)
                 for start, s in pair.scores():
-                    part = np.argpartition(s, s.shape[1] - k, axis=1)[:, -k:] if k < s.shape[1] else \
-                        np.broadcast_to(np.arange(k), s.shape)
+                    part, chosen = _top_k(s, k)
                     ids[start:start + len(s)] = pair.t_ids[part]
-                    best[start:start + len(s)] = np.take_along_axis(s, part, axis=1)
+                    best[start:start + len(s)] = chosen
                 yield pa.RecordBatch.from_pydict({"q_block": [pair.q_block], "q_ids": [pair.q_ids],
                                                   "k": pa.array([k], pa.int32()), "ids": [ids.tobytes()],
                                                   "scores": [best.tobytes()]})
