@@ -39,15 +39,15 @@ def throughput(args: argparse.Namespace, dense: bool, steps: int, hvd: object | 
     import numpy as np
     import tensorflow as tf
 
-    from mpdrec.models.ncf.model import build_model, sparse_optimizer
+    from mpdrec.models.ncf.model import SplitOptimizer, build_model
 
     rng = np.random.default_rng(hvd.rank() if hvd else 0)
     batches = [(tf.constant(rng.integers(0, args.playlists, args.batch, dtype=np.int32)),
                 tf.constant(rng.integers(0, args.tracks, args.batch, dtype=np.int32)),
                 tf.constant(rng.integers(0, 2, args.batch).astype(np.float32))) for _ in range(8)]
     model = build_model("neumf", args.playlists, args.tracks, 32, [256, 128, 128, 64])
-    opt = sparse_optimizer(0.05)
-    variables = model.trainable_variables
+    opt = SplitOptimizer(model, 0.05, 0.001)  # as train_ncf.py: Adagrad on the tables, Adam on the rest
+    variables = opt.trainable
 
     @tf.function
     def step(p: tf.Tensor, t: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
@@ -58,7 +58,7 @@ def throughput(args: argparse.Namespace, dense: bool, steps: int, hvd: object | 
         grads = tape.gradient(loss, variables)
         if dense and hvd is None:
             grads = [tf.convert_to_tensor(g) for g in grads]
-        opt.apply_gradients(zip(grads, variables))
+        opt.apply(grads)
         return loss
 
     for b in batches[:2]:  # trace and warm up

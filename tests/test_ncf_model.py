@@ -7,7 +7,8 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from mpdrec.models.ncf.model import build_model, dense_layer_flops, sparse_optimizer  # noqa: E402
+from mpdrec.models.ncf.model import (  # noqa: E402
+    SplitOptimizer, build_model, dense_layer_flops, start_at_label_prior)
 
 P, T = 50, 80
 
@@ -34,20 +35,49 @@ def test_parameter_counts_follow_the_config(name, factors, layers, expected):
 
 def test_embedding_updates_touch_only_the_batch_rows():
     model = build_model("neumf", P, T, 4, [8, 4])
-    opt = sparse_optimizer(0.1)
-    table = model.get_layer("gmf_track").embeddings
-    before = table.numpy().copy()
+    opt = SplitOptimizer(model, 0.1, 0.01)
+    assert len(opt.embeddings) == 4 and len(opt.trainable) == len(model.trainable_variables)
+    table, dense = model.get_layer("gmf_track").embeddings, model.get_layer("mlp_dense_0").kernel
+    before, dense_before = table.numpy().copy(), dense.numpy().copy()
     with tf.GradientTape() as tape:
         logits = model([tf.constant([1, 2]), tf.constant([7, 9])], training=True)
         loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.constant([1.0, 0.0]), logits))
-    grads = tape.gradient(loss, model.trainable_variables)
-    position = next(i for i, v in enumerate(model.trainable_variables) if v is table)
+    grads = tape.gradient(loss, opt.trainable)
+    position = next(i for i, v in enumerate(opt.trainable) if v is table)
     assert isinstance(grads[position], tf.IndexedSlices)
-    opt.apply_gradients(zip(grads, model.trainable_variables))
+    opt.apply(grads)
     changed = np.flatnonzero(np.any(table.numpy() != before, axis=1))
     assert changed.tolist() == [7, 9]
+    # Adam's first step moves each dense weight by about its learning rate, not by Adagrad's 0.1
+    step = np.abs(dense.numpy() - dense_before)
+    assert 0 < step.max() <= 0.011
 
 
 def test_flops_count_the_dense_layers():
     model = build_model("mlp", P, T, 8, [64, 32, 16])
     assert dense_layer_flops(model) == 2 * (64 * 32 + 32 * 16 + 16 * 1)
+
+
+@pytest.mark.parametrize("name", ["gmf", "mlp", "neumf", "nncf"])
+def test_untrained_models_predict_the_label_prior(name):
+    model = build_model(name, P, T, 4, [8, 4])
+    start_at_label_prior(model, 0.2)  # 4 negatives per positive
+    logits = model([tf.constant([0, 1, 2]), tf.constant([3, 4, 5])], training=False).numpy()
+    assert model.get_layer("logit").bias.numpy()[0] == pytest.approx(np.log(0.25))
+    assert np.abs(tf.sigmoid(logits).numpy() - 0.2).max() < 0.15  # small initial weights: near the prior
+
+
+@pytest.mark.parametrize("fine_tune,smallest,largest", [(False, 0.4, 0.5), (True, 0.0, 0.2)])
+def test_fine_tuning_starts_with_small_embedding_steps(fine_tune, smallest, largest):
+    """From scratch Adagrad's first step is lr-sized (0.5 here); fine-tuning trained embeddings
+    (NeuMF from GMF and MLP) starts with steps the size of the gradient instead."""
+    model = build_model("neumf", P, T, 4, [8, 4])
+    opt = SplitOptimizer(model, 0.5, 1e-3, fine_tune=fine_tune)
+    table = model.get_layer("gmf_track").embeddings
+    before = table.numpy().copy()
+    with tf.GradientTape() as tape:
+        logits = model([tf.constant([1, 2]), tf.constant([7, 9])], training=True)
+        loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.constant([1.0, 0.0]), logits))
+    opt.apply(tape.gradient(loss, opt.trainable))
+    step = np.abs(table.numpy() - before)[[7, 9]]
+    assert smallest < step.max() <= largest

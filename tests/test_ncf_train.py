@@ -20,7 +20,8 @@ from mpdrec.errors import InputError
 from mpdrec.models.ncf.data import describe_training_data, rank_batches, read_leave_one_out
 from mpdrec.models.ncf.leave_one_out import metric_sums, summarize
 
-GMF = ["ncf.model=gmf", "ncf.factors=16", "ncf.batch_size=4096", "ncf.lr=0.25", "ncf.patience=0"]
+# tiny data, a few dozen steps per epoch: learning rates far above the defaults
+GMF = ["ncf.model=gmf", "ncf.factors=16", "ncf.batch_size=4096", "ncf.lr=0.25", "ncf.dense_lr=0.05", "ncf.patience=0"]
 OUTPUTS = {"_manifest.json", "model.keras", "history.json", "history.png", "embeddings/playlists.parquet",
            "embeddings/tracks.parquet"}
 

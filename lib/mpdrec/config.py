@@ -173,8 +173,9 @@ class NcfConfig:
     dropout: float  # NNCF's MLP stream
     epochs: int
     batch_size: int  # per rank
-    lr: float  # Adagrad learning rate for one rank
-    scale_lr: bool  # multiply lr by the number of ranks (the global batch grows with them)
+    lr: float  # embeddings: row-sparse Adagrad learning rate for one rank
+    dense_lr: float  # every other weight (dense layers): Adam learning rate for one rank
+    scale_lr: bool  # multiply both learning rates by the number of ranks (the global batch grows with them)
     sparse_as_dense: bool  # Horovod: allreduce embedding gradients as dense tables instead of allgather
     patience: int  # stop after this many epochs without a better `monitor`; 0 = never early
     monitor: str  # hr@10 | ndcg@10 | auc: the metric early stopping and the kept model follow
@@ -194,6 +195,7 @@ class NcfConfig:
         _require(self.epochs >= 1, "ncf.epochs", "must be at least 1")
         _require(self.batch_size >= 1, "ncf.batch_size", "must be at least 1")
         _require(self.lr > 0, "ncf.lr", "must be > 0")
+        _require(self.dense_lr > 0, "ncf.dense_lr", "must be > 0")
         _require(self.patience >= 0, "ncf.patience", "must be >= 0")
         _require(self.monitor in NCF_MONITORS, "ncf.monitor", f"must be one of {', '.join(NCF_MONITORS)}")
         _require(not self.pretrained or self.model == "neumf", "ncf.pretrained", "applies to ncf.model=neumf only")

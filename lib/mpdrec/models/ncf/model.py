@@ -4,6 +4,7 @@ each a small function that builds the Keras network from its sizes (as in the pa
 Every model maps (playlist_idx, track_idx) to one logit; the loss applies the sigmoid. Embedding
 lookups give row-sparse gradients (tf.IndexedSlices), which `sparse_optimizer` applies row by row:
 with 2.26M tracks a dense optimizer step over whole tables is the slowest possible way to train.
+The dense layers have their own optimizer (`SplitOptimizer`).
 """
 from __future__ import annotations
 
@@ -84,20 +85,67 @@ def init_neumf_from(neumf: tf.keras.Model, gmf: tf.keras.Model, mlp: tf.keras.Mo
     neumf.get_layer("logit").set_weights([np.concatenate([alpha * kg, (1 - alpha) * km]), alpha * bg + (1 - alpha) * bm])
 
 
+def start_at_label_prior(model: tf.keras.Model, positive_share: float) -> None:
+    """Output bias = the logit of the training labels' positive share (log(1/k) for k negatives per
+    positive), so that the first steps learn preferences instead of the label ratio: with Adam at
+    1e-3 on the dense weights the bias alone would need about a thousand steps to get there, and
+    until then the embeddings would absorb it."""
+    share = min(max(positive_share, 1e-6), 1 - 1e-6)
+    model.get_layer("logit").bias.assign([float(np.log(share / (1 - share)))])
+
+
 def embedding_tables(model: tf.keras.Model, side: str) -> dict[str, np.ndarray]:
     """The model's `side` ("playlist" or "track") embedding tables by layer name."""
     return {layer.name: layer.get_weights()[0] for layer in model.layers
             if isinstance(layer, tf.keras.layers.Embedding) and layer.name.endswith(f"_{side}")}
 
 
-def sparse_optimizer(lr: float) -> tf.keras.optimizers.legacy.Optimizer:
+def sparse_optimizer(lr: float, fine_tune: bool = False) -> tf.keras.optimizers.legacy.Optimizer:
     """Adagrad from Keras' legacy optimizers: it applies IndexedSlices gradients to the touched rows
     only (its accumulator is per row). Measured in scripts/bench_ncf.py against a dense step.
 
-    The accumulator starts near zero, not at Keras' 0.1: embedding gradients start tiny (small initial
-    embeddings times small weights), and 0.1 in the denominator kept GMF at the label prior for
-    epochs on the synthetic data, while a near-zero start made the first steps lr-sized."""
-    return tf.keras.optimizers.legacy.Adagrad(learning_rate=lr, initial_accumulator_value=1e-6)
+    From scratch the accumulator starts near zero, not at Keras' 0.1: embedding gradients start tiny
+    (small initial embeddings times small weights), and 0.1 in the denominator kept GMF at the label
+    prior for epochs on the synthetic data, while a near-zero start made the first steps lr-sized.
+    Fine-tuning trained embeddings (NeuMF from GMF and MLP) wants the opposite: lr-sized first steps
+    would scramble them, so the accumulator starts at Keras' 0.1 and steps grow with the gradient."""
+    return tf.keras.optimizers.legacy.Adagrad(learning_rate=lr, initial_accumulator_value=0.1 if fine_tune else 1e-6)
+
+
+class SplitOptimizer:
+    """Row-sparse Adagrad (`lr`) for the embedding tables, Adam (`dense_lr`) for every other weight.
+
+    One Adagrad for everything made the MLP tower useless: its first steps are lr-sized whatever the
+    gradient (the accumulator starts near zero), and at the lr the embeddings need (0.5) they threw
+    the dense layers' weights so far that most ReLUs died (89 of 128 in the second layer of a trained
+    MLP), leaving a model that ranked by popularity only. Adam at the paper's 1e-3 keeps them alive.
+    Adam's slots are dense, which is fine for the dense layers: they are small.
+    """
+
+    def __init__(self, model: tf.keras.Model, lr: float, dense_lr: float, fine_tune: bool = False) -> None:
+        tables = {id(w) for layer in model.layers if isinstance(layer, tf.keras.layers.Embedding)
+                  for w in layer.trainable_weights}
+        self.embeddings = [v for v in model.trainable_variables if id(v) in tables]
+        self.dense = [v for v in model.trainable_variables if id(v) not in tables]
+        self.sparse_optimizer = sparse_optimizer(lr, fine_tune)
+        self.dense_optimizer = tf.keras.optimizers.legacy.Adam(dense_lr)
+        # slots exist now, so that a checkpoint restore and Horovod's broadcast find them
+        self.sparse_optimizer._create_all_weights(self.embeddings)
+        self.dense_optimizer._create_all_weights(self.dense)
+
+    @property
+    def trainable(self) -> list[tf.Variable]:
+        """The variables in the order `apply` expects their gradients."""
+        return self.embeddings + self.dense
+
+    def apply(self, gradients: list[tf.Tensor]) -> None:
+        cut = len(self.embeddings)
+        self.sparse_optimizer.apply_gradients(zip(gradients[:cut], self.embeddings))
+        if self.dense:
+            self.dense_optimizer.apply_gradients(zip(gradients[cut:], self.dense))
+
+    def variables(self) -> list[tf.Variable]:
+        return self.sparse_optimizer.variables() + self.dense_optimizer.variables()
 
 
 def dense_layer_flops(model: tf.keras.Model) -> int:

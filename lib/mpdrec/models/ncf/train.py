@@ -120,7 +120,7 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
     import horovod.tensorflow as hvd
     import tensorflow as tf
 
-    from mpdrec.models.ncf.model import build_model, init_neumf_from, sparse_optimizer
+    from mpdrec.models.ncf.model import SplitOptimizer, build_model, init_neumf_from, start_at_label_prior
 
     hvd.init()
     rank, size = hvd.rank(), hvd.size()
@@ -142,12 +142,18 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
         begin_stage(store, parent, n.model, fp, resume=not force)
     checkpoints = join(staging, "checkpoints")
 
+    def allsum(values: np.ndarray) -> np.ndarray:
+        return hvd.allreduce(tf.constant(values, tf.float64), op=hvd.Sum).numpy()
+
+    popularity = allsum(positive_counts(
+        [f for s in data.rank_shards(0, rank, size) for f in s.files], data.num_tracks))
     tf.keras.utils.set_random_seed(cfg.seed)
     model = build_model(n.model, data.num_playlists, data.num_tracks, n.factors, n.layers, n.l2, n.dropout)
-    lr = n.lr * (size if n.scale_lr else 1)
-    optimizer = sparse_optimizer(lr)
-    optimizer._create_all_weights(model.trainable_variables)  # slots exist before restore and broadcast
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    start_at_label_prior(model, popularity.sum() / sum(s.rows for s in data.epoch_sets[0]))
+    lr, dense_lr = (x * (size if n.scale_lr else 1) for x in (n.lr, n.dense_lr))
+    optimizer = SplitOptimizer(model, lr, dense_lr, fine_tune=n.pretrained)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer.sparse_optimizer,
+                                     dense_optimizer=optimizer.dense_optimizer)
     say = print if rank == 0 else (lambda *a, **k: None)
 
     state: dict[str, Any] = {"epoch": 0, "history": [], "best_epoch": 0, "best": None, "bad_epochs": 0,
@@ -164,12 +170,7 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
     state = hvd.broadcast_object(state, root_rank=0)
     hvd.broadcast_variables(model.variables + optimizer.variables(), root_rank=0)
 
-    def allsum(values: np.ndarray) -> np.ndarray:
-        return hvd.allreduce(tf.constant(values, tf.float64), op=hvd.Sum).numpy()
-
     mine = slice(rank, None, size)  # this rank's share of the evaluated playlists
-    popularity = allsum(positive_counts(
-        [f for s in data.rank_shards(0, rank, size) for f in s.files], data.num_tracks))
     baseline = summarize(allsum(metric_sums(popularity[loo.candidates[mine]])))
     score = tf.function(lambda p, t: model([p, t], training=False),
                         input_signature=[tf.TensorSpec([None], tf.int32)] * 2)
@@ -179,7 +180,8 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
 
     step = _train_step(model, optimizer, hvd, n.sparse_as_dense)
     say(f"ncf {n.model}: {size} rank(s), {device}; tables {data.num_playlists:,} playlists x {data.num_tracks:,} "
-        f"tracks, {model.count_params():,} parameters; lr {lr:g}; {len(loo.playlists):,} leave-one-out playlists; "
+        f"tracks, {model.count_params():,} parameters; lr {lr:g} (dense layers {dense_lr:g}); "
+        f"{len(loo.playlists):,} leave-one-out playlists; "
         f"popularity on the same candidates: " + "  ".join(f"{k} {baseline[k]:.4f}" for k in METRICS), flush=True)
     epoch_walls: list[float] = []
     for epoch in range(state["epoch"], state["epoch"] if state["stopped"] else n.epochs):
@@ -236,7 +238,7 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
     if state["best_epoch"] != state["epoch"]:
         restore_checkpoint(tf.train.Checkpoint(model=model), join(checkpoints, f"epoch-{state['best_epoch']:04d}"),
                            partial=True)
-    body = _export(model, state, baseline, staging, cfg, data, loo, lr, size, device)
+    body = _export(model, state, baseline, staging, cfg, data, loo, (lr, dense_lr), size, device)
     manifest = publish_stage(store, parent, n.model, fp, staging, body, started)
     store.delete(join(parent, n.model, "checkpoints"))  # only now: a failed publish can still resume
     return {"rank": rank, "size": size, "weights_digest": digest, "manifest": manifest}
@@ -245,7 +247,7 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
 def _train_step(model: Any, optimizer: Any, hvd: Any, sparse_as_dense: bool) -> Any:
     import tensorflow as tf
 
-    variables = model.trainable_variables
+    variables = optimizer.trainable
 
     @tf.function
     def step(p: tf.Tensor, t: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
@@ -253,7 +255,7 @@ def _train_step(model: Any, optimizer: Any, hvd: Any, sparse_as_dense: bool) -> 
             loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=model([p, t], training=True)))
             total = loss + tf.add_n(model.losses) if model.losses else loss
         tape = hvd.DistributedGradientTape(tape, sparse_as_dense=sparse_as_dense)
-        optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
+        optimizer.apply(tape.gradient(total, variables))
         return loss
 
     return step
@@ -282,7 +284,8 @@ def _init_from_pretrained(model: Any, parent: str, init: Any) -> None:
 
 
 def _export(model: Any, state: dict[str, Any], baseline: dict[str, float], staging: str, cfg: Config,
-            data: TrainingData, loo: LeaveOneOut, lr: float, size: int, device: str) -> dict[str, Any]:
+            data: TrainingData, loo: LeaveOneOut, lrs: tuple[float, float], size: int, device: str
+            ) -> dict[str, Any]:
     """Write model.keras, embeddings/, history.json and history.png to staging; the manifest body."""
     from mpdrec.models.ncf.model import embedding_tables
 
@@ -296,14 +299,14 @@ def _export(model: Any, state: dict[str, Any], baseline: dict[str, float], stagi
         write_embeddings(embedding_tables(model, "track"), "track_idx", os.path.join(tmp, "embeddings", "tracks.parquet"))
         with open(os.path.join(tmp, "history.json"), "w") as f:
             json.dump(history, f, indent=1)
-        plot_history(history, baseline, f"{n.model}: {size} rank(s), batch {n.batch_size} per rank, lr {lr:g}",
-                     os.path.join(tmp, "history.png"))
+        title = f"{n.model}: {size} rank(s), batch {n.batch_size} per rank, lr {lrs[0]:g} (dense {lrs[1]:g})"
+        plot_history(history, baseline, title, os.path.join(tmp, "history.png"))
         upload_dir(tmp, staging)
     best = history[state["best_epoch"] - 1]
     return {
         "model": n.model, "factors": n.factors, "layers": n.layers, "ranks": size, "device": device,
         "num_playlists": data.num_playlists, "num_tracks": data.num_tracks, "parameters": int(model.count_params()),
-        "lr": lr, "batch_size_per_rank": n.batch_size, "sparse_as_dense": n.sparse_as_dense,
+        "lr": lrs[0], "dense_lr": lrs[1], "batch_size_per_rank": n.batch_size, "sparse_as_dense": n.sparse_as_dense,
         "epochs_run": len(history), "early_stopped": state["stopped"], "best_epoch": state["best_epoch"],
         "monitor": n.monitor, "metrics": {k: best[k] for k in METRICS}, "popularity": baseline,
         "eval_playlists": int(len(loo.playlists)),
