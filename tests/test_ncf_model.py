@@ -33,16 +33,21 @@ def test_parameter_counts_follow_the_config(name, factors, layers, expected):
     assert out.shape == (3,)
 
 
+def _batch_gradients(model: tf.keras.Model, opt: SplitOptimizer) -> list:
+    """Gradients of one batch, playlists 1 and 2 with tracks 7 and 9, in `opt.trainable` order."""
+    with tf.GradientTape() as tape:
+        logits = model([tf.constant([1, 2]), tf.constant([7, 9])], training=True)
+        loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.constant([1.0, 0.0]), logits))
+    return tape.gradient(loss, opt.trainable)
+
+
 def test_embedding_updates_touch_only_the_batch_rows():
     model = build_model("neumf", P, T, 4, [8, 4])
     opt = SplitOptimizer(model, 0.1, 0.01)
     assert len(opt.embeddings) == 4 and len(opt.trainable) == len(model.trainable_variables)
     table, dense = model.get_layer("gmf_track").embeddings, model.get_layer("mlp_dense_0").kernel
     before, dense_before = table.numpy().copy(), dense.numpy().copy()
-    with tf.GradientTape() as tape:
-        logits = model([tf.constant([1, 2]), tf.constant([7, 9])], training=True)
-        loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.constant([1.0, 0.0]), logits))
-    grads = tape.gradient(loss, opt.trainable)
+    grads = _batch_gradients(model, opt)
     position = next(i for i, v in enumerate(opt.trainable) if v is table)
     assert isinstance(grads[position], tf.IndexedSlices)
     opt.apply(grads)
@@ -75,9 +80,6 @@ def test_fine_tuning_starts_with_small_embedding_steps(fine_tune, smallest, larg
     opt = SplitOptimizer(model, 0.5, 1e-3, fine_tune=fine_tune)
     table = model.get_layer("gmf_track").embeddings
     before = table.numpy().copy()
-    with tf.GradientTape() as tape:
-        logits = model([tf.constant([1, 2]), tf.constant([7, 9])], training=True)
-        loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.constant([1.0, 0.0]), logits))
-    opt.apply(tape.gradient(loss, opt.trainable))
+    opt.apply(_batch_gradients(model, opt))
     step = np.abs(table.numpy() - before)[[7, 9]]
     assert smallest < step.max() <= largest
