@@ -8,7 +8,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from mpdrec.models.ncf.model import (  # noqa: E402
-    SplitOptimizer, build_model, dense_layer_flops, start_at_label_prior)
+    SplitOptimizer, build_model, dense_layer_flops, init_neumf_from, start_at_label_prior)
 
 P, T = 50, 80
 
@@ -83,3 +83,17 @@ def test_fine_tuning_starts_with_small_embedding_steps(fine_tune, smallest, larg
     opt.apply(_batch_gradients(model, opt))
     step = np.abs(table.numpy() - before)[[7, 9]]
     assert smallest < step.max() <= largest
+
+
+@pytest.mark.parametrize("alpha", [0.5, 0.8])
+def test_pretrained_neumf_starts_as_the_alpha_blend_of_gmf_and_mlp(alpha):
+    """He et al. 3.4.1: NeuMF's first logit is alpha * GMF's + (1 - alpha) * MLP's."""
+    tf.keras.utils.set_random_seed(3)
+    gmf, mlp, neumf = (build_model(name, P, T, 4, [8, 4]) for name in ("gmf", "mlp", "neumf"))
+    for source in (gmf, mlp):  # trained-looking weights: nothing at its initial value
+        source.set_weights([np.random.default_rng(1).normal(size=w.shape).astype(np.float32)
+                            for w in source.get_weights()])
+    init_neumf_from(neumf, gmf, mlp, alpha)
+    p, t = tf.constant([0, 3, 7], tf.int32), tf.constant([1, 1, 9], tf.int32)
+    expected = alpha * gmf([p, t]).numpy() + (1 - alpha) * mlp([p, t]).numpy()
+    np.testing.assert_allclose(neumf([p, t]).numpy(), expected, rtol=1e-5, atol=1e-5)

@@ -151,6 +151,43 @@ def test_killed_run_resumes_after_its_last_epoch(run_dir, tmp_path):
     assert rerun.returncode == 0 and "up to date" in rerun.stdout
 
 
+def test_pretrained_neumf_keeps_its_start_when_fine_tuning_makes_it_worse(run_dir, horovodrun_result):
+    """NeuMF from this run's GMF and MLP is scored before fine-tuning (epoch 0). Adam at 0.5 on the
+    dense layers wrecks it in one epoch, so the exported model must be the start: the alpha-blend."""
+    import tensorflow as tf
+
+    from mpdrec.models.ncf.model import build_model, init_neumf_from
+    from mpdrec.models.ncf.train import _loo_sums
+
+    mlp = ["ncf.layers=[32,16]", "ncf.epochs=3"]  # as the resume test trains it
+    for model in ("mlp", "neumf"):  # mlp: up to date when the resume test trained it already
+        extra = [f"ncf.model={model}", *mlp] + (["ncf.pretrained=true", "ncf.epochs=1", "ncf.dense_lr=0.5"]
+                                                if model == "neumf" else [])
+        proc = subprocess.run([sys.executable, str(ROOT / "jobs" / "train_ncf.py"), *_sets(run_dir, extra)],
+                              capture_output=True, text=True, env=_env(), timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "ncf neumf: pretrained start: hr@10" in proc.stdout and "(the pretrained start)" in proc.stdout
+    out = run_dir / "ncf" / "neumf"
+    manifest = json.loads((out / "_manifest.json").read_text())
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1] and _files(out) == OUTPUTS
+    assert manifest["best_epoch"] == 0 and manifest["metrics"] == manifest["start"]
+    assert history[0][manifest["monitor"]] < manifest["start"][manifest["monitor"]]
+
+    loo = read_leave_one_out(str(run_dir / "negatives" / "eval"))
+
+    def scores(model: tf.keras.Model) -> dict[str, float]:
+        score = tf.function(lambda p, t: model([p, t], training=False),
+                            input_signature=[tf.TensorSpec([None], tf.int32)] * 2)
+        return summarize(_loo_sums(score, loo, slice(None)))
+
+    load = lambda name: tf.keras.models.load_model(run_dir / "ncf" / name / "model.keras", compile=False)
+    blend = build_model("neumf", manifest["num_playlists"], manifest["num_tracks"], 16, [32, 16])
+    init_neumf_from(blend, load("gmf"), load("mlp"))
+    for model in (load("neumf"), blend):
+        assert scores(model) == pytest.approx(manifest["start"], abs=1e-6)
+
+
 def test_missing_inputs_are_one_line_errors(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "jobs" / "train_ncf.py"), *_sets(tmp_path, [])],
                           capture_output=True, text=True, env=_env(), timeout=300)

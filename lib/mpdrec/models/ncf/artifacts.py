@@ -96,8 +96,10 @@ def write_embeddings(tables: dict[str, np.ndarray], id_column: str, path: str) -
             writer.write_table(pa.Table.from_arrays(columns, schema=schema))
 
 
-def plot_history(history: list[dict[str, Any]], baseline: dict[str, float], title: str, path: str) -> None:
-    """Training loss and the leave-one-out metrics per epoch; popularity on the same candidates dashed."""
+def plot_history(history: list[dict[str, Any]], baseline: dict[str, float], title: str, path: str,
+                 start: dict[str, float] | None = None) -> None:
+    """Training loss and the leave-one-out metrics per epoch; popularity on the same candidates dashed;
+    a pretrained model's starting point (`start`) as epoch 0."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -109,7 +111,8 @@ def plot_history(history: list[dict[str, Any]], baseline: dict[str, float], titl
     left.set(title="training loss (log loss)", xlabel="epoch")
     for i, name in enumerate(("hr@10", "ndcg@10", "auc")):
         color = f"C{i}"
-        right.plot(epochs, [h[name] for h in history], marker="o", color=color, label=name)
+        right.plot(([0] if start else []) + epochs, ([start[name]] if start else []) + [h[name] for h in history],
+                   marker="o", color=color, label=name)
         right.axhline(baseline[name], color=color, linestyle="--", linewidth=1, label=f"{name} popularity")
     right.set(title="leave-one-out evaluation", xlabel="epoch", ylim=(0, 1))
     right.legend(fontsize=7, ncol=2)
