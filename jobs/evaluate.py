@@ -1,5 +1,5 @@
 """Stage 7: score every model's validation submission (R-precision, NDCG, clicks; overall and per
-category) and write <paths.run_dir>/report.json and report.md.
+category) and write <paths.run_dir>/report.json, report.md and report_*.png.
 
     python jobs/evaluate.py --set paths.run_dir=runs/local
 """
@@ -11,12 +11,13 @@ import sys
 from mpdrec.cli import run_job
 from mpdrec.config import Config
 from mpdrec.evaluation import evaluate
+from mpdrec.rank.assemble import submissions
 from mpdrec.spark import build_spark
 
 
 def main(args: argparse.Namespace, cfg: Config) -> None:
     spark = build_spark(cfg.spark, "mpdrec-evaluate")
-    report = evaluate(spark, cfg.paths.run_dir, cfg.rank.models)
+    report = evaluate(spark, cfg.paths.run_dir, submissions(cfg.rank), cfg.as_dict())
     print(f"{'model':<12} {'R-prec':>8} {'NDCG':>8} {'clicks':>8}")
     for name, m in report["models"].items():
         o = m["overall"]

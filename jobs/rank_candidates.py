@@ -1,5 +1,6 @@
 """Stage 6: rank the validation challenge (and the real one, when given) with every model in
-`rank.models`; write validated submissions under <paths.run_dir>/rank/<model>/.
+`rank.models` and with their learned blend; write validated submissions under
+<paths.run_dir>/rank/<model>/ and <paths.run_dir>/rank/final/.
 
     python jobs/rank_candidates.py --set paths.run_dir=runs/local
 """
@@ -17,10 +18,13 @@ from mpdrec.spark import build_spark
 def rank(args: argparse.Namespace, cfg: Config) -> None:
     spark = build_spark(cfg.spark, "mpdrec-rank")
     manifest = run_rank(spark, cfg, force=args.force)
-    for challenge, models in manifest.items():
-        if challenge in ("submission", "challenge_submission"):
-            for model, info in models.items():
-                print(f"{model:<12} {cfg.paths.run_dir}/{info['file']} ({info['playlists']} playlists, validated)")
+    for challenge in ("submission", "challenge_submission"):
+        for model, info in manifest.get(challenge, {}).get("models", {}).items():
+            print(f"{model:<12} {cfg.paths.run_dir}/{info['file']} ({info['playlists']} playlists, validated)")
+    recall = manifest["submission"]["candidates"]["recall"]
+    print("candidate recall (hidden tracks reachable, eval playlists): "
+          + "  ".join(f"{k} {v:.3f}" for k, v in recall.items()))
+    print(f"blend: {manifest['blend']['method']}" + (f" ({manifest['blend']['reason']})" if "reason" in manifest["blend"] else ""))
 
 
 if __name__ == "__main__":

@@ -1,82 +1,85 @@
 #!/usr/bin/env python
-"""Benchmark the indexing and ranking stages at several scales; prints JSON.
+"""Benchmark the final ranking end to end on the validation challenge; prints JSON.
 
-For each scale (slices): wall seconds of build_interactions (validation challenge + ids +
-interactions), of training ALS (the configured grid), of ranking the validation challenge with every
-model (validated submissions), and of scoring them; plus the metrics, so growth with scale and
-quality show side by side.
+Builds (or reuses, since every stage is skipped when up to date) a synthetic MPD of `--slices`
+slices with `--per-category` validation playlists per category, its interactions and ALS factors,
+and with `--ncf-model` an NCF model of this run (trained with `jobs/train_ncf.py`, one rank). Then it
+times the rank stage alone, forced: every source's lists, the single-source submissions, the
+candidates and their features, the NCF scores, the blend's fit and the final submission, each
+written and validated. The issue's target: 10,000 playlists (1,000 per category) at 100 slices in
+at most 300 s on this machine. The report's metrics (on the "eval" half) come along.
 
-    python scripts/bench_rank.py                   # 20 and 80 slices
-    python scripts/bench_rank.py --scales 20,40
+    python scripts/bench_rank.py --workdir /tmp/bench_rank                         # 100 slices, 10,000 playlists
+    python scripts/bench_rank.py --workdir /tmp/bench_rank --ncf-model gmf --ncf-epochs 2
+    python scripts/bench_rank.py --workdir /tmp/bench_rank20 --slices 20 --per-category 100
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import shutil
+import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+TARGET_SECONDS = 300.0
+
+
+def _job(name: str, sets: list[str]) -> None:
+    """A job as a user runs it (its own process and SparkSession); output discarded."""
+    flags = [a for s in sets for a in ("--set", s)]
+    subprocess.run([sys.executable, str(ROOT / "jobs" / f"{name}.py"), *flags], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scales", default="20,80")
+    ap.add_argument("--workdir", type=Path, required=True, help="kept between runs: stages are reused")
+    ap.add_argument("--slices", type=int, default=100)
+    ap.add_argument("--per-category", type=int, default=1000)
+    ap.add_argument("--ncf-model", default="", help="gmf | mlp | neumf | nncf: an NCF score feature (trained here)")
+    ap.add_argument("--ncf-epochs", type=int, default=2)
     ap.add_argument("--cores", type=int, default=os.cpu_count() or 2)
-    ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
 
     from mpdrec.config import SparkConfig, load_config
-    from mpdrec.etl.ingest import run_ingest
-    from mpdrec.etl.stages import run_interactions, run_validation
     from mpdrec.evaluation import evaluate
-    from mpdrec.models.als_grid import run_als
+    from mpdrec.rank.assemble import submissions
     from mpdrec.rank.stage import run_rank
     from mpdrec.spark import build_spark
-    from mpdrec.synth.generate import generate
 
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_rank_"))
+    mpd, run_dir = args.workdir / f"mpd{args.slices}", args.workdir / "run"
+    sets = [f"synth.num_slices={args.slices}", f"synth.out_dir={mpd}", f"paths.mpd={mpd}", f"paths.run_dir={run_dir}",
+            "paths.challenge=", f"validation.per_category={args.per_category}",
+            f"rank.ncf_model={args.ncf_model}", f"ncf.model={args.ncf_model or 'gmf'}", f"ncf.epochs={args.ncf_epochs}",
+            "ncf.patience=0"]
+    started = time.perf_counter()
+    for job in ("synth_mpd", "ingest_mpd", "build_interactions", "train_als",
+                *(("sample_negatives", "train_ncf") if args.ncf_model else ())):
+        _job(job, sets)
+    prepared = time.perf_counter() - started
+    cfg = load_config(ROOT / "conf", "local", [], sets)
     spark = build_spark(SparkConfig(master=f"local[{args.cores}]", conf={
-        "spark.driver.memory": "8g", "spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false",
-        "spark.sql.shuffle.partitions": str(4 * args.cores)}), "bench-rank")
-    runs = []
-    for slices in sorted(int(s) for s in args.scales.split(",")):
-        mpd, run_dir = work / f"mpd{slices}", work / f"run{slices}"
-        cfg = load_config(ROOT / "conf", "local", [], [
-            f"synth.num_slices={slices}", f"synth.out_dir={mpd}", f"paths.mpd={mpd}",
-            f"paths.run_dir={run_dir}", "paths.challenge="])
-        generate(cfg.synth)
-        run_ingest(spark, cfg)
-        timings = {}
-        t0 = time.perf_counter()
-        validation = run_validation(spark, cfg, force=True)
-        interactions = run_interactions(spark, cfg, force=True)
-        timings["build_interactions"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        run_als(spark, cfg, force=True)
-        timings["train_als"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        run_rank(spark, cfg, force=True)
-        timings["rank_all_models"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        report = evaluate(spark, str(run_dir), cfg.rank.models)
-        timings["score"] = time.perf_counter() - t0
-        runs.append({
-            "slices": slices,
-            "validation_playlists": validation["playlists"],
-            "interactions": interactions["tables"]["data"],
-            "seconds": {k: round(v, 1) for k, v in timings.items()},
-            "metrics": {m: {k: round(v, 4) for k, v in r["overall"].items()} for m, r in report["models"].items()},
-        })
-        print(f"# {slices} slices: {runs[-1]['seconds']}", file=sys.stderr)
-    print(json.dumps({"benchmark": "rank", "cores": args.cores, "runs": runs}, indent=2))
+        **cfg.spark.conf, "spark.driver.memory": "10g", "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false"}), "bench-rank")
+    t0 = time.perf_counter()
+    manifest = run_rank(spark, cfg, force=True)
+    rank_seconds = time.perf_counter() - t0
+    report = evaluate(spark, str(run_dir), submissions(cfg.rank))
     spark.stop()
-    if args.workdir is None:
-        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps({
+        "benchmark": "rank", "cores": args.cores, "slices": args.slices,
+        "validation_playlists": report["validation"]["playlists"], "scored_playlists": report["scored_playlists"],
+        "ncf_model": args.ncf_model or None,
+        "rank_seconds": round(rank_seconds, 1), "target_seconds": TARGET_SECONDS,
+        "share_of_target": round(rank_seconds / TARGET_SECONDS, 3),
+        "steps": manifest["submission"]["seconds"], "candidates": manifest["submission"]["candidates"],
+        "blend": {k: v for k, v in manifest["blend"].items() if k != "feature_importances"},
+        "metrics": {m: {k: round(v, 4) for k, v in r["overall"].items()} for m, r in report["models"].items()},
+        "prepare_seconds": round(prepared, 1),
+    }, indent=2))
 
 
 if __name__ == "__main__":

@@ -188,6 +188,78 @@ def test_pretrained_neumf_keeps_its_start_when_fine_tuning_makes_it_worse(run_di
         assert scores(model) == pytest.approx(manifest["start"], abs=1e-6)
 
 
+def test_executors_score_candidates_like_the_model(spark, run_dir, horovodrun_result):
+    """NcfModel.scores (mapInPandas in the Python workers) gives the exported model's logits; a
+    playlist outside the model's table gets 0."""
+    import tensorflow as tf
+
+    from mpdrec.io.fs import store_for
+    from mpdrec.models.data import Queries
+    from mpdrec.rank.ncf_scores import NcfModel
+
+    ids = spark.read.parquet(str(run_dir / "interactions" / "playlist_ids")).select("pid", "playlist_idx")
+    known = ids.orderBy("playlist_idx").limit(30)
+    playlists = known.unionByName(spark.createDataFrame([(-5, None)], "pid long, playlist_idx int"))
+    queries = Queries(playlists, spark.createDataFrame([], "pid long, track_idx int"), 0)
+    rng = np.random.default_rng(4)
+    pids = [r.pid for r in playlists.collect()]
+    pairs = spark.createDataFrame([(int(pid), int(t)) for pid in pids for t in rng.integers(0, 200, 20)],
+                                  "pid long, track_idx int").repartition(3)
+    model = NcfModel.load(store_for(str(run_dir)), str(run_dir), "gmf",
+                          json.loads((run_dir / "ncf" / "gmf" / "_manifest.json").read_text())["num_tracks"])
+    got = model.scores(pairs, queries).join(playlists, "pid", "left").toPandas()
+    assert len(got) == pairs.count()
+    assert (got.loc[got.pid == -5, "ncf_score"] == 0).all()
+    inside = got[got.pid != -5]
+    keras = tf.keras.models.load_model(run_dir / "ncf" / "gmf" / "model.keras", compile=False)
+    expected = keras([tf.constant(inside.playlist_idx.astype("int32")), tf.constant(inside.track_idx.astype("int32"))])
+    np.testing.assert_allclose(inside.ncf_score, expected.numpy().reshape(-1), rtol=1e-5, atol=1e-5)
+
+
+def test_rank_stage_blends_with_the_ncf_score(spark, run_dir, horovodrun_result):
+    """rank.ncf_model: the candidates get the model's score as a feature, rank/ncf is a validated
+    submission of the candidates in its order, and the report scores it beside the others."""
+    from mpdrec.evaluation import evaluate
+    from mpdrec.rank.assemble import submissions
+    from mpdrec.rank.stage import run_rank
+
+    cfg = make_config([f"paths.run_dir={run_dir}", "paths.challenge=", "rank.models=[popularity,title,cooc,kmeans]",
+                       "rank.ncf_model=gmf", "rank.cooc_neighbours=50", "rank.blend.trees=10",
+                       "rank.kmeans_clusters=5"])
+    manifest = run_rank(spark, cfg)
+    names = {"popularity", "title", "cooc", "kmeans", "ncf", "final"}
+    assert set(manifest["submission"]["models"]) == names
+    assert "ncf_score" in manifest["blend"]["feature_importances"]
+    assert "gmf scores of the candidates" in dict(manifest["submission"]["seconds"])
+    assert manifest["submission"]["candidates"]["recall"]["kmeans"] > 0
+    report = evaluate(spark, str(run_dir), submissions(cfg.rank))
+    assert set(report["models"]) == names
+    assert report["models"]["ncf"]["overall"]["ndcg"] > report["models"]["popularity"]["overall"]["ndcg"]
+
+
+def test_kmeans_source_proposes_its_clusters_commonest_tracks_by_ncf_score(spark, run_dir, horovodrun_result):
+    """Two clusters: at most two candidate sets among the queries, each a cluster's commonest
+    tracks (as many as asked), ordered by the model's logits."""
+    import tensorflow as tf
+
+    from mpdrec.io.fs import store_for
+    from mpdrec.models.data import Queries, RankingData
+    from mpdrec.rank import kmeans
+    from mpdrec.rank.ncf_scores import NcfModel
+
+    data = RankingData.load(spark, str(run_dir / "interactions"))
+    ids = data.playlist_ids.where("kind = 'mpd'").orderBy("playlist_idx").limit(40).select("pid", "playlist_idx")
+    queries = Queries(ids, spark.createDataFrame([], "pid long, track_idx int"), 0)
+    model = NcfModel.load(store_for(str(run_dir)), str(run_dir), "gmf", data.num_tracks)
+    got = kmeans.recommend(spark, data, queries, model, k=2, tracks_per_cluster=30, seed=1).toPandas()
+    sets = got.groupby("pid").track_idx.apply(frozenset)
+    assert len(sets) == 40 and set(sets.map(len)) == {30} and sets.nunique() <= 2
+    keras = tf.keras.models.load_model(run_dir / "ncf" / "gmf" / "model.keras", compile=False)
+    idx = dict(ids.select("pid", "playlist_idx").toPandas().values)
+    logits = keras([tf.constant(got.pid.map(idx).astype("int32")), tf.constant(got.track_idx.astype("int32"))])
+    np.testing.assert_allclose(got.score, logits.numpy().reshape(-1), rtol=1e-5, atol=1e-5)
+
+
 def test_missing_inputs_are_one_line_errors(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "jobs" / "train_ncf.py"), *_sets(tmp_path, [])],
                           capture_output=True, text=True, env=_env(), timeout=300)

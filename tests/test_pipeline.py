@@ -12,8 +12,9 @@ from conftest import make_config
 from mpdrec.categories import CATEGORIES
 from mpdrec.etl.ingest import run_ingest
 from mpdrec.etl.stages import run_interactions, run_validation
-from mpdrec.evaluation import evaluate
+from mpdrec.evaluation import ValidationTruth, evaluate
 from mpdrec.models.als_grid import run_als
+from mpdrec.rank.assemble import FINAL, submissions
 from mpdrec.rank.stage import run_rank
 from mpdrec.rank.submission import validate_submission
 
@@ -30,7 +31,7 @@ def run(spark, synth_dir, tmp_path_factory):
     run_interactions(spark, cfg)
     run_als(spark, cfg)
     run_rank(spark, cfg)
-    report = evaluate(spark, str(run_dir), cfg.rank.models)
+    report = evaluate(spark, str(run_dir), submissions(cfg.rank))
     return cfg, run_dir, report
 
 
@@ -93,7 +94,7 @@ def test_every_submission_is_valid(run):
     _, run_dir, _ = run
     val = orjson.loads((run_dir / "validation" / "challenge_set.json").read_bytes())["playlists"]
     seeds = {p["pid"]: {t["track_uri"] for t in p["tracks"]} for p in val}
-    for model in ("popularity", "title", "cooc", "als"):
+    for model in ("popularity", "title", "cooc", "als", FINAL):
         assert validate_submission(run_dir / "rank" / model / "submission.csv", seeds) == []
         assert (run_dir / "rank" / model / "challenge_submission.csv").exists()
 
@@ -102,11 +103,33 @@ def test_report_has_every_model_and_category(run):
     _, run_dir, report = run
     on_disk = json.loads((run_dir / "report.json").read_text())
     assert on_disk == json.loads(json.dumps(report))
-    for model in ("popularity", "title", "cooc", "als"):
+    for model in ("popularity", "title", "cooc", "als", FINAL):
         m = on_disk["models"][model]
         assert set(m["overall"]) >= {"r_precision", "ndcg", "clicks"}
         assert sorted(m["by_category"], key=int) == [str(i) for i in range(1, 11)]
     assert "| cooc |" in (run_dir / "report.md").read_text()
+    assert on_disk["figures"] == ["report_by_category.png", "report_recall.png"]  # no NCF model in this run
+    for name in on_disk["figures"]:
+        assert (run_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [s for s, _ in on_disk["stage_seconds"]] == ["ingest", "validation", "interactions", "als", "rank"]
+
+
+def test_two_stage_ranking_is_fitted_on_fit_and_scored_on_eval(spark, run):
+    """validation/blend_split halves every category; the report scores the "eval" half only; the
+    candidates' union reaches at least what each source reaches."""
+    _, run_dir, report = run
+    split = {r["pid"]: r["split"] for r in pq.read_table(run_dir / "validation" / "blend_split").to_pylist()}
+    categories = {r["pid"]: r["category"] for r in pq.read_table(run_dir / "validation" / "categories").to_pylist()}
+    assert set(split) == set(categories)
+    for cat in set(categories.values()):
+        halves = [split[p] for p in categories if categories[p] == cat]
+        assert abs(halves.count("fit") - halves.count("eval")) <= 1
+    assert report["scored_playlists"] == sum(v == "eval" for v in split.values())
+    assert all(m["num_playlists"] == report["scored_playlists"] for m in report["models"].values())
+    recall = report["rank"]["candidates"]["recall"]
+    assert recall["union"] >= max(v for k, v in recall.items() if k != "union") > 0
+    assert report["rank"]["blend"]["method"] == "gbt" and report["rank"]["blend"]["fit_positives"] > 0
+    assert (run_dir / "rank" / "final" / "blend_model").is_dir()
 
 
 def test_baselines_rank_as_expected(run):
@@ -135,7 +158,9 @@ def test_als_grid_scores_every_point_and_keeps_the_best(spark, run):
     assert len(factors.first().features) == best["point"]["rank"]
     assert sorted(p.name for p in (run_dir / "als").iterdir() if not p.name.startswith(".")) == [
         "_manifest.json", "grid.json", "model", "playlist_factors", "track_factors"]
-    als_scores = report["models"]["als"]["overall"]
+    # the grid is scored on the "fit" playlists, so that the report's "eval" numbers stay out of sample
+    als_scores = ValidationTruth.load(spark, str(run_dir), "fit").score_submission(
+        spark, str(run_dir / "rank" / "als" / "submission.csv"))["overall"]
     assert als_scores["ndcg"] == pytest.approx(best["ndcg"], abs=1e-9)
     assert als_scores["r_precision"] == pytest.approx(best["r_precision"], abs=1e-9)
     for metric in ("r_precision", "ndcg"):

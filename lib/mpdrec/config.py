@@ -60,10 +60,12 @@ class IngestConfig:
 @dataclass(frozen=True)
 class ValidationConfig:
     per_category: int | None  # held-out MPD playlists per category; None: 1 per 1,000, 10..1,000
+    blend_fit_share: float  # validation playlists the learned blend is fitted on; the rest are scored
 
     def __post_init__(self) -> None:
         _require(self.per_category is None or self.per_category >= 1, "validation.per_category",
                  "must be at least 1 (or null for the default)")
+        _require(0.0 <= self.blend_fit_share < 1.0, "validation.blend_fit_share", "must be within [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,38 @@ class NegativesConfig:
         _require(self.shards >= 1, "negatives.shards", "must be at least 1")
 
 
+SOURCES = ("popularity", "title", "cooc", "als", "kmeans")
+NCF_MODELS = ("gmf", "mlp", "neumf", "nncf")
+BLEND_METHODS = ("gbt", "logistic", "fixed")
+
+
+@dataclass(frozen=True)
+class CandidatesConfig:
+    als: int
+    cooc: int
+    title: int
+    popularity: int
+    kmeans: int
+
+    def __post_init__(self) -> None:
+        for name in SOURCES:
+            _require(1 <= getattr(self, name) <= 500, f"rank.candidates.{name}", "must be within 1..500")
+
+
+@dataclass(frozen=True)
+class BlendConfig:
+    method: str  # gbt | logistic: Spark ML fitted on the "fit" validation playlists; fixed: reciprocal ranks
+    trees: int
+    depth: int
+    negatives_per_positive: int  # non-hidden candidates sampled per hidden one for fitting
+
+    def __post_init__(self) -> None:
+        _require(self.method in BLEND_METHODS, "rank.blend.method", f"must be one of {', '.join(BLEND_METHODS)}")
+        _require(self.trees >= 1, "rank.blend.trees", "must be at least 1")
+        _require(1 <= self.depth <= 30, "rank.blend.depth", "must be within 1..30")
+        _require(self.negatives_per_positive >= 1, "rank.blend.negatives_per_positive", "must be at least 1")
+
+
 @dataclass(frozen=True)
 class RankConfig:
     models: list[str]  # single-source rankings to write (popularity, title, cooc, als)
@@ -104,11 +138,15 @@ class RankConfig:
     cooc_max_playlists_per_seed: int  # a seed in more playlists is sampled down to this many
     als_top_n: int  # tracks per playlist from the ALS factors (seeds excluded), before the fallbacks fill
     block_rows: int  # blocked top-N scoring: tracks (and query playlists) per block of the matrix product
+    candidates: CandidatesConfig  # per source: top tracks per playlist in the blend's candidate set
+    blend: BlendConfig
+    ncf_model: str | None  # an ncf/<model> of this run: its score is a blend feature and rank/ncf a submission
+    kmeans_clusters: int  # kmeans source: k-means clusters of the NCF model's playlist embeddings
+    kmeans_tracks: int  # kmeans source: a cluster's commonest tracks, ordered by the NCF score
 
     def __post_init__(self) -> None:
-        known = {"popularity", "title", "cooc", "als"}
-        unknown = [m for m in self.models if m not in known]
-        _require(not unknown, "rank.models", f"unknown models {unknown} (known: {sorted(known)})")
+        unknown = [m for m in self.models if m not in SOURCES]
+        _require(not unknown, "rank.models", f"unknown models {unknown} (known: {sorted(SOURCES)})")
         _require(bool(self.models), "rank.models", "needs at least one model")
         for key in ("team_name", "team_email"):
             value = getattr(self, key)
@@ -118,6 +156,12 @@ class RankConfig:
         _require(self.cooc_max_playlists_per_seed >= 1, "rank.cooc_max_playlists_per_seed", "must be >= 1")
         _require(1 <= self.als_top_n <= 10_000, "rank.als_top_n", "must be within 1..10000")
         _require(self.block_rows >= 1, "rank.block_rows", "must be at least 1")
+        _require(self.ncf_model in (None, *NCF_MODELS), "rank.ncf_model",
+                 f"must be null or one of {', '.join(NCF_MODELS)}")
+        _require("kmeans" not in self.models or self.ncf_model is not None, "rank.models",
+                 "kmeans clusters the NCF model's playlist embeddings: set rank.ncf_model too")
+        _require(self.kmeans_clusters >= 2, "rank.kmeans_clusters", "must be at least 2")
+        _require(1 <= self.kmeans_tracks <= 10_000, "rank.kmeans_tracks", "must be within 1..10000")
 
 
 ALS_WEIGHTINGS = ("binary", "counts", "log")
@@ -186,7 +230,7 @@ class NcfConfig:
     eval_path: str | None  # leave-one-out Parquet (playlist_idx, track_idx, negatives); None: the run's
 
     def __post_init__(self) -> None:
-        _require(self.model in ("gmf", "mlp", "neumf", "nncf"), "ncf.model", "must be gmf, mlp, neumf or nncf")
+        _require(self.model in NCF_MODELS, "ncf.model", "must be gmf, mlp, neumf or nncf")
         _require(self.factors >= 1, "ncf.factors", "must be at least 1")
         _require(len(self.layers) >= 1 and all(u >= 1 for u in self.layers) and self.layers[0] % 2 == 0,
                  "ncf.layers", "must be positive sizes, the first even (split between playlist and track)")

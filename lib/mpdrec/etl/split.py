@@ -10,7 +10,9 @@ ground truth never leaks into training.
 
 Outputs (`<run_dir>/validation/`): challenge_set.json (the official layout, read back through the
 same parser as the real challenge), ground_truth (pid, pos, track_uri, artist_uri), holdouts (every
-hidden position), categories (pid, category, num_samples, ground_truth = scorable hidden tracks).
+hidden position), categories (pid, category, num_samples, ground_truth = scorable hidden tracks),
+blend_split (pid, split = "fit" | "eval": the learned blend is fitted on "fit", every model scored on
+"eval").
 As in the official set, num_tracks is the playlist's length and num_holdouts = num_tracks - num_samples.
 """
 from __future__ import annotations
@@ -18,17 +20,20 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
 import orjson
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from mpdrec.categories import CATEGORIES
+from mpdrec.hashing import hash_keys
 from mpdrec.io.arrow_fs import write_bytes
 from mpdrec.io.fs import HadoopFS
 from mpdrec.io.paths import join
 
 log = logging.getLogger("mpdrec.split")
+BLEND_SPLIT_STREAM = 0xB1E2D  # hash stream of the blend's fit/eval split (apart from the seed choice's)
 POOL_FACTOR = 5  # playlists drawn per validation slot before categories are assigned
 TRACK_FIELDS = ["pos", "artist_name", "track_uri", "artist_uri", "track_name", "album_uri", "duration_ms",
                 "album_name"]
@@ -48,6 +53,19 @@ def assign_categories(pool: list[tuple[int, int, bool]], per_category: int) -> d
                   if pid not in chosen and n >= cat.min_tracks and (titled or not cat.has_title)][:per_category]
         chosen.update((pid, cat.id) for pid in picked)
     return chosen
+
+
+def blend_split(categories: dict[int, int], fit_share: float, seed: int) -> dict[int, str]:
+    """pid -> "fit" | "eval": in each category, round(share x size) playlists, chosen by a seeded hash
+    of the pid, fit the learned blend; the others are where every model is scored. Split inside each
+    category so that both halves hold every category in the same proportions."""
+    out: dict[int, str] = {}
+    for cat in sorted(set(categories.values())):
+        pids = np.array(sorted(pid for pid, c in categories.items() if c == cat), dtype=np.int64)
+        ordered = pids[np.lexsort((pids, hash_keys(seed, BLEND_SPLIT_STREAM, pids)))]
+        n_fit = int(round(fit_share * len(ordered)))
+        out.update({int(pid): "fit" if i < n_fit else "eval" for i, pid in enumerate(ordered)})
+    return out
 
 
 def _seed_flags(entries: DataFrame, seed: int) -> DataFrame:
@@ -83,7 +101,7 @@ def _challenge_json(playlists: list[dict], seeds: list[dict]) -> bytes:
 
 
 def build_validation(spark: SparkSession, ingest_dir: str, out_dir: str, per_category: int | None,
-                     seed: int) -> dict[str, Any]:
+                     fit_share: float, seed: int) -> dict[str, Any]:
     """Write the validation challenge under `out_dir`; returns the manifest body."""
     playlists = spark.read.parquet(join(ingest_dir, "playlists"))
     playlist_tracks = spark.read.parquet(join(ingest_dir, "playlist_tracks"))
@@ -121,6 +139,9 @@ def build_validation(spark: SparkSession, ingest_dir: str, out_dir: str, per_cat
     spark.createDataFrame([(r["pid"], r["category"], r["num_samples"], r["ground_truth"]) for r in rows],
                           "pid long, category int, num_samples int, ground_truth int"
                           ).coalesce(1).write.mode("overwrite").parquet(join(out_dir, "categories"))
+    split = blend_split(kept, fit_share, seed)
+    spark.createDataFrame(sorted(split.items()), "pid long, split string").coalesce(1).write.mode(
+        "overwrite").parquet(join(out_dir, "blend_split"))
     seed_rows = (seeds.join(F.broadcast(spark.createDataFrame([(p,) for p in kept], "pid long")), "pid")
                  .join(tracks.select("track_uri", "track_name", "artist_name", "album_name"), "track_uri")
                  .select("pid", *TRACK_FIELDS).collect())
@@ -131,4 +152,5 @@ def build_validation(spark: SparkSession, ingest_dir: str, out_dir: str, per_cat
     log.info("validation: %d playlists (%s per category), %d dropped for lack of ground truth", len(kept),
              k, dropped)
     return {"per_category": k, "playlists": len(kept), "by_category": by_category,
+            "blend_split": {v: sum(1 for x in split.values() if x == v) for v in ("fit", "eval")},
             "dropped_without_ground_truth": dropped, "ground_truth_rows": sum(counts.values())}

@@ -52,7 +52,7 @@ class _Evaluator:
         tables = join(staging, "validation_queries")
         process_file(join(run_dir, "validation", "challenge_set.json"), "challenge", tables)
         self.queries = Queries.load(spark, self.data, tables)
-        self.truth = ValidationTruth.load(spark, run_dir)
+        self.truth = ValidationTruth.load(spark, run_dir, "fit")  # "eval" stays out of sample for the report
         self.fallbacks = [
             ("title", title.recommend(self.data, self.queries, SUBMISSION_SIZE, cfg.rank.title_min_playlists).cache()),
             ("popularity", popularity.recommend(self.data, self.queries, SUBMISSION_SIZE).cache())]

@@ -30,7 +30,7 @@ class RankingData:
 
 @dataclass(frozen=True)
 class Queries:
-    playlists: DataFrame  # pid, playlist_idx (null if unknown), name_norm (nullable)
+    playlists: DataFrame  # pid, playlist_idx (null if unknown), name_norm (nullable), category, num_samples
     seeds: DataFrame  # pid, track_idx
     max_seeds: int  # most seeds of any query playlist: lists are cut at n + max_seeds before seeds go
 
@@ -38,7 +38,7 @@ class Queries:
     def from_challenge(cls, data: RankingData, challenge_playlists: DataFrame,
                        challenge_tracks: DataFrame) -> "Queries":
         """Queries from challenge tables (the real challenge or the validation one: same parser)."""
-        playlists = (challenge_playlists.select("pid", "name_norm")
+        playlists = (challenge_playlists.select("pid", "name_norm", "category", "num_samples")
                      .join(data.playlist_ids.select("pid", "playlist_idx"), "pid", "left"))
         seeds = challenge_tracks.select("pid", "track_uri").join(
             data.track_ids.select("track_uri", "track_idx"), "track_uri").select("pid", "track_idx").distinct()

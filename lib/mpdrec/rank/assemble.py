@@ -7,9 +7,16 @@ from functools import reduce
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from mpdrec.config import RankConfig
 from mpdrec.models.data import Queries
 
 SUBMISSION_SIZE = 500
+FINAL = "final"  # the blend's submission, beside one per single source (rank.models)
+
+
+def submissions(rank: RankConfig) -> list[str]:
+    """Every rank/<name>/ the rank stage writes: each source, the NCF model's, the blend's."""
+    return [*rank.models, *(["ncf"] if rank.ncf_model else []), FINAL]
 
 
 def assemble(sources: list[tuple[str, DataFrame]], queries: Queries, n: int = SUBMISSION_SIZE) -> DataFrame:

@@ -1,35 +1,56 @@
-"""Stage 6 (for now: single sources): rank every query playlist with each model, write and validate the
-submissions for the validation challenge and, when given, the real challenge.
+"""Stage 6: rank every query playlist with each single source and with the two-stage blend; write and
+validate the submissions for the validation challenge and, when given, the real challenge.
 
-Outputs (`<run_dir>/rank/<model>/`): submission.csv (validation challenge) and
-challenge_submission.csv (real challenge), each with a `*_recommendations` Parquet copy with scores.
+Each source's ranked list is computed once per challenge and serves both its own submission (with
+its fallbacks) and the blend's candidate set (`mpdrec.rank.candidates`). The blend's re-ranker is
+fitted on the validation challenge's "fit" playlists (`mpdrec.rank.blend`) and applied to every
+query, the real challenge's included; the sources' full lists fill what the candidates leave short
+of 500.
+
+Outputs (`<run_dir>/rank/<model>/` for each of rank.models and `final`, the blend): submission.csv
+(validation challenge) and challenge_submission.csv (real challenge), each with a `*_recommendations`
+Parquet copy with scores; `final/blend_model` (the fitted Spark ML pipeline, when one was fitted).
+The manifest holds per-step timings, the candidates' recall by source and the blend's weights.
 """
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from mpdrec.config import Config
 from mpdrec.etl.slice_tables import process_file
 from mpdrec.etl.stages import upstream
+from mpdrec.evaluation import blend_split_pids
 from mpdrec.io.fs import HadoopFS
 from mpdrec.io.paths import join, to_uri
 from mpdrec.io.stage import fingerprint, run_stage
 from mpdrec.models import als, cooc, popularity, title
 from mpdrec.models.data import Queries, RankingData
-from mpdrec.rank.assemble import SUBMISSION_SIZE, assemble
+from mpdrec.rank.assemble import FINAL, SUBMISSION_SIZE, assemble
+from mpdrec.rank.blend import Blend, fit_blend, labelled, with_features
+from mpdrec.rank import kmeans
+from mpdrec.rank.candidates import candidate_recall, candidate_table, ranked_list
+from mpdrec.rank.ncf_scores import NcfModel
 from mpdrec.rank.publish import publish
 from mpdrec.spark import job_step
 
 log = logging.getLogger("mpdrec.rank")
 FALLBACKS = {"popularity": [], "title": ["popularity"], "cooc": ["title", "popularity"],
-             "als": ["title", "popularity"]}
+             "als": ["title", "popularity"], "kmeans": ["title", "popularity"]}
+# beyond the blend's candidates, the sources' full lists fill the 500 in their usual order of quality
+# on the validation challenge (report.md: ALS > cooc > title > popularity; kmeans, when ranked, last
+# but popularity)
+FINAL_FILL = ("als", "cooc", "title", "kmeans", "popularity")
 
 
-def _sources(spark: SparkSession, cfg: Config) -> dict[str, Callable[[RankingData, Queries], DataFrame]]:
+def _sources(spark: SparkSession, cfg: Config, ncf: NcfModel | None
+             ) -> dict[str, Callable[[RankingData, Queries], DataFrame]]:
     r, n = cfg.rank, SUBMISSION_SIZE
     als_dir = join(to_uri(cfg.paths.run_dir), "als")
     return {
@@ -38,6 +59,7 @@ def _sources(spark: SparkSession, cfg: Config) -> dict[str, Callable[[RankingDat
         "title": lambda d, q: title.recommend(d, q, n, r.title_min_playlists),
         "cooc": lambda d, q: cooc.recommend(d, q, n, r.cooc_neighbours, r.cooc_beta,
                                             r.cooc_max_playlists_per_seed, cfg.seed),
+        "kmeans": lambda d, q: kmeans.recommend(spark, d, q, ncf, r.kmeans_clusters, r.kmeans_tracks, cfg.seed),
     }
 
 
@@ -50,23 +72,108 @@ def _queries(spark: SparkSession, data: RankingData, tables_dir: str) -> tuple[Q
     return Queries.load(spark, data, tables_dir), seeds
 
 
-def _rank_challenge(spark: SparkSession, cfg: Config, data: RankingData, tables_dir: str, staging: str,
-                    name: str) -> dict[str, Any]:
-    queries, seeds = _queries(spark, data, tables_dir)
-    sources = _sources(spark, cfg)
-    out: dict[str, Any] = {}
-    for model in cfg.rank.models:
+@dataclass(frozen=True)
+class Validation:
+    """What the blend is fitted on and its candidates' recall measured against: the hidden tracks
+    as (pid, track_idx), and the "fit" and "eval" playlists (all of them in both when the run has
+    no blend split)."""
+    truth: DataFrame
+    fit: DataFrame
+    eval: DataFrame
+
+    @classmethod
+    def load(cls, spark: SparkSession, run_dir: str, data: RankingData) -> "Validation":
+        truth = (spark.read.parquet(join(run_dir, "validation", "ground_truth")).select("pid", "track_uri")
+                 .join(data.track_ids.select("track_uri", "track_idx"), "track_uri").select("pid", "track_idx"))
+        everyone = truth.select("pid").distinct()
+        fit, held = (blend_split_pids(spark, run_dir, s) for s in ("fit", "eval"))
+        return cls(truth.cache(), everyone if fit is None else fit, everyone if held is None else held)
+
+
+class _Step:
+    """Times the steps of one challenge's ranking and names their Spark jobs."""
+
+    def __init__(self, spark: SparkSession, challenge: str) -> None:
+        self.spark, self.challenge, self.seconds = spark, challenge, []
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
         started = time.time()
-        with job_step(spark, f"rank: {model} for the {name} challenge"):
-            chain = [(m, sources[m](data, queries)) for m in [model, *FALLBACKS[model]]]
-            ranked = assemble(chain, queries).cache()
-            info = publish(ranked, data, seeds, join(staging, model), name, cfg.rank.team_name, cfg.rank.team_email)
-            info["file"] = f"rank/{model}/{name}.csv"
-            ranked.unpersist()
-        info["seconds"] = round(time.time() - started, 2)
-        log.info("rank: %s %s: %d playlists in %.1fs", model, name, info["playlists"], info["seconds"])
-        out[model] = info
-    return out
+        with job_step(self.spark, f"rank {self.challenge}: {name}"):
+            yield
+        self.seconds.append([name, round(time.time() - started, 2)])  # a list: JSON keeps the order
+        log.info("rank %s: %s in %.1fs", self.challenge, name, self.seconds[-1][1])
+
+
+def _rank_challenge(spark: SparkSession, cfg: Config, data: RankingData, tables_dir: str, staging: str,
+                    name: str, blend: Blend | None, validation: Validation | None,
+                    ncf: NcfModel | None) -> tuple[dict[str, Any], Blend]:
+    """Every single-source submission, the NCF model's (with `ncf`: the candidates ordered by its
+    score) and the blend's (`final`). With `validation`, the blend is fitted here on its "fit"
+    playlists; otherwise `blend` (fitted on the validation challenge) ranks."""
+    queries, seeds = _queries(spark, data, tables_dir)
+    sources, models, step = _sources(spark, cfg, ncf), cfg.rank.models, _Step(spark, name)
+    lists: dict[str, DataFrame] = {}
+    for source in sorted({*models, *(f for m in models for f in FALLBACKS[m]), "popularity"}):
+        with step(f"{source} ranked lists"):
+            lists[source] = ranked_list(sources[source](data, queries), queries, SUBMISSION_SIZE).persist()
+            lists[source].count()
+    out: dict[str, Any] = {}
+    for model in models:
+        with step(f"{model} submission"):
+            out[model] = _publish(assemble([(m, lists[m]) for m in [model, *FALLBACKS[model]]], queries),
+                                  data, seeds, staging, model, name, cfg)
+    depth = {s: getattr(cfg.rank.candidates, s) for s in models}
+    fill = [(s, lists[s]) for s in FINAL_FILL if s in lists]
+    with step("candidates and features"):
+        candidates = candidate_table(lists, depth).persist()
+        rows = with_features(candidates, queries, data, depth).persist()
+        report: dict[str, Any] = {"rows": rows.count(), "depth": depth}
+    if ncf is not None:
+        rows = _add_ncf_scores(rows, queries, ncf, step)
+        with step("ncf submission"):
+            by_ncf = rows.select("pid", "track_idx", F.col("ncf_score").alias("score"))
+            out["ncf"] = _publish(assemble([("ncf", by_ncf), *fill], queries), data, seeds, staging, "ncf", name, cfg)
+    if validation is not None:
+        with step("candidate recall"):
+            report["recall"] = candidate_recall(candidates.join(validation.eval, "pid", "left_semi"),
+                                                validation.truth.join(validation.eval, "pid", "left_semi"), models)
+        with step("blend fit"):
+            blend = _fit(rows, validation, cfg, ncf is not None, join(staging, FINAL, "blend_model"))
+    if blend is None:
+        raise ValueError("a challenge without validation labels needs the blend fitted on the validation one")
+    with step("final submission"):
+        ranked = assemble([(FINAL, blend.score(rows)), *fill], queries)
+        out[FINAL] = _publish(ranked, data, seeds, staging, FINAL, name, cfg)
+    for df in [*lists.values(), candidates, rows]:
+        df.unpersist()
+    return {"models": out, "candidates": report, "seconds": step.seconds}, blend
+
+
+def _add_ncf_scores(rows: DataFrame, queries: Queries, ncf: NcfModel, step: _Step) -> DataFrame:
+    """`rows` with ncf_score, persisted in place of `rows`."""
+    with step(f"{ncf.name} scores of the candidates"):
+        scored = rows.join(ncf.scores(rows, queries), ["pid", "track_idx"]).persist()
+        scored.count()
+        rows.unpersist()
+    return scored
+
+
+def _fit(rows: DataFrame, validation: Validation, cfg: Config, ncf: bool, model_uri: str) -> Blend:
+    """The blend fitted on the "fit" playlists' candidates; a fitted Spark ML pipeline is saved."""
+    fit_rows = labelled(rows.join(validation.fit, "pid", "left_semi"), validation.truth)
+    blend = fit_blend(fit_rows, cfg.rank.models, cfg.rank.blend, cfg.seed, ncf=ncf)
+    if blend.model is not None:
+        blend.model.write().overwrite().save(model_uri)
+    return blend
+
+
+def _publish(ranked: DataFrame, data: RankingData, seeds: dict[int, set[str]], staging: str, model: str,
+             name: str, cfg: Config) -> dict[str, Any]:
+    ranked = ranked.cache()
+    info = publish(ranked, data, seeds, join(staging, model), name, cfg.rank.team_name, cfg.rank.team_email)
+    ranked.unpersist()
+    return {**info, "file": f"rank/{model}/{name}.csv"}
 
 
 def run_rank(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:
@@ -76,17 +183,26 @@ def run_rank(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str,
                                                         ("interactions", "jobs/build_interactions.py")]]
     if "als" in cfg.rank.models:
         inputs.append(upstream(fs, run_dir, "als", "jobs/train_als.py"))
+    if cfg.rank.ncf_model:
+        inputs.append(upstream(fs, run_dir, f"ncf/{cfg.rank.ncf_model}", "jobs/train_ncf.py"))
     fp = fingerprint(inputs, cfg.section_digest("seed", "rank"))
 
     def build(staging: str) -> dict[str, Any]:
         data = RankingData.load(spark, join(run_dir, "interactions"))
+        validation = Validation.load(spark, run_dir, data)
+        ncf = NcfModel.load(fs, run_dir, cfg.rank.ncf_model, data.num_tracks) if cfg.rank.ncf_model else None
         # the validation challenge goes through the same parser as the real one
-        process_file(join(run_dir, "validation", "challenge_set.json"), "challenge", join(staging, "validation_queries"))
-        body = {"submission": _rank_challenge(spark, cfg, data, join(staging, "validation_queries"), staging, "submission")}
-        fs.delete(join(staging, "validation_queries"))
+        tables = join(staging, "validation_queries")
+        process_file(join(run_dir, "validation", "challenge_set.json"), "challenge", tables)
+        body: dict[str, Any] = {}
+        body["submission"], blend = _rank_challenge(spark, cfg, data, tables, staging, "submission", None, validation,
+                                                     ncf)
+        fs.delete(tables)
         if fs.exists(join(run_dir, "ingest", "challenge_playlists")):
-            body["challenge_submission"] = _rank_challenge(spark, cfg, data, join(run_dir, "ingest"), staging,
-                                                           "challenge_submission")
+            body["challenge_submission"], _ = _rank_challenge(spark, cfg, data, join(run_dir, "ingest"), staging,
+                                                              "challenge_submission", blend, None, ncf)
+        body["blend"] = blend.info
+        validation.truth.unpersist()
         return body
 
     return run_stage(fs, run_dir, "rank", fp, build, force=force)

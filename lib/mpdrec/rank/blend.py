@@ -1,0 +1,112 @@
+"""Stage two of the two-stage ranking: features per (playlist, candidate) and the re-ranker.
+
+The re-ranker is a Spark ML classifier (gradient-boosted trees by default, or logistic regression)
+fitted on the "fit" half of the validation challenge: label 1 when the candidate is one of the
+playlist's hidden tracks. It is applied unchanged to the other half (where the report scores it) and
+to the real challenge. Where nothing can be fitted (no "fit" playlists, or no hidden track among
+their candidates), or with `rank.blend.method=fixed`, the blend is a reciprocal-rank sum over the
+sources: a fixed-weight blend that needs no labels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml.classification import GBTClassifier, LogisticRegression
+from pyspark.ml.feature import VectorAssembler
+from pyspark.ml.functions import vector_to_array
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from mpdrec.config import BlendConfig
+from mpdrec.models.data import Queries, RankingData
+
+RRF_K = 60  # reciprocal-rank fusion's usual constant: rank r adds 1 / (60 + r)
+QUERY_FEATURES = ["num_seeds", "has_title", "category", "title_support"]
+TRACK_FEATURES = ["popularity", "artist_share", "sources_hit"]
+
+
+def feature_names(sources: list[str], ncf: bool = False) -> list[str]:
+    """The re-ranker's inputs, in order: each source's score, rank and relative score, the NCF
+    model's score of the candidate (when the rank stage has one), then the rest."""
+    return ([f"{s}_{k}" for s in sorted(sources) for k in ("score", "rank", "rel")] + (["ncf_score"] if ncf else [])
+            + QUERY_FEATURES + TRACK_FEATURES)
+
+
+def with_features(candidates: DataFrame, queries: Queries, data: RankingData, depth: dict[str, int]) -> DataFrame:
+    """The candidate table (with any extra feature columns it carries, e.g. ncf_score) plus every
+    feature column (no nulls: a source that did not propose a track gives it score and relative
+    score 0 and rank = its depth, one past its last).
+
+    Per query: seeds shown, whether it has a title, its challenge category, and how many training
+    playlists share its normalised title (log; how much the title source can know). Per candidate:
+    log popularity, the share of the playlist's seeds by the same artist, and how many sources
+    proposed it."""
+    tracks = data.track_ids.select("track_idx", F.log1p("playlist_count").alias("popularity"),
+                                   F.xxhash64("artist_uri").alias("artist"))
+    titles = (data.playlist_ids.where(F.length("name_norm") > 0).groupBy("name_norm")
+              .agg(F.log1p(F.count("*")).alias("title_support")))
+    num_seeds = queries.seeds.groupBy("pid").agg(F.count("*").alias("num_seeds"))
+    per_query = (queries.playlists.join(titles, "name_norm", "left").join(num_seeds, "pid", "left")
+                 .select("pid", F.coalesce("num_seeds", F.lit(0)).alias("num_seeds"),
+                         (F.coalesce(F.length("name_norm"), F.lit(0)) > 0).cast("int").alias("has_title"),
+                         F.coalesce("category", F.lit(0)).alias("category"),
+                         F.coalesce("title_support", F.lit(0.0)).alias("title_support")))
+    seed_artists = (queries.seeds.join(tracks.select("track_idx", "artist"), "track_idx")
+                    .groupBy("pid", "artist").agg(F.count("*").alias("artist_seeds")))
+    names = sorted(depth)
+    filled = [F.coalesce(f"{s}_{k}", F.lit(0.0)).alias(f"{s}_{k}") for s in names for k in ("score", "rel")] + [
+        F.coalesce(f"{s}_rank", F.lit(depth[s])).alias(f"{s}_rank") for s in names]
+    hit = sum((F.col(f"{s}_rank").isNotNull().cast("int") for s in names), F.lit(0))
+    extra = [c for c in candidates.columns if c == "ncf_score"]
+    return (candidates.select("pid", "track_idx", *filled, *extra, hit.alias("sources_hit"))
+            .join(tracks, "track_idx").join(F.broadcast(per_query), "pid")
+            .join(seed_artists, ["pid", "artist"], "left")
+            .withColumn("artist_share", F.coalesce("artist_seeds", F.lit(0)) / F.greatest("num_seeds", F.lit(1)))
+            .drop("artist", "artist_seeds"))
+
+
+def labelled(rows: DataFrame, truth: DataFrame) -> DataFrame:
+    """`rows` with label 1.0 where (pid, track_idx) is a hidden track, else 0.0."""
+    hidden = truth.select("pid", "track_idx", F.lit(1.0).alias("label"))
+    return rows.join(hidden, ["pid", "track_idx"], "left").fillna(0.0, ["label"])
+
+
+@dataclass(frozen=True)
+class Blend:
+    """A fitted re-ranker (`model`), or the fixed reciprocal-rank blend (`model` None)."""
+    sources: list[str]
+    model: PipelineModel | None
+    info: dict[str, Any]
+
+    def score(self, rows: DataFrame) -> DataFrame:
+        """pid, track_idx, score (higher is better) for rows carrying the features."""
+        if self.model is None:
+            rrf = sum((F.lit(1.0) / (RRF_K + F.col(f"{s}_rank")) for s in self.sources), F.lit(0.0))
+            return rows.select("pid", "track_idx", rrf.alias("score"))
+        return self.model.transform(rows).select(
+            "pid", "track_idx", vector_to_array("probability")[1].alias("score"))
+
+
+def fit_blend(rows: DataFrame, sources: list[str], cfg: BlendConfig, seed: int, ncf: bool = False) -> Blend:
+    """Fit on labelled feature rows: every positive and about `negatives_per_positive` negatives each,
+    sampled by a seeded hash of (pid, track_idx) so that the same config fits the same model."""
+    counts = {r.label: r["count"] for r in rows.groupBy("label").count().collect()}
+    positives, negatives = int(counts.get(1.0, 0)), int(counts.get(0.0, 0))
+    info: dict[str, Any] = {"method": cfg.method, "fit_positives": positives}
+    if cfg.method == "fixed" or positives == 0:
+        info.update(method="fixed", reason="configured" if cfg.method == "fixed" else "no labelled fit rows")
+        return Blend(sources, None, info)
+    share = min(1.0, cfg.negatives_per_positive * positives / max(negatives, 1))
+    bucket = (F.abs(F.xxhash64(F.lit(seed), "pid", "track_idx")) % 1_000_000) / 1_000_000.0
+    sample = rows.where((F.col("label") == 1.0) | (bucket < share))
+    names = feature_names(sources, ncf)
+    learner = (GBTClassifier(maxIter=cfg.trees, maxDepth=cfg.depth, seed=seed) if cfg.method == "gbt"
+               else LogisticRegression(maxIter=200, regParam=1e-4))
+    model = Pipeline(stages=[VectorAssembler(inputCols=names, outputCol="features"), learner]).fit(sample)
+    fitted = model.stages[-1]
+    kind, weights = (("feature_importances", fitted.featureImportances) if cfg.method == "gbt"
+                     else ("coefficients", fitted.coefficients))
+    info.update(negative_share=round(share, 6), **{kind: dict(zip(names, (round(float(w), 5) for w in weights)))})
+    return Blend(sources, model, info)

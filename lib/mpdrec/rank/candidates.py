@@ -1,0 +1,49 @@
+"""Stage one of the two-stage ranking: every source's ranked list, computed once per challenge, and
+the candidate set (the union of each source's top tracks) that the blend re-ranks.
+
+A ranked list is a source's output with seeds removed and ranks 0..keep-1 (ties to the lower
+track_idx, as everywhere). The candidate table has one row per (pid, track_idx) in any source's top
+`depth` and, per source, its score and rank there (null where the source did not propose it).
+"""
+from __future__ import annotations
+
+from functools import reduce
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from mpdrec.models.data import Queries
+
+
+def ranked_list(source: DataFrame, queries: Queries, keep: int) -> DataFrame:
+    """pid, track_idx, score, rank (0-based): the source's best `keep` non-seed tracks per playlist."""
+    order = Window.partitionBy("pid").orderBy(F.desc("score"), "track_idx")
+    return (source.select("pid", "track_idx", F.col("score").cast("double"))
+            .join(queries.seeds, ["pid", "track_idx"], "left_anti")
+            .withColumn("rank", F.row_number().over(order) - 1).where(F.col("rank") < keep)
+            .withColumn("rank", F.col("rank").cast("int")))
+
+
+def candidate_table(lists: dict[str, DataFrame], depth: dict[str, int]) -> DataFrame:
+    """pid, track_idx, and `<source>_score`, `<source>_rank`, `<source>_rel` for every source in
+    `depth`. `_rel` is the score over the playlist's best score from that source: raw scores (cooc's
+    sums of overlaps, say) differ in scale from one playlist to the next, their ratio does not."""
+    names = sorted(depth)
+    parts = [lists[s].where(F.col("rank") < depth[s]).select("pid", "track_idx", F.lit(s).alias("source"),
+                                                             "score", "rank") for s in names]
+    table = (reduce(DataFrame.unionByName, parts).groupBy("pid", "track_idx").pivot("source", names)
+             .agg(F.first("score").alias("score"), F.first("rank").alias("rank")))
+    for s in names:
+        top = lists[s].where(F.col("rank") == 0).select("pid", F.abs("score").alias("top"))
+        table = (table.join(top, "pid", "left")
+                 .withColumn(f"{s}_rel", F.when(F.col("top") > 0, F.col(f"{s}_score") / F.col("top"))).drop("top"))
+    return table
+
+
+def candidate_recall(candidates: DataFrame, truth: DataFrame, sources: list[str]) -> dict[str, float]:
+    """Share of hidden (pid, track_idx) rows that each source's candidates reach, and their union:
+    an upper bound on what any re-ranking of the candidates can find."""
+    hits = truth.join(candidates, ["pid", "track_idx"], "left")
+    row = hits.agg(F.count("*").alias("n"), *[F.count(f"{s}_rank").alias(s) for s in sources],
+                   F.count(F.coalesce(*[F.col(f"{s}_rank") for s in sources])).alias("union")).first()
+    return {k: (row[k] / row["n"] if row["n"] else 0.0) for k in [*sources, "union"]}

@@ -1,0 +1,42 @@
+"""The seed notebooks' approach, as one more candidate source: k-means over the NCF model's
+playlist embeddings; a query playlist's candidates are the tracks most common among the training
+playlists of its cluster, ordered by the NCF model's score of (playlist, track).
+
+The clusters are fitted on the MPD training playlists' embeddings (Spark ML KMeans, seeded); a
+query playlist outside the model's table, or without an embedding, gets nothing from this source
+(its fallbacks fill).
+"""
+from __future__ import annotations
+
+from pyspark.ml.clustering import KMeans
+from pyspark.ml.functions import array_to_vector
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from mpdrec.io.paths import join
+from mpdrec.models.data import Queries, RankingData
+from mpdrec.rank.ncf_scores import NcfModel
+
+
+def playlist_vectors(spark: SparkSession, ncf: NcfModel) -> DataFrame:
+    """playlist_idx, features: the model's playlist embedding tables side by side (NeuMF: GMF's and MLP's)."""
+    emb = spark.read.parquet(join(ncf.uri, "embeddings", "playlists.parquet"))
+    tables = [c for c in emb.columns if c != "playlist_idx"]
+    return emb.select("playlist_idx", array_to_vector(F.concat(*tables)).alias("features"))
+
+
+def recommend(spark: SparkSession, data: RankingData, queries: Queries, ncf: NcfModel, k: int,
+              tracks_per_cluster: int, seed: int) -> DataFrame:
+    """pid, track_idx, score (the NCF logit) for the `tracks_per_cluster` commonest tracks of each
+    query playlist's cluster."""
+    vectors = playlist_vectors(spark, ncf)
+    training = data.playlist_ids.where((F.col("kind") == "mpd") & (F.col("num_tracks") > 0)).select("playlist_idx")
+    model = KMeans(k=k, seed=seed, maxIter=20, featuresCol="features", predictionCol="cluster").fit(
+        vectors.join(training, "playlist_idx", "left_semi"))
+    clusters = model.transform(vectors).select("playlist_idx", "cluster")
+    common = (data.interactions.select("playlist_idx", "track_idx").join(clusters, "playlist_idx")
+              .groupBy("cluster", "track_idx").agg(F.count("*").alias("n")))
+    top = common.withColumn("r", F.row_number().over(Window.partitionBy("cluster").orderBy(F.desc("n"), "track_idx")))
+    pairs = (queries.playlists.select("pid", "playlist_idx").join(F.broadcast(clusters), "playlist_idx")
+             .join(top.where(F.col("r") <= tracks_per_cluster), "cluster").select("pid", "track_idx"))
+    return ncf.scores(pairs, queries).select("pid", "track_idx", F.col("ncf_score").cast("double").alias("score"))

@@ -1,0 +1,91 @@
+"""NCF scores of the blend's candidates, computed inside the executors.
+
+The trained model (`<run_dir>/ncf/<model>/model.keras`) is loaded once per Python worker process
+(Spark reuses them across tasks) and applied to Arrow batches of (playlist_idx, track_idx) through
+`mapInPandas`: no collect, no per-row Python. TensorFlow gets one thread per task, since Spark
+already runs one task per core. A playlist the model has no row for (outside its table) gets a
+logit of 0, like one it knows nothing about.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from mpdrec.errors import InputError
+from mpdrec.io.fs import FileStore
+from mpdrec.io.paths import MANIFEST, join
+from mpdrec.models.data import Queries
+
+SCORE_BATCH = 1 << 16  # (playlist, track) pairs per model call
+_loaded: dict[str, Any] = {}  # model URI -> Keras model, per Python worker process
+
+
+def _model(uri: str) -> Any:
+    """The Keras model at `uri` (a directory holding model.keras), loaded on first use."""
+    if uri not in _loaded:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import tensorflow as tf
+
+        from mpdrec.models.ncf.artifacts import download_dir
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(1)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # TensorFlow already started in this process: keep its threads
+            pass
+        with tempfile.TemporaryDirectory() as tmp:
+            download_dir(uri, tmp)
+            _loaded[uri] = tf.keras.models.load_model(os.path.join(tmp, "model.keras"), compile=False)
+    return _loaded[uri]
+
+
+@dataclass(frozen=True)
+class NcfModel:
+    """A trained `<run_dir>/ncf/<name>/` and the size of its playlist table."""
+    name: str
+    uri: str
+    num_playlists: int
+
+    @classmethod
+    def load(cls, store: FileStore, run_dir: str, name: str, num_tracks: int) -> "NcfModel":
+        """The model's manifest, checked against the ranking's track ids (the same interactions)."""
+        uri = join(run_dir, "ncf", name)
+        m = json.loads(store.read_text(join(uri, MANIFEST)))
+        if m["num_tracks"] != num_tracks:
+            raise InputError(f"rank.ncf_model: {uri} was trained on {m['num_tracks']:,} tracks, the run's "
+                             f"interactions have {num_tracks:,}; retrain it with jobs/train_ncf.py")
+        return cls(name, uri, int(m["num_playlists"]))
+
+    def scores(self, pairs: DataFrame, queries: Queries) -> DataFrame:
+        """pid, track_idx, ncf_score (the model's logit) for every (pid, track_idx) of `pairs`."""
+        return _scores(pairs, queries, self.uri, self.num_playlists)
+
+
+def _scores(pairs: DataFrame, queries: Queries, model_uri: str, num_playlists: int) -> DataFrame:
+    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        import tensorflow as tf
+
+        model = _model(model_uri)
+        for batch in batches:
+            p = batch["playlist_idx"].fillna(-1).to_numpy(np.int64)
+            known = (p >= 0) & (p < num_playlists)
+            logits = np.zeros(len(batch), dtype=np.float32)
+            rows = np.flatnonzero(known)
+            t = batch["track_idx"].to_numpy(np.int32)
+            for i in range(0, len(rows), SCORE_BATCH):
+                chunk = rows[i:i + SCORE_BATCH]
+                logits[chunk] = model([tf.constant(p[chunk], tf.int32), tf.constant(t[chunk], tf.int32)],
+                                      training=False).numpy().reshape(-1)
+            yield pd.DataFrame({"pid": batch["pid"], "track_idx": batch["track_idx"], "ncf_score": logits})
+
+    ids = queries.playlists.select("pid", "playlist_idx")
+    return (pairs.select("pid", "track_idx").join(F.broadcast(ids), "pid", "left")
+            .mapInPandas(score, "pid long, track_idx int, ncf_score float"))

@@ -1,0 +1,143 @@
+"""The two-stage ranking's parts on hand-made tables: ranked lists, the candidate union and its
+recall, the features, the fitted and the fixed blend, and the validation playlists' fit/eval split."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from pyspark.sql import functions as F
+
+from conftest import make_config
+from mpdrec.etl.split import blend_split
+from mpdrec.models.data import Queries, RankingData
+from mpdrec.rank.blend import RRF_K, feature_names, fit_blend, labelled, with_features
+from mpdrec.rank.candidates import candidate_recall, candidate_table, ranked_list
+
+
+def _queries(spark, seeds: list[tuple[int, int]], playlists: list[tuple]) -> Queries:
+    return Queries(spark.createDataFrame(playlists, "pid long, playlist_idx int, name_norm string, category int, "
+                                                    "num_samples int"),
+                   spark.createDataFrame(seeds, "pid long, track_idx int"), 3)
+
+
+def _source(spark, rows: list[tuple[int, int, float]]):
+    return spark.createDataFrame(rows, "pid long, track_idx int, score double")
+
+
+def test_ranked_list_drops_seeds_breaks_ties_by_track_and_cuts(spark):
+    q = _queries(spark, [(1, 5)], [(1, 0, "a", 3, 1)])
+    src = _source(spark, [(1, 5, 9.0), (1, 7, 2.0), (1, 3, 2.0), (1, 4, 1.0), (2, 1, 1.0)])
+    got = [tuple(r) for r in ranked_list(src, q, 2).orderBy("pid", "rank").collect()]
+    assert got == [(1, 3, 2.0, 0), (1, 7, 2.0, 1), (2, 1, 1.0, 0)]
+
+
+def test_candidates_are_the_union_of_each_sources_top(spark):
+    lists = {"a": spark.createDataFrame([(1, 10, 3.0, 0), (1, 11, 2.0, 1), (1, 12, 1.0, 2)],
+                                        "pid long, track_idx int, score double, rank int"),
+             "b": spark.createDataFrame([(1, 12, 5.0, 0), (1, 13, 4.0, 1), (2, 10, 1.0, 0)],
+                                        "pid long, track_idx int, score double, rank int")}
+    rows = {(r.pid, r.track_idx): r.asDict() for r in candidate_table(lists, {"a": 2, "b": 3}).collect()}
+    assert sorted(rows) == [(1, 10), (1, 11), (1, 12), (1, 13), (2, 10)]  # a's third is past its depth
+    assert rows[(1, 12)]["a_rank"] is None and rows[(1, 12)]["b_rank"] == 0 and rows[(1, 12)]["b_score"] == 5.0
+    assert rows[(1, 10)]["a_rank"] == 0 and rows[(1, 10)]["b_rank"] is None
+    assert (rows[(1, 11)]["a_rel"], rows[(1, 13)]["b_rel"], rows[(1, 13)]["a_rel"]) == (2 / 3, 4 / 5, None)
+    truth = spark.createDataFrame([(1, 10), (1, 12), (1, 99), (2, 10)], "pid long, track_idx int")
+    recall = candidate_recall(candidate_table(lists, {"a": 2, "b": 3}), truth, ["a", "b"])
+    assert recall == pytest.approx({"a": 1 / 4, "b": 2 / 4, "union": 3 / 4})
+
+
+def _data(spark) -> RankingData:
+    tracks = spark.createDataFrame([(0, "t0", "art:x", 50), (1, "t1", "art:x", 20), (2, "t2", "art:y", 5),
+                                    (3, "t3", "art:z", 1)],
+                                   "track_idx int, track_uri string, artist_uri string, playlist_count long")
+    playlists = spark.createDataFrame([(0, 100, "rock", "mpd", 3), (1, 101, "rock", "mpd", 2),
+                                       (2, 102, "jazz", "mpd", 2)],
+                                      "playlist_idx int, pid long, name_norm string, kind string, num_tracks int")
+    return RankingData(spark.createDataFrame([], "playlist_idx int, track_idx int, pos int, weight int"),
+                       tracks, playlists, 4)
+
+
+def test_features_fill_missing_sources_and_describe_query_and_track(spark):
+    data = _data(spark)
+    q = _queries(spark, [(7, 0), (7, 2)], [(7, None, "rock", 3, 2), (8, None, None, 4, 0)])
+    lists = {"a": spark.createDataFrame([(7, 1, 0.5, 0), (7, 3, 0.2, 1), (8, 1, 0.9, 0)],
+                                        "pid long, track_idx int, score double, rank int"),
+             "b": spark.createDataFrame([(7, 3, 4.0, 0)], "pid long, track_idx int, score double, rank int")}
+    depth = {"a": 10, "b": 20}
+    rows = {(r.pid, r.track_idx): r.asDict()
+            for r in with_features(candidate_table(lists, depth), q, data, depth).collect()}
+    t1, t3, other = rows[(7, 1)], rows[(7, 3)], rows[(8, 1)]
+    assert set(feature_names(["a", "b"])) <= set(t1)
+    assert (t1["b_score"], t1["b_rel"], t1["b_rank"], t1["sources_hit"]) == (0.0, 0.0, 20, 1)  # b did not propose it
+    assert (t1["a_rel"], t3["a_rel"]) == (1.0, 0.2 / 0.5)
+    assert (t3["b_rank"], t3["sources_hit"]) == (0, 2)
+    assert t1["artist_share"] == 0.5  # seeds 0 (art:x) and 2 (art:y); track 1 is by art:x
+    assert t3["artist_share"] == 0.0
+    assert (t1["num_seeds"], t1["has_title"], t1["category"]) == (2, 1, 3)
+    assert t1["title_support"] == pytest.approx(math.log1p(2))  # two training playlists named "rock"
+    assert t1["popularity"] == pytest.approx(math.log1p(20))
+    assert (other["num_seeds"], other["has_title"], other["title_support"], other["artist_share"]) == (0, 0, 0.0, 0.0)
+
+
+def _training_rows(spark, n: int = 4000):
+    """Feature rows where the label follows source a's rank (with noise) and nothing else matters."""
+    rng = np.random.default_rng(0)
+    names = feature_names(["a", "b"])
+    values = rng.random((n, len(names)))
+    a_rank = names.index("a_rank")
+    values[:, a_rank] = rng.integers(0, 50, n)
+    label = ((values[:, a_rank] < 10) ^ (rng.random(n) < 0.05)).astype(float)
+    rows = [(i // 40, i, *map(float, v), float(y)) for i, (v, y) in enumerate(zip(values, label))]
+    return spark.createDataFrame(rows, ["pid", "track_idx", *names, "label"])
+
+
+@pytest.mark.parametrize("method", ["gbt", "logistic"])
+def test_fitted_blend_learns_the_signal_and_is_deterministic(spark, method):
+    rows = _training_rows(spark)
+    cfg = make_config([f"rank.blend.method={method}", "rank.blend.trees=10", "rank.blend.negatives_per_positive=2"])
+    blend = fit_blend(rows, ["a", "b"], cfg.rank.blend, seed=3)
+    assert blend.info["method"] == method and blend.info["fit_positives"] > 500
+    assert 0 < blend.info["negative_share"] < 1  # negatives were sampled down
+    scored = blend.score(rows).join(rows.select("track_idx", "label", "a_rank"), "track_idx").toPandas()
+    signal = scored.a_rank < 10  # what the labels follow, but for 5% flipped
+    ordered = scored.score.rank()
+    auc = (ordered[signal].sum() - signal.sum() * (signal.sum() + 1) / 2) / (signal.sum() * (~signal).sum())
+    assert auc > 0.95
+    if method == "gbt":
+        importances = blend.info["feature_importances"]
+        assert max(importances, key=importances.get) == "a_rank"
+    else:
+        assert blend.info["coefficients"]["a_rank"] < 0  # a later rank, a lower score
+    again = fit_blend(rows, ["a", "b"], cfg.rank.blend, seed=3).score(rows).toPandas()
+    assert np.array_equal(scored.sort_values("track_idx").score.to_numpy(),
+                          again.sort_values("track_idx").score.to_numpy())
+
+
+def test_fixed_blend_is_the_reciprocal_rank_sum_and_the_fallback_without_labels(spark):
+    rows = _training_rows(spark, 200).withColumn("label", F.lit(0.0))
+    cfg = make_config([])
+    blend = fit_blend(rows, ["a", "b"], cfg.rank.blend, seed=3)
+    assert blend.model is None and blend.info["reason"] == "no labelled fit rows"
+    got = blend.score(rows).join(rows, ["pid", "track_idx"]).toPandas()
+    expected = 1 / (RRF_K + got.a_rank) + 1 / (RRF_K + got.b_rank)
+    np.testing.assert_allclose(got.score, expected)
+
+
+def test_labels_mark_hidden_tracks_only(spark):
+    rows = spark.createDataFrame([(1, 10), (1, 11), (2, 10)], "pid long, track_idx int")
+    truth = spark.createDataFrame([(1, 11), (2, 99)], "pid long, track_idx int")
+    got = sorted(tuple(r) for r in labelled(rows, truth).collect())
+    assert got == [(1, 10, 0.0), (1, 11, 1.0), (2, 10, 0.0)]
+
+
+def test_blend_split_halves_every_category_and_follows_the_seed():
+    categories = {pid: 1 + pid % 3 for pid in range(301)}
+    split = blend_split(categories, 0.5, seed=1)
+    assert sorted(split) == sorted(categories)
+    for cat in (1, 2, 3):
+        members = [split[p] for p in categories if categories[p] == cat]
+        assert abs(members.count("fit") - len(members) / 2) <= 0.5
+    assert blend_split(categories, 0.5, seed=1) == split
+    assert blend_split(categories, 0.5, seed=2) != split
+    assert set(blend_split(categories, 0.0, seed=1).values()) == {"eval"}
