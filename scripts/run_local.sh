@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job, on this machine: synthetic MPD (unless MPD_DIR is given) -> ingest -> validation
-# challenge + interactions -> negatives -> rank (baselines) -> evaluate; prints the metrics table.
+# challenge + interactions -> negatives -> ALS -> rank (every source and their learned blend) ->
+# evaluate; prints the metrics table.
 #
 #   scripts/run_local.sh                                # synthetic MPD, 20 slices, run in runs/local
 #   MPD_DIR=/data/mpd/data CHALLENGE=/data/challenge_set.json scripts/run_local.sh
@@ -36,12 +37,12 @@ echo "== sample_negatives: labelled training examples for the neural models"
 python jobs/sample_negatives.py --set "paths.run_dir=$RUN_DIR" "$@"
 echo "== train_als: implicit ALS, best grid point by validation NDCG"
 python jobs/train_als.py --set "paths.run_dir=$RUN_DIR" "$@"
-echo "== rank: validated submissions per model"
+echo "== rank: validated submissions per source and for their learned blend (rank/final)"
 python jobs/rank_candidates.py --set "paths.run_dir=$RUN_DIR" "$@"
 echo "== evaluate: official metrics on the validation challenge"
 python jobs/evaluate.py --set "paths.run_dir=$RUN_DIR" "$@"
 echo
-echo "submissions: $RUN_DIR/rank/<model>/submission.csv (validation challenge)"
+echo "submissions: $RUN_DIR/rank/final/submission.csv (the blend) and rank/<model>/ (validation challenge)"
 if [[ -n "$CHALLENGE" ]]; then
   echo "             $RUN_DIR/rank/<model>/challenge_submission.csv (the challenge set you gave)"
 fi

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from pyspark.sql import functions as F
 
 from conftest import ROOT, make_config, python_env
 from mpdrec.errors import InputError
@@ -190,7 +191,7 @@ def test_pretrained_neumf_keeps_its_start_when_fine_tuning_makes_it_worse(run_di
 
 def test_executors_score_candidates_like_the_model(spark, run_dir, horovodrun_result):
     """NcfModel.scores (mapInPandas in the Python workers) gives the exported model's logits; a
-    playlist outside the model's table gets 0."""
+    playlist outside the model's table, or without seeds, gets 0."""
     import tensorflow as tf
 
     from mpdrec.io.fs import store_for
@@ -198,8 +199,10 @@ def test_executors_score_candidates_like_the_model(spark, run_dir, horovodrun_re
     from mpdrec.rank.ncf_scores import NcfModel
 
     ids = spark.read.parquet(str(run_dir / "interactions" / "playlist_ids")).select("pid", "playlist_idx")
-    known = ids.orderBy("playlist_idx").limit(30)
-    playlists = known.unionByName(spark.createDataFrame([(-5, None)], "pid long, playlist_idx int"))
+    known = ids.orderBy("playlist_idx").limit(30).withColumn("num_samples", F.lit(5))
+    seedless = known.limit(1).select("playlist_idx", F.lit(-6).cast("long").alias("pid"), F.lit(0).alias("num_samples"))
+    playlists = known.unionByName(seedless).unionByName(
+        spark.createDataFrame([(-5, None, 5)], "pid long, playlist_idx int, num_samples int"))
     queries = Queries(playlists, spark.createDataFrame([], "pid long, track_idx int"), 0)
     rng = np.random.default_rng(4)
     pids = [r.pid for r in playlists.collect()]
@@ -209,8 +212,8 @@ def test_executors_score_candidates_like_the_model(spark, run_dir, horovodrun_re
                           json.loads((run_dir / "ncf" / "gmf" / "_manifest.json").read_text())["num_tracks"])
     got = model.scores(pairs, queries).join(playlists, "pid", "left").toPandas()
     assert len(got) == pairs.count()
-    assert (got.loc[got.pid == -5, "ncf_score"] == 0).all()
-    inside = got[got.pid != -5]
+    assert (got.loc[got.pid.isin([-5, -6]), "ncf_score"] == 0).all() and (got.pid == -6).any()
+    inside = got[~got.pid.isin([-5, -6])]
     keras = tf.keras.models.load_model(run_dir / "ncf" / "gmf" / "model.keras", compile=False)
     expected = keras([tf.constant(inside.playlist_idx.astype("int32")), tf.constant(inside.track_idx.astype("int32"))])
     np.testing.assert_allclose(inside.ncf_score, expected.numpy().reshape(-1), rtol=1e-5, atol=1e-5)
@@ -248,7 +251,8 @@ def test_kmeans_source_proposes_its_clusters_commonest_tracks_by_ncf_score(spark
     from mpdrec.rank.ncf_scores import NcfModel
 
     data = RankingData.load(spark, str(run_dir / "interactions"))
-    ids = data.playlist_ids.where("kind = 'mpd'").orderBy("playlist_idx").limit(40).select("pid", "playlist_idx")
+    ids = (data.playlist_ids.where("kind = 'mpd'").orderBy("playlist_idx").limit(40)
+           .select("pid", "playlist_idx", F.lit(5).alias("num_samples")))
     queries = Queries(ids, spark.createDataFrame([], "pid long, track_idx int"), 0)
     model = NcfModel.load(store_for(str(run_dir)), str(run_dir), "gmf", data.num_tracks)
     got = kmeans.recommend(spark, data, queries, model, k=2, tracks_per_cluster=30, seed=1).toPandas()

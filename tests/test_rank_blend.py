@@ -52,7 +52,7 @@ def _data(spark) -> RankingData:
                                     (3, "t3", "art:z", 1)],
                                    "track_idx int, track_uri string, artist_uri string, playlist_count long")
     playlists = spark.createDataFrame([(0, 100, "rock", "mpd", 3), (1, 101, "rock", "mpd", 2),
-                                       (2, 102, "jazz", "mpd", 2)],
+                                       (2, 102, "jazz", "mpd", 2), (3, 103, "rock", "challenge", 0)],
                                       "playlist_idx int, pid long, name_norm string, kind string, num_tracks int")
     return RankingData(spark.createDataFrame([], "playlist_idx int, track_idx int, pos int, weight int"),
                        tracks, playlists, 4)
@@ -75,7 +75,7 @@ def test_features_fill_missing_sources_and_describe_query_and_track(spark):
     assert t1["artist_share"] == 0.5  # seeds 0 (art:x) and 2 (art:y); track 1 is by art:x
     assert t3["artist_share"] == 0.0
     assert (t1["num_seeds"], t1["has_title"], t1["category"]) == (2, 1, 3)
-    assert t1["title_support"] == pytest.approx(math.log1p(2))  # two training playlists named "rock"
+    assert t1["title_support"] == pytest.approx(math.log1p(2))  # two training playlists named "rock" (not 103)
     assert t1["popularity"] == pytest.approx(math.log1p(20))
     assert (other["num_seeds"], other["has_title"], other["title_support"], other["artist_share"]) == (0, 0, 0.0, 0.0)
 
@@ -141,3 +141,5 @@ def test_blend_split_halves_every_category_and_follows_the_seed():
     assert blend_split(categories, 0.5, seed=1) == split
     assert blend_split(categories, 0.5, seed=2) != split
     assert set(blend_split(categories, 0.0, seed=1).values()) == {"eval"}
+    small = blend_split({1: 1, 2: 1, 3: 2}, 0.9, seed=1)  # "eval" keeps at least one of each category
+    assert small[3] == "eval" and sorted(small[p] for p in (1, 2)) == ["eval", "fit"]

@@ -56,14 +56,15 @@ def assign_categories(pool: list[tuple[int, int, bool]], per_category: int) -> d
 
 
 def blend_split(categories: dict[int, int], fit_share: float, seed: int) -> dict[int, str]:
-    """pid -> "fit" | "eval": in each category, round(share x size) playlists, chosen by a seeded hash
-    of the pid, fit the learned blend; the others are where every model is scored. Split inside each
-    category so that both halves hold every category in the same proportions."""
+    """pid -> "fit" | "eval": in each category, round(share x size) playlists (but at least one left
+    for "eval"), chosen by a seeded hash of the pid, fit the learned blend; the others are where every
+    model is scored. Split inside each category so that both halves hold every category in the same
+    proportions."""
     out: dict[int, str] = {}
     for cat in sorted(set(categories.values())):
         pids = np.array(sorted(pid for pid, c in categories.items() if c == cat), dtype=np.int64)
         ordered = pids[np.lexsort((pids, hash_keys(seed, BLEND_SPLIT_STREAM, pids)))]
-        n_fit = int(round(fit_share * len(ordered)))
+        n_fit = min(int(round(fit_share * len(ordered))), len(ordered) - 1)  # "eval" keeps every category
         out.update({int(pid): "fit" if i < n_fit else "eval" for i, pid in enumerate(ordered)})
     return out
 

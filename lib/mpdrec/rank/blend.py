@@ -45,7 +45,7 @@ def with_features(candidates: DataFrame, queries: Queries, data: RankingData, de
     proposed it."""
     tracks = data.track_ids.select("track_idx", F.log1p("playlist_count").alias("popularity"),
                                    F.xxhash64("artist_uri").alias("artist"))
-    titles = (data.playlist_ids.where(F.length("name_norm") > 0).groupBy("name_norm")
+    titles = (data.playlist_ids.where((F.length("name_norm") > 0) & (F.col("num_tracks") > 0)).groupBy("name_norm")
               .agg(F.log1p(F.count("*")).alias("title_support")))
     num_seeds = queries.seeds.groupBy("pid").agg(F.count("*").alias("num_seeds"))
     per_query = (queries.playlists.join(titles, "name_norm", "left").join(num_seeds, "pid", "left")

@@ -3,8 +3,8 @@ playlist embeddings; a query playlist's candidates are the tracks most common am
 playlists of its cluster, ordered by the NCF model's score of (playlist, track).
 
 The clusters are fitted on the MPD training playlists' embeddings (Spark ML KMeans, seeded); a
-query playlist outside the model's table, or without an embedding, gets nothing from this source
-(its fallbacks fill).
+query playlist without seeds (its embedding was never trained) or outside the model's table gets
+nothing from this source (its fallbacks fill).
 """
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ def recommend(spark: SparkSession, data: RankingData, queries: Queries, ncf: Ncf
     common = (data.interactions.select("playlist_idx", "track_idx").join(clusters, "playlist_idx")
               .groupBy("cluster", "track_idx").agg(F.count("*").alias("n")))
     top = common.withColumn("r", F.row_number().over(Window.partitionBy("cluster").orderBy(F.desc("n"), "track_idx")))
-    pairs = (queries.playlists.select("pid", "playlist_idx").join(F.broadcast(clusters), "playlist_idx")
+    pairs = (queries.playlists.where(F.col("num_samples") > 0).select("pid", "playlist_idx")
+             .join(F.broadcast(clusters), "playlist_idx")
              .join(top.where(F.col("r") <= tracks_per_cluster), "cluster").select("pid", "track_idx"))
     return ncf.scores(pairs, queries).select("pid", "track_idx", F.col("ncf_score").cast("double").alias("score"))

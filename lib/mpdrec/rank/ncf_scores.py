@@ -3,8 +3,8 @@
 The trained model (`<run_dir>/ncf/<model>/model.keras`) is loaded once per Python worker process
 (Spark reuses them across tasks) and applied to Arrow batches of (playlist_idx, track_idx) through
 `mapInPandas`: no collect, no per-row Python. TensorFlow gets one thread per task, since Spark
-already runs one task per core. A playlist the model has no row for (outside its table) gets a
-logit of 0, like one it knows nothing about.
+already runs one task per core. A playlist the model knows nothing about gets a logit of 0: one
+outside its table, or one without seeds (`num_samples` 0: its row was never trained).
 """
 from __future__ import annotations
 
@@ -25,12 +25,14 @@ from mpdrec.io.paths import MANIFEST, join
 from mpdrec.models.data import Queries
 
 SCORE_BATCH = 1 << 16  # (playlist, track) pairs per model call
-_loaded: dict[str, Any] = {}  # model URI -> Keras model, per Python worker process
+_loaded: dict[tuple[str, str], Any] = {}  # (model URI, version) -> Keras model, per Python worker process
 
 
-def _model(uri: str) -> Any:
-    """The Keras model at `uri` (a directory holding model.keras), loaded on first use."""
-    if uri not in _loaded:
+def _model(uri: str, version: str) -> Any:
+    """The Keras model at `uri` (a directory holding model.keras), loaded on first use; `version`
+    (when it was published) keeps a worker that Spark reuses from scoring with a retrained model's
+    predecessor."""
+    if (uri, version) not in _loaded:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import tensorflow as tf
 
@@ -43,8 +45,8 @@ def _model(uri: str) -> Any:
             pass
         with tempfile.TemporaryDirectory() as tmp:
             download_dir(uri, tmp)
-            _loaded[uri] = tf.keras.models.load_model(os.path.join(tmp, "model.keras"), compile=False)
-    return _loaded[uri]
+            _loaded[(uri, version)] = tf.keras.models.load_model(os.path.join(tmp, "model.keras"), compile=False)
+    return _loaded[(uri, version)]
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class NcfModel:
     name: str
     uri: str
     num_playlists: int
+    version: str  # the manifest's finished_at
 
     @classmethod
     def load(cls, store: FileStore, run_dir: str, name: str, num_tracks: int) -> "NcfModel":
@@ -62,18 +65,18 @@ class NcfModel:
         if m["num_tracks"] != num_tracks:
             raise InputError(f"rank.ncf_model: {uri} was trained on {m['num_tracks']:,} tracks, the run's "
                              f"interactions have {num_tracks:,}; retrain it with jobs/train_ncf.py")
-        return cls(name, uri, int(m["num_playlists"]))
+        return cls(name, uri, int(m["num_playlists"]), m["finished_at"])
 
     def scores(self, pairs: DataFrame, queries: Queries) -> DataFrame:
         """pid, track_idx, ncf_score (the model's logit) for every (pid, track_idx) of `pairs`."""
-        return _scores(pairs, queries, self.uri, self.num_playlists)
+        return _scores(pairs, queries, self.uri, self.version, self.num_playlists)
 
 
-def _scores(pairs: DataFrame, queries: Queries, model_uri: str, num_playlists: int) -> DataFrame:
+def _scores(pairs: DataFrame, queries: Queries, model_uri: str, version: str, num_playlists: int) -> DataFrame:
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         import tensorflow as tf
 
-        model = _model(model_uri)
+        model = _model(model_uri, version)
         for batch in batches:
             p = batch["playlist_idx"].fillna(-1).to_numpy(np.int64)
             known = (p >= 0) & (p < num_playlists)
@@ -86,6 +89,6 @@ def _scores(pairs: DataFrame, queries: Queries, model_uri: str, num_playlists: i
                                       training=False).numpy().reshape(-1)
             yield pd.DataFrame({"pid": batch["pid"], "track_idx": batch["track_idx"], "ncf_score": logits})
 
-    ids = queries.playlists.select("pid", "playlist_idx")
+    ids = queries.playlists.select("pid", F.when(F.col("num_samples") > 0, F.col("playlist_idx")).alias("playlist_idx"))
     return (pairs.select("pid", "track_idx").join(F.broadcast(ids), "pid", "left")
             .mapInPandas(score, "pid long, track_idx int, ncf_score float"))

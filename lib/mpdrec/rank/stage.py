@@ -7,7 +7,8 @@ fitted on the validation challenge's "fit" playlists (`mpdrec.rank.blend`) and a
 query, the real challenge's included; the sources' full lists fill what the candidates leave short
 of 500.
 
-Outputs (`<run_dir>/rank/<model>/` for each of rank.models and `final`, the blend): submission.csv
+Outputs (`<run_dir>/rank/<model>/` for each of rank.models, `ncf` with rank.ncf_model, and `final`,
+the blend): submission.csv
 (validation challenge) and challenge_submission.csv (real challenge), each with a `*_recommendations`
 Parquet copy with scores; `final/blend_model` (the fitted Spark ML pipeline, when one was fitted).
 The manifest holds per-step timings, the candidates' recall by source and the blend's weights.
@@ -145,7 +146,7 @@ def _rank_challenge(spark: SparkSession, cfg: Config, data: RankingData, tables_
     with step("final submission"):
         ranked = assemble([(FINAL, blend.score(rows)), *fill], queries)
         out[FINAL] = _publish(ranked, data, seeds, staging, FINAL, name, cfg)
-    for df in [*lists.values(), candidates, rows]:
+    for df in [*lists.values(), candidates, rows, queries.playlists, queries.seeds]:
         df.unpersist()
     return {"models": out, "candidates": report, "seconds": step.seconds}, blend
 
