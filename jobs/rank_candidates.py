@@ -24,7 +24,8 @@ def rank(args: argparse.Namespace, cfg: Config) -> None:
     recall = manifest["submission"]["candidates"]["recall"]
     print("candidate recall (hidden tracks reachable, eval playlists): "
           + "  ".join(f"{k} {v:.3f}" for k, v in recall.items()))
-    print(f"blend: {manifest['blend']['method']}" + (f" ({manifest['blend']['reason']})" if "reason" in manifest["blend"] else ""))
+    blend = manifest["blend"]
+    print(f"blend: {blend['method']}" + (f" ({blend['reason']})" if "reason" in blend else ""))
 
 
 if __name__ == "__main__":

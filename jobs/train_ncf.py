@@ -21,7 +21,8 @@ def train(args: argparse.Namespace, cfg: Config) -> None:
         return  # another rank's process under horovodrun: rank 0 reports
     m = rank0[0]["manifest"]
     state = "up to date" if m.get("skipped") else f"trained {m['epochs_run']} epochs on {m['ranks']} rank(s)"
-    best = f"best epoch {m['best_epoch']}" + (" (the pretrained start)" if m.get("start") and not m["best_epoch"] else "")
+    pretrained_start = m.get("start") and not m["best_epoch"]
+    best = f"best epoch {m['best_epoch']}" + (" (the pretrained start)" if pretrained_start else "")
     print(f"ncf {m['model']}: {state}; {best}: "
           + "  ".join(f"{k} {v:.4f}" for k, v in m["metrics"].items())
           + f"  (popularity hr@10 {m['popularity']['hr@10']:.4f}); written to {cfg.paths.run_dir}/ncf/{m['model']}")
