@@ -255,7 +255,8 @@ def test_kmeans_source_proposes_its_clusters_commonest_tracks_by_ncf_score(spark
            .select("pid", "playlist_idx", F.lit(5).alias("num_samples")))
     queries = Queries(ids, spark.createDataFrame([], "pid long, track_idx int"), 0)
     model = NcfModel.load(store_for(str(run_dir)), str(run_dir), "gmf", data.num_tracks)
-    got = kmeans.recommend(spark, data, queries, model, k=2, tracks_per_cluster=30, seed=1).toPandas()
+    clusters = kmeans.fit_clusters(spark, data, model, k=2, seed=1)
+    got = kmeans.recommend(data, queries, model, clusters, tracks_per_cluster=30).toPandas()
     sets = got.groupby("pid").track_idx.apply(frozenset)
     assert len(sets) == 40 and set(sets.map(len)) == {30} and sets.nunique() <= 2
     keras = tf.keras.models.load_model(run_dir / "ncf" / "gmf" / "model.keras", compile=False)

@@ -54,6 +54,13 @@ def blend_split_pids(spark: SparkSession, run_dir: str, split: str) -> DataFrame
     return spark.read.parquet(uri).where(F.col("split") == split).select("pid")
 
 
+def hidden_track_ids(spark: SparkSession, run_dir: str, track_ids: DataFrame) -> DataFrame:
+    """pid, track_idx of every hidden validation track: what the blend and ALS's MPR are measured
+    against by index rather than by URI."""
+    return (spark.read.parquet(join(run_dir, "validation", "ground_truth")).select("pid", "track_uri")
+            .join(track_ids.select("track_uri", "track_idx"), "track_uri").select("pid", "track_idx"))
+
+
 @dataclass(frozen=True)
 class ValidationTruth:
     """The validation challenge's hidden tracks and categories, loaded once for many scorings."""

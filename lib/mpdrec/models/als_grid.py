@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 from mpdrec.config import Config, stable_digest
 from mpdrec.etl.slice_tables import process_file
 from mpdrec.etl.stages import upstream
-from mpdrec.evaluation import ValidationTruth, blend_split_pids
+from mpdrec.evaluation import ValidationTruth, blend_split_pids, hidden_track_ids
 from mpdrec.io.fs import FileStore, HadoopFS
 from mpdrec.io.paths import join, to_uri
 from mpdrec.io.stage import fingerprint, run_stage
@@ -56,8 +56,7 @@ class _Evaluator:
         self.fallbacks = [
             ("title", title.recommend(self.data, self.queries, SUBMISSION_SIZE, cfg.rank.title_min_playlists).cache()),
             ("popularity", popularity.recommend(self.data, self.queries, SUBMISSION_SIZE).cache())]
-        targets = (spark.read.parquet(join(run_dir, "validation", "ground_truth")).select("pid", "track_uri")
-                   .join(self.data.track_ids.select("track_uri", "track_idx"), "track_uri").select("pid", "track_idx"))
+        targets = hidden_track_ids(spark, run_dir, self.data.track_ids)
         fit = blend_split_pids(spark, run_dir, "fit")
         self.targets = (targets if fit is None else targets.join(fit, "pid", "left_semi")).cache()
 

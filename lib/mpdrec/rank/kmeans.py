@@ -25,15 +25,20 @@ def playlist_vectors(spark: SparkSession, ncf: NcfModel) -> DataFrame:
     return emb.select("playlist_idx", array_to_vector(F.concat(*tables)).alias("features"))
 
 
-def recommend(spark: SparkSession, data: RankingData, queries: Queries, ncf: NcfModel, k: int,
-              tracks_per_cluster: int, seed: int) -> DataFrame:
-    """pid, track_idx, score (the NCF logit) for the `tracks_per_cluster` commonest tracks of each
-    query playlist's cluster."""
+def fit_clusters(spark: SparkSession, data: RankingData, ncf: NcfModel, k: int, seed: int) -> DataFrame:
+    """playlist_idx, cluster for every row of the model's table; fitted once per rank stage, so the
+    validation and the real challenge see the same clusters."""
     vectors = playlist_vectors(spark, ncf)
     training = data.playlist_ids.where((F.col("kind") == "mpd") & (F.col("num_tracks") > 0)).select("playlist_idx")
     model = KMeans(k=k, seed=seed, maxIter=20, featuresCol="features", predictionCol="cluster").fit(
         vectors.join(training, "playlist_idx", "left_semi"))
-    clusters = model.transform(vectors).select("playlist_idx", "cluster")
+    return model.transform(vectors).select("playlist_idx", "cluster")
+
+
+def recommend(data: RankingData, queries: Queries, ncf: NcfModel, clusters: DataFrame,
+              tracks_per_cluster: int) -> DataFrame:
+    """pid, track_idx, score (the NCF logit) for the `tracks_per_cluster` commonest tracks of each
+    query playlist's cluster (`clusters`: fit_clusters' output)."""
     common = (data.interactions.select("playlist_idx", "track_idx").join(clusters, "playlist_idx")
               .groupBy("cluster", "track_idx").agg(F.count("*").alias("n")))
     top = common.withColumn("r", F.row_number().over(Window.partitionBy("cluster").orderBy(F.desc("n"), "track_idx")))

@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 from mpdrec.config import Config
 from mpdrec.etl.slice_tables import process_file
 from mpdrec.etl.stages import upstream
-from mpdrec.evaluation import blend_split_pids
+from mpdrec.evaluation import blend_split_pids, hidden_track_ids
 from mpdrec.io.fs import HadoopFS
 from mpdrec.io.paths import join, to_uri
 from mpdrec.io.stage import fingerprint, run_stage
@@ -50,8 +50,10 @@ FALLBACKS = {"popularity": [], "title": ["popularity"], "cooc": ["title", "popul
 FINAL_FILL = ("als", "cooc", "title", "kmeans", "popularity")
 
 
-def _sources(spark: SparkSession, cfg: Config, ncf: NcfModel | None
+def _sources(spark: SparkSession, cfg: Config, ncf: NcfModel | None, clusters: DataFrame | None
              ) -> dict[str, Callable[[RankingData, Queries], DataFrame]]:
+    """Every source as (data, queries) -> (pid, track_idx, score); `clusters` (kmeans.fit_clusters)
+    when rank.models has kmeans."""
     r, n = cfg.rank, SUBMISSION_SIZE
     als_dir = join(to_uri(cfg.paths.run_dir), "als")
     return {
@@ -60,7 +62,7 @@ def _sources(spark: SparkSession, cfg: Config, ncf: NcfModel | None
         "title": lambda d, q: title.recommend(d, q, n, r.title_min_playlists),
         "cooc": lambda d, q: cooc.recommend(d, q, n, r.cooc_neighbours, r.cooc_beta,
                                             r.cooc_max_playlists_per_seed, cfg.seed),
-        "kmeans": lambda d, q: kmeans.recommend(spark, d, q, ncf, r.kmeans_clusters, r.kmeans_tracks, cfg.seed),
+        "kmeans": lambda d, q: kmeans.recommend(d, q, ncf, clusters, r.kmeans_tracks),
     }
 
 
@@ -84,8 +86,7 @@ class Validation:
 
     @classmethod
     def load(cls, spark: SparkSession, run_dir: str, data: RankingData) -> "Validation":
-        truth = (spark.read.parquet(join(run_dir, "validation", "ground_truth")).select("pid", "track_uri")
-                 .join(data.track_ids.select("track_uri", "track_idx"), "track_uri").select("pid", "track_idx"))
+        truth = hidden_track_ids(spark, run_dir, data.track_ids)
         everyone = truth.select("pid").distinct()
         fit, held = (blend_split_pids(spark, run_dir, s) for s in ("fit", "eval"))
         return cls(truth.cache(), everyone if fit is None else fit, everyone if held is None else held)
@@ -108,12 +109,13 @@ class _Step:
 
 def _rank_challenge(spark: SparkSession, cfg: Config, data: RankingData, tables_dir: str, staging: str,
                     name: str, blend: Blend | None, validation: Validation | None,
-                    ncf: NcfModel | None) -> tuple[dict[str, Any], Blend]:
+                    ncf: NcfModel | None, sources: dict[str, Callable[[RankingData, Queries], DataFrame]]
+                    ) -> tuple[dict[str, Any], Blend]:
     """Every single-source submission, the NCF model's (with `ncf`: the candidates ordered by its
     score) and the blend's (`final`). With `validation`, the blend is fitted here on its "fit"
     playlists; otherwise `blend` (fitted on the validation challenge) ranks."""
     queries, seeds = _queries(spark, data, tables_dir)
-    sources, models, step = _sources(spark, cfg, ncf), cfg.rank.models, _Step(spark, name)
+    models, step = cfg.rank.models, _Step(spark, name)
     lists: dict[str, DataFrame] = {}
     for source in sorted({*models, *(f for m in models for f in FALLBACKS[m]), "popularity"}):
         with step(f"{source} ranked lists"):
@@ -192,18 +194,23 @@ def run_rank(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str,
         data = RankingData.load(spark, join(run_dir, "interactions"))
         validation = Validation.load(spark, run_dir, data)
         ncf = NcfModel.load(fs, run_dir, cfg.rank.ncf_model, data.num_tracks) if cfg.rank.ncf_model else None
+        clusters = (kmeans.fit_clusters(spark, data, ncf, cfg.rank.kmeans_clusters, cfg.seed).cache()
+                    if ncf is not None and "kmeans" in cfg.rank.models else None)
+        sources = _sources(spark, cfg, ncf, clusters)
         # the validation challenge goes through the same parser as the real one
         tables = join(staging, "validation_queries")
         process_file(join(run_dir, "validation", "challenge_set.json"), "challenge", tables)
         body: dict[str, Any] = {}
         body["submission"], blend = _rank_challenge(spark, cfg, data, tables, staging, "submission", None, validation,
-                                                     ncf)
+                                                     ncf, sources)
         fs.delete(tables)
         if fs.exists(join(run_dir, "ingest", "challenge_playlists")):
             body["challenge_submission"], _ = _rank_challenge(spark, cfg, data, join(run_dir, "ingest"), staging,
-                                                              "challenge_submission", blend, None, ncf)
+                                                              "challenge_submission", blend, None, ncf, sources)
         body["blend"] = blend.info
         validation.truth.unpersist()
+        if clusters is not None:
+            clusters.unpersist()
         return body
 
     return run_stage(fs, run_dir, "rank", fp, build, force=force)
