@@ -21,15 +21,16 @@ setup(
     name="mpdrec",
     version="0.1.0",
     description="Batch recommender for the Spotify Million Playlist Dataset (RecSys Challenge 2018)",
-    package_dir={"": "lib"},
-    packages=find_packages("lib"),
-    package_data={"mpdrec": ["py.typed"]},
+    # conf/ ships inside the package as mpdrec/conf: a cluster job has no checkout to read it from.
+    package_dir={"": "lib", "mpdrec.conf": "conf"},
+    packages=[*find_packages("lib"), "mpdrec.conf"],
+    package_data={"mpdrec": ["py.typed"], "mpdrec.conf": ["*.yaml"]},
     python_requires=">=3.10,<3.12",
     install_requires=RUNTIME,
     extras_require={
         # Built by scripts/bootstrap_venv.sh with --no-build-isolation after TensorFlow.
         "horovod": ["horovod==0.28.1"],
         # implicit: the single-machine reference for implicit ALS in scripts/bench_als.py (not used by the product).
-        "dev": ["pytest==8.3.3", "pytest-timeout==2.3.1", "cmake==3.30.5", "implicit==0.7.2"],
+        "dev": ["pytest==8.3.3", "pytest-timeout==2.3.1", "cmake==3.30.5", "implicit==0.7.2", "venv-pack==0.2.0"],
     },
 )

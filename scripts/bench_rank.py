@@ -12,6 +12,7 @@ at most 300 s on this machine. The report's metrics (on the "eval" half) come al
     python scripts/bench_rank.py --workdir /tmp/bench_rank                         # 100 slices, 10,000 playlists
     python scripts/bench_rank.py --workdir /tmp/bench_rank --ncf-model gmf --ncf-epochs 2
     python scripts/bench_rank.py --workdir /tmp/bench_rank20 --slices 20 --per-category 100
+    python scripts/bench_rank.py --workdir /tmp/bench_rank --set rank.blend.trees=20   # the rank stage's keys
 """
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ def main() -> None:
     ap.add_argument("--ncf-model", default="", help="gmf | mlp | neumf | nncf: an NCF score feature (trained here)")
     ap.add_argument("--ncf-epochs", type=int, default=2)
     ap.add_argument("--cores", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                    help="a config key for the rank stage, e.g. --set rank.cooc_neighbours=100 (repeatable)")
     args = ap.parse_args()
 
     from mpdrec.config import SparkConfig, load_config
@@ -60,7 +63,7 @@ def main() -> None:
                 *(("sample_negatives", "train_ncf") if args.ncf_model else ())):
         _job(job, sets)
     prepared = time.perf_counter() - started
-    cfg = load_config(ROOT / "conf", "local", [], sets)
+    cfg = load_config(ROOT / "conf", "local", [], [*sets, *args.overrides])
     spark = build_spark(SparkConfig(master=f"local[{args.cores}]", conf={
         **cfg.spark.conf, "spark.driver.memory": "10g", "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false"}), "bench-rank")

@@ -9,13 +9,20 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Callable, Sequence
 
 from mpdrec.config import PROFILES, Config, load_config
 from mpdrec.errors import ConfigError, InputError
 
-DEFAULT_CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+def default_conf_dir() -> Traversable:
+    """base.yaml and the profiles: packaged as `mpdrec/conf` in the wheel and the `--py-files` zip
+    (a cluster has no checkout), else the checkout's top-level conf/ (source and editable installs)."""
+    packaged = resources.files("mpdrec") / "conf"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "conf"
 
 
 def job_parser(description: str) -> argparse.ArgumentParser:
@@ -26,8 +33,8 @@ def job_parser(description: str) -> argparse.ArgumentParser:
                    help="override one key, e.g. --set paths.run_dir=runs/r1 (repeatable)")
     p.add_argument("--profile", default="local", choices=PROFILES,
                    help="conf/<profile>.yaml layered over conf/base.yaml (default: local)")
-    p.add_argument("--conf-dir", type=Path, default=DEFAULT_CONF_DIR,
-                   help="directory holding base.yaml and the profiles")
+    p.add_argument("--conf-dir", type=Path, default=None,
+                   help="directory holding base.yaml and the profiles (default: the packaged ones)")
     p.add_argument("--force", action="store_true", help="rerun even if the output is up to date")
     p.add_argument("--log-level", default="INFO")
     return p
@@ -45,7 +52,7 @@ def run_job(description: str, body: Callable[[argparse.Namespace, Config], None]
     args = job_parser(description).parse_args(argv)
     setup_logging(args.log_level)
     try:
-        cfg = load_config(args.conf_dir, args.profile, args.config, args.overrides)
+        cfg = load_config(args.conf_dir or default_conf_dir(), args.profile, args.config, args.overrides)
         body(args, cfg)
     except (ConfigError, InputError) as exc:
         print(f"error: {exc}", file=sys.stderr)

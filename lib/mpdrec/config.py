@@ -12,6 +12,7 @@ import json
 import types
 import typing
 from dataclasses import dataclass, field
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -19,7 +20,7 @@ import yaml
 
 from mpdrec.errors import ConfigError
 
-PROFILES = ("local", "dataproc", "emr")
+PROFILES = ("local", "cluster", "dataproc", "emr")
 
 
 @dataclass(frozen=True)
@@ -383,7 +384,7 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
     return cls(**kwargs)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def _read_yaml(path: Path | Traversable) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
@@ -396,7 +397,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def load_config(
-    conf_dir: Path,
+    conf_dir: Path | Traversable,
     profile: str = "local",
     files: Iterable[str | Path] = (),
     overrides: Iterable[str] = (),

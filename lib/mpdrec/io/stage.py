@@ -15,8 +15,9 @@ import platform
 import time
 from datetime import datetime, timezone
 from functools import lru_cache
-from pathlib import Path
-from typing import Any, Callable
+from importlib import resources
+from importlib.resources.abc import Traversable
+from typing import Any, Callable, Iterator
 
 import mpdrec
 from mpdrec.io.fs import FileInfo, FileStore
@@ -25,14 +26,24 @@ from mpdrec.io.paths import MANIFEST, join
 log = logging.getLogger("mpdrec.stage")
 
 
+def _python_sources(folder: Traversable, prefix: str = "") -> Iterator[tuple[str, Traversable]]:
+    """(relative path, file) of every .py file below `folder`, sorted; a Traversable, so the same
+    walk reads a source checkout, an installed wheel and a `--py-files` zip."""
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.is_dir():
+            yield from _python_sources(entry, f"{prefix}{entry.name}/")
+        elif entry.name.endswith(".py"):
+            yield f"{prefix}{entry.name}", entry
+
+
 @lru_cache(maxsize=1)
 def code_digest() -> str:
-    """Digest of the mpdrec sources: changed code invalidates outputs, not only a new version."""
+    """Digest of the mpdrec sources: changed code invalidates outputs, not only a new version. The
+    same code gives the same digest however it is installed (checkout, wheel, zip)."""
     h = hashlib.sha256()
-    root = Path(mpdrec.__file__).parent
-    for path in sorted(root.rglob("*.py")):
-        h.update(str(path.relative_to(root)).encode())
-        h.update(path.read_bytes())
+    for name, entry in _python_sources(resources.files(mpdrec)):
+        h.update(name.encode())
+        h.update(entry.read_bytes())
     return f"{mpdrec.__version__}+{h.hexdigest()[:12]}"
 
 
