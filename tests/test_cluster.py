@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tarfile
 import time
 import urllib.request
 import zipfile
@@ -35,7 +34,7 @@ SETTINGS = [
     "als.max_iter=3", "als.grid_rank=[8]", "als.grid_reg_param=[0.01]", "als.grid_alpha=[10]",
     "ncf.model=gmf", "ncf.factors=16", "ncf.batch_size=4096", "ncf.lr=0.25", "ncf.epochs=1", "ncf.patience=0",
     "ncf.launcher=spark", "ncf.num_proc=2",
-    "rank.models=[popularity,als]", "rank.ncf_model=gmf", "rank.block_rows=5000", "rank.blend.method=logistic",
+    "rank.models=[als]", "rank.ncf_model=gmf", "rank.block_rows=5000", "rank.blend.method=logistic",
 ]
 # (job, stage name in the outputs, tables it writes under the run directory)
 JOBS = [
@@ -53,22 +52,30 @@ KILLED_DURING = "build_interactions.py"
 
 
 @pytest.fixture(scope="module")
-def dist(tmp_path_factory) -> Path:
-    """scripts/package.sh, as a user runs it (uncompressed gzip: packed and unpacked here, on one disk)."""
-    out = tmp_path_factory.mktemp("dist")
-    proc = subprocess.run(["bash", str(ROOT / "scripts" / "package.sh"), "--out", str(out), "--compress-level", "0"],
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+def packaging(tmp_path_factory):
+    """scripts/package.sh as a user runs it (uncompressed gzip: packed and unpacked on one disk here),
+    then the environment unpacked once: the Python a cluster would have pre-installed. Started in the
+    background (mostly pip and disk) while the local-mode reference run computes."""
+    out, unpacked = tmp_path_factory.mktemp("dist"), tmp_path_factory.mktemp("cluster_python")
+    script = (f'bash "{ROOT}/scripts/package.sh" --out "{out}" --compress-level 0 && '
+              f'tar xzf "{out}/mpdrec-env.tar.gz" -C "{unpacked}"')
+    log = out.parent / "package.log"
+    with open(log, "w") as sink:
+        proc = subprocess.Popen(["bash", "-c", script], stdout=sink, stderr=subprocess.STDOUT)
+    yield proc, out, unpacked / "bin" / "python", log
+    proc.kill()
+
+
+@pytest.fixture(scope="module")
+def dist(packaging) -> Path:
+    proc, out, _, log = packaging
+    assert proc.wait(timeout=900) == 0, log.read_text()[-5000:]
     return out
 
 
 @pytest.fixture(scope="module")
-def cluster_python(dist, tmp_path_factory) -> Path:
-    """The packed environment unpacked once: the Python a cluster would have pre-installed."""
-    where = tmp_path_factory.mktemp("cluster_python")
-    with tarfile.open(dist / "mpdrec-env.tar.gz") as tar:
-        tar.extractall(where, filter="fully_trusted")
-    return where / "bin" / "python"
+def cluster_python(packaging, dist) -> Path:
+    return packaging[2]
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +91,7 @@ def _sets(run_dir: Path, synth_dir: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def local_run(spark, synth_dir, tmp_path_factory) -> Path:
+def local_run(packaging, spark, synth_dir, tmp_path_factory) -> Path:
     """The same stages in local mode (the session's local[2]), in this process."""
     from mpdrec.etl.ingest import run_ingest
     from mpdrec.etl.stages import run_interactions, run_negatives, run_validation
@@ -152,24 +159,6 @@ def cluster_run(cluster, dist, cluster_python, synth_dir, tmp_path_factory) -> t
     return run_dir, logs
 
 
-def test_package_holds_the_code_and_an_environment_without_it(dist, cluster_python):
-    names = zipfile.ZipFile(dist / "mpdrec.zip").namelist()
-    assert "mpdrec/cli.py" in names and "mpdrec/conf/base.yaml" in names and "mpdrec/conf/cluster.yaml" in names
-    assert not [n for n in names if ".dist-info" in n]
-    assert sorted(p.name for p in (dist / "jobs").glob("*.py")) == sorted(p.name for p in (ROOT / "jobs").glob("*.py"))
-    # the environment has every dependency and not mpdrec: the code comes from the zip alone
-    probe = "import tensorflow, horovod.tensorflow, pyspark, pyarrow, pandas, numpy, yaml, matplotlib"
-    assert subprocess.run([str(cluster_python), "-c", probe], capture_output=True).returncode == 0
-    assert subprocess.run([str(cluster_python), "-c", "import mpdrec"], capture_output=True,
-                          cwd=dist.parent).returncode != 0
-    # the code digest in every stage's fingerprint is the checkout's, read from inside the zip
-    from mpdrec.io.stage import code_digest
-
-    zipped = subprocess.run([str(cluster_python), "-c", "from mpdrec.io.stage import code_digest; print(code_digest())"],
-                            capture_output=True, text=True, env={"PYTHONPATH": str(dist / "mpdrec.zip")})
-    assert zipped.stdout.strip() == code_digest(), zipped.stderr[-2000:]
-
-
 def _table(path: Path) -> pd.DataFrame:
     """A stage's Parquet table, sorted on its scalar columns (row order is not part of the contract)."""
     df = pq.read_table(path).to_pandas()
@@ -208,3 +197,21 @@ def test_ncf_trains_on_both_executors_through_horovod_spark_run(cluster_run):
     _, logs = cluster_run
     ncf_log = logs["train_ncf.py"]
     assert "trained 1 epochs on 2 rank(s)" in ncf_log, ncf_log[-3000:]
+
+
+def test_package_holds_the_code_and_an_environment_without_it(dist, cluster_python):
+    names = zipfile.ZipFile(dist / "mpdrec.zip").namelist()
+    assert "mpdrec/cli.py" in names and "mpdrec/conf/base.yaml" in names and "mpdrec/conf/cluster.yaml" in names
+    assert not [n for n in names if ".dist-info" in n]
+    assert sorted(p.name for p in (dist / "jobs").glob("*.py")) == sorted(p.name for p in (ROOT / "jobs").glob("*.py"))
+    # the environment has every dependency and not mpdrec: the code comes from the zip alone
+    probe = "import tensorflow, horovod.tensorflow, pyspark, pyarrow, pandas, numpy, yaml, matplotlib"
+    assert subprocess.run([str(cluster_python), "-c", probe], capture_output=True).returncode == 0
+    assert subprocess.run([str(cluster_python), "-c", "import mpdrec"], capture_output=True,
+                          cwd=dist.parent).returncode != 0
+    # the code digest in every stage's fingerprint is the checkout's, read from inside the zip
+    from mpdrec.io.stage import code_digest
+
+    zipped = subprocess.run([str(cluster_python), "-c", "from mpdrec.io.stage import code_digest; print(code_digest())"],
+                            capture_output=True, text=True, env={"PYTHONPATH": str(dist / "mpdrec.zip")})
+    assert zipped.stdout.strip() == code_digest(), zipped.stderr[-2000:]
