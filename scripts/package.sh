@@ -6,15 +6,16 @@
 #                                      dependency, Horovod included, but not mpdrec itself, for
 #                                      `--archives` on clusters without them; skipped with --no-env.
 #                                      Rebuilt only when setup.py's pins change: a code change needs
-#                                      a new zip (seconds), not a new 600 MB environment
+#                                      a new zip (seconds), not a new environment (hundreds of MB)
 #   jobs/, conf/                       the entry points spark-submit runs, and the profiles
 #
 #   scripts/package.sh                       # everything, into dist/
 #   scripts/package.sh --out /tmp/d --no-env # wheel, zip, jobs and conf only (seconds)
 #   scripts/package.sh --compress-level 1    # a bigger environment archive, packed faster
 #
-# The packed environment holds this machine's Python (3.11) by reference: the nodes need the same
-# Python at the same path, and the same OS/CPU architecture (build it on an image like the nodes').
+# The packed environment has a copy of this machine's python binary but not its standard library:
+# the nodes need the same Python (3.11) at the same path, and the same OS and CPU architecture
+# (build it on an image like the nodes').
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="$ROOT/dist"
@@ -63,7 +64,7 @@ elif (( WITH_ENV )); then
   ENV_DIR="$(mktemp -d)/mpdrec-env"
   trap 'rm -rf "$(dirname "$ENV_DIR")"' EXIT
   echo "[package] environment: $(python --version) venv with the pinned dependencies"
-  python -m venv --copies "$ENV_DIR"  # no symlink to this machine's interpreter: Spark refuses to unpack one
+  python -m venv --copies "$ENV_DIR"  # bin/python a copy, not a link out of the archive (Spark's Java unpacking refuses those)
   "$ENV_DIR/bin/python" -m pip install -q "pip==24.2" "setuptools==75.1.0" "wheel==0.44.0"
   "$ENV_DIR/bin/python" -m pip install -q "$WHEEL"
   echo "[package] environment: horovod (pip's cached build when there is one)"

@@ -161,8 +161,10 @@ def test_als_grid_scores_every_point_and_keeps_the_best(spark, run):
     # the grid is scored on the "fit" playlists, so that the report's "eval" numbers stay out of sample
     als_scores = ValidationTruth.load(spark, str(run_dir), "fit").score_submission(
         spark, str(run_dir / "rank" / "als" / "submission.csv"))["overall"]
-    assert als_scores["ndcg"] == pytest.approx(best["ndcg"], abs=1e-9)
-    assert als_scores["r_precision"] == pytest.approx(best["r_precision"], abs=1e-9)
+    # not to the last bit: both paths score in float32 blocks whose shapes follow the partitioning,
+    # and one near-tie flipped in a 500-list moved NDCG by 6e-7 in one CI run
+    assert als_scores["ndcg"] == pytest.approx(best["ndcg"], abs=1e-4)
+    assert als_scores["r_precision"] == pytest.approx(best["r_precision"], abs=1e-4)
     for metric in ("r_precision", "ndcg"):
         assert als_scores[metric] > report["models"]["popularity"]["overall"][metric], metric
 
