@@ -108,21 +108,23 @@ def local_run(packaging, spark, synth_dir, tmp_path_factory) -> Path:
     return run_dir
 
 
-def _app_has_running_tasks(ui_port: int) -> bool:
+def _busy_executors(ui_port: int) -> int:
+    """Executors (not the driver) running tasks right now, from the driver's REST API."""
+    base = f"http://127.0.0.1:{ui_port}/api/v1/applications"
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/api/v1/applications", timeout=2) as r:
+        with urllib.request.urlopen(base, timeout=2) as r:
             app = json.load(r)[0]["id"]
-        with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/api/v1/applications/{app}/stages?status=active",
-                                    timeout=2) as r:
-            return any(s["numActiveTasks"] > 0 for s in json.load(r))
+        with urllib.request.urlopen(f"{base}/{app}/executors", timeout=2) as r:
+            return sum(e["id"] != "driver" and e["activeTasks"] > 0 for e in json.load(r))
     except (OSError, IndexError, KeyError, ValueError):
-        return False
+        return 0
 
 
 @pytest.fixture(scope="module")
 def cluster_run(cluster, dist, cluster_python, synth_dir, tmp_path_factory) -> tuple[Path, dict[str, str]]:
-    """spark-submit every job to the cluster; during KILLED_DURING, worker 2 is killed once tasks run
-    (and started again afterwards, as a replaced node). Returns the run directory and each job's log."""
+    """spark-submit every job to the cluster; during KILLED_DURING, worker 2 is killed while both
+    executors run tasks (and started again afterwards, as a replaced node). Returns the run directory
+    and each job's log."""
     run_dir = tmp_path_factory.mktemp("cluster_run")
     work = tmp_path_factory.mktemp("submit_cwd")  # no checkout in sight: cwd has nothing of mpdrec
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYSPARK_PYTHON", "VIRTUAL_ENV")}
@@ -143,11 +145,14 @@ def cluster_run(cluster, dist, cluster_python, synth_dir, tmp_path_factory) -> t
         log = work / f"{job}.log"
         with open(log, "w") as out:
             proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
-            if job == KILLED_DURING:
-                deadline = time.monotonic() + 120
-                while proc.poll() is None and not _app_has_running_tasks(ui_port) and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                assert proc.poll() is None, "the job ended before any task ran: nothing was killed"
+            if job == KILLED_DURING:  # once both executors run tasks: worker 2's dies in the middle of one
+                deadline, busy = time.monotonic() + 120, 0
+                while proc.poll() is None and time.monotonic() < deadline:
+                    busy = _busy_executors(ui_port)
+                    if busy == 2:
+                        break
+                    time.sleep(0.05)
+                assert busy == 2 and proc.poll() is None, "the job ran no moment with both executors busy"
                 cluster.kill_worker(2)
             code = proc.wait(timeout=900)
         logs[job] = log.read_text()
@@ -185,11 +190,12 @@ def test_each_stage_on_the_cluster_matches_local_mode(job, stage, tables, local_
 
 
 def test_a_worker_killed_mid_stage_costs_nothing(cluster_run, cluster):
-    """The killed worker's executor was lost while tasks ran; the stage finished on the other worker
-    (its outputs equal local mode's: test above) and the restarted worker rejoined."""
+    """The killed worker's executor was lost with tasks running (the driver logs the loss at ERROR);
+    the stage finished on the other worker (outputs equal local mode's: test above) and the restarted
+    worker rejoined."""
     _, logs = cluster_run
-    assert "Lost executor" in logs[KILLED_DURING] or "ExecutorLostFailure" in logs[KILLED_DURING], \
-        logs[KILLED_DURING][-5000:]
+    lost = [line for line in logs[KILLED_DURING].splitlines() if "Lost executor" in line]
+    assert lost, "\n".join(line for line in logs[KILLED_DURING].splitlines() if "WindowExec" not in line)[-5000:]
     assert cluster.alive_workers() == 2
 
 
