@@ -1,12 +1,13 @@
 """The SparkSession every job uses, configured from the `spark` config section."""
 from __future__ import annotations
 
+import math
 import os
 import sys
 from contextlib import contextmanager
 from typing import Iterator
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from mpdrec.config import SparkConfig
 
@@ -42,3 +43,17 @@ def job_step(spark: SparkSession, description: str) -> Iterator[None]:
         yield
     finally:
         spark.sparkContext.setJobDescription(None)
+
+
+ROWS_PER_FIT_PARTITION = 250_000
+
+
+def fixed_layout(df: DataFrame, keys: list[str], rows: int) -> DataFrame:
+    """`df` hash-partitioned on `keys` into ceil(rows / 250,000) partitions, each sorted by `keys`.
+
+    Spark ML's estimators sample per partition (tree split candidates, k-means|| seeds) and sum in
+    partition order, so a model follows how its input happens to be partitioned and ordered: local
+    mode and a cluster fitted different models from the same rows. With a layout that depends on the
+    data alone (`keys` unique per row, `rows` its row count), the same config fits the same model anywhere.
+    """
+    return df.repartition(max(1, math.ceil(rows / ROWS_PER_FIT_PARTITION)), *keys).sortWithinPartitions(*keys)

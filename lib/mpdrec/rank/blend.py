@@ -9,7 +9,6 @@ sources: a fixed-weight blend that needs no labels.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,9 +21,9 @@ from pyspark.sql import functions as F
 
 from mpdrec.config import BlendConfig
 from mpdrec.models.data import Queries, RankingData
+from mpdrec.spark import fixed_layout
 
 RRF_K = 60  # reciprocal-rank fusion's usual constant: rank r adds 1 / (60 + r)
-ROWS_PER_FIT_PARTITION = 250_000  # the blend's training rows per partition
 QUERY_FEATURES = ["num_seeds", "has_title", "category", "title_support"]
 TRACK_FEATURES = ["popularity", "artist_share", "sources_hit"]
 
@@ -102,11 +101,8 @@ def fit_blend(rows: DataFrame, sources: list[str], cfg: BlendConfig, seed: int, 
         return Blend(sources, None, info)
     share = min(1.0, cfg.negatives_per_positive * positives / max(negatives, 1))
     bucket = (F.abs(F.xxhash64(F.lit(seed), "pid", "track_idx")) % 1_000_000) / 1_000_000.0
-    # Spark ML's trees sample their split candidates per partition, so the fit follows how the rows
-    # are partitioned and ordered: fix both (by the data alone) for the same model in local mode and on any cluster.
-    partitions = math.ceil((positives + share * negatives) / ROWS_PER_FIT_PARTITION)
-    sample = (rows.where((F.col("label") == 1.0) | (bucket < share))
-              .repartition(partitions, "pid").sortWithinPartitions("pid", "track_idx"))
+    sample = fixed_layout(rows.where((F.col("label") == 1.0) | (bucket < share)), ["pid", "track_idx"],
+                          round(positives + share * negatives))
     names = feature_names(sources, ncf)
     learner = (GBTClassifier(maxIter=cfg.trees, maxDepth=cfg.depth, seed=seed) if cfg.method == "gbt"
                else LogisticRegression(maxIter=200, regParam=1e-4))

@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from mpdrec.io.paths import join
 from mpdrec.models.data import Queries, RankingData
 from mpdrec.rank.ncf_scores import NcfModel
+from mpdrec.spark import fixed_layout
 
 
 def playlist_vectors(spark: SparkSession, ncf: NcfModel) -> DataFrame:
@@ -30,8 +31,10 @@ def fit_clusters(spark: SparkSession, data: RankingData, ncf: NcfModel, k: int, 
     validation and the real challenge see the same clusters."""
     vectors = playlist_vectors(spark, ncf)
     training = data.playlist_ids.where((F.col("kind") == "mpd") & (F.col("num_tracks") > 0)).select("playlist_idx")
+    points = vectors.join(training, "playlist_idx", "left_semi").cache()
     model = KMeans(k=k, seed=seed, maxIter=20, featuresCol="features", predictionCol="cluster").fit(
-        vectors.join(training, "playlist_idx", "left_semi"))
+        fixed_layout(points, ["playlist_idx"], points.count()))
+    points.unpersist()
     return model.transform(vectors).select("playlist_idx", "cluster")
 
 
