@@ -13,6 +13,7 @@ at most 300 s on this machine. The report's metrics (on the "eval" half) come al
     python scripts/bench_rank.py --workdir /tmp/bench_rank --ncf-model gmf --ncf-epochs 2
     python scripts/bench_rank.py --workdir /tmp/bench_rank20 --slices 20 --per-category 100
     python scripts/bench_rank.py --workdir /tmp/bench_rank --set rank.blend.trees=20   # the rank stage's keys
+    python scripts/bench_rank.py --workdir /tmp/bench_rank --ncf-model gmf --reuse     # rank code changed only
 """
 from __future__ import annotations
 
@@ -43,6 +44,9 @@ def main() -> None:
     ap.add_argument("--ncf-model", default="", help="gmf | mlp | neumf | nncf: an NCF score feature (trained here)")
     ap.add_argument("--ncf-epochs", type=int, default=2)
     ap.add_argument("--cores", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--reuse", action="store_true",
+                    help="rank the run directory's stages as they are, not rebuilt: any change to lib/mpdrec is in "
+                         "every stage's fingerprint, and rebuilding 100 slices takes longer than ranking them")
     ap.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
                     help="a config key for the rank stage, e.g. --set rank.cooc_neighbours=100 (repeatable)")
     args = ap.parse_args()
@@ -59,8 +63,8 @@ def main() -> None:
             f"rank.ncf_model={args.ncf_model}", f"ncf.model={args.ncf_model or 'gmf'}", f"ncf.epochs={args.ncf_epochs}",
             "ncf.patience=0"]
     started = time.perf_counter()
-    for job in ("synth_mpd", "ingest_mpd", "build_interactions", "train_als",
-                *(("sample_negatives", "train_ncf") if args.ncf_model else ())):
+    for job in () if args.reuse else ("synth_mpd", "ingest_mpd", "build_interactions", "train_als",
+                                      *(("sample_negatives", "train_ncf") if args.ncf_model else ())):
         _job(job, sets)
     prepared = time.perf_counter() - started
     cfg = load_config(ROOT / "conf", "local", [], [*sets, *args.overrides])

@@ -3,14 +3,19 @@
 `ALS.recommendForUserSubset` explodes every (playlist, track) score into rows before it keeps the
 top N. Here the work is done in numpy on blocks instead:
 
-1. each partition of the track factors is packed into blocks of at most `block_rows` tracks (an id
-   vector and a float32 matrix in one row); nothing is shuffled and nothing reaches the driver;
-2. the query playlists (their factors, seeds to exclude and, for evaluation, target tracks) are
-   packed the same way and broadcast: there are few of them next to the tracks;
-3. every (query block, track block) pair becomes one numpy task: Q @ T.T in chunks of query rows,
-   seeds masked to -inf, a bounded top-N per row (argpartition), or for targets the number of
-   tracks scoring above each target;
-4. the pairs of a query block are merged (grouped by query block, so a group is small) into the
+1. the query playlists (their factors, seeds to exclude and, for evaluation, target tracks) are
+   packed into blocks of at most `block_rows` rows on the executors and collected: there are few of
+   them next to the tracks (a challenge's 10,000), and they travel to every task in its closure
+   (Spark broadcasts a large one). They are not cross-joined to the track blocks: the track block
+   repeated once per query block in one Arrow batch overflowed Arrow's 2 GB vectors at 100 slices;
+2. each partition of the track factors is cut into blocks of at most `block_rows` tracks (sorted by
+   id) and scored against every query block: Q @ T.T in chunks of query rows, seeds masked to -inf;
+3. for the top N, a track can only be among a playlist's N best if it scores at least as high as
+   the N-th best of any subset of tracks: the 4N most popular tracks (the lowest track_idx) are
+   scored first on the driver, and in the blocks only the tracks at or above that bound are kept
+   (a comparison instead of a partial sort of every score; exact, ties included), at most N per
+   playlist and block; for targets, the number of tracks scoring above each target is counted;
+4. the blocks of a query block are merged (grouped by query block, so a group is small) into the
    final top N per playlist, ordered by score, then track_idx.
 """
 from __future__ import annotations
@@ -24,11 +29,10 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 QUERY_CHUNK = 256  # query rows per matrix product: bounds a task's score matrix to 256 x block_rows floats
-_BLOCK_ID_STRIDE = 1 << 32  # block id = partition id * stride + block number within the partition
-
-ITEM_BLOCKS = "t_block long, t_ids binary, t_mat binary"
+REFERENCE_FACTOR = 4  # the bound of step 3 comes from the REFERENCE_FACTOR * n most popular tracks
 QUERY_BLOCKS = ("q_block long, q_ids binary, q_mat binary, excl_off binary, excl binary, "
                 "tgt_off binary, tgt binary, tgt_scores binary")
+QueryBlock = dict  # one row of QUERY_BLOCKS (+ "bound": float32 per query row, for the top N)
 
 
 def _matrix(column: pa.ChunkedArray | pa.Array, name: str) -> np.ndarray:
@@ -62,43 +66,19 @@ def _partition_id() -> int:
     return ctx.partitionId() if ctx is not None else 0
 
 
-def _partition_rows(batches: Iterator[pa.RecordBatch], id_column: str, id_type: type, name: str
-                    ) -> tuple[pa.Table, np.ndarray, np.ndarray, int] | None:
-    """A partition's rows: (table, ids, factor matrix, first block id), or None when it is empty."""
-    table = pa.Table.from_batches(list(batches))
-    if table.num_rows == 0:
-        return None
-    ids = np.asarray(table.column(id_column), dtype=id_type)
-    return table, ids, _matrix(table.column("features"), name), _partition_id() * _BLOCK_ID_STRIDE
-
-
-def _pack_items(block_rows: int) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    def pack(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        rows = _partition_rows(batches, "track_idx", np.int32, "track factors")
-        if rows is None:
-            return
-        _, ids, mat, base = rows
-        order = np.argsort(ids, kind="stable")  # sorted ids: seeds are found by binary search
-        ids, mat = ids[order], mat[order]
-        for b, start in enumerate(range(0, len(ids), block_rows)):
-            stop = start + block_rows
-            yield pa.RecordBatch.from_pydict({
-                "t_block": [base + b], "t_ids": [ids[start:stop].tobytes()],
-                "t_mat": [np.ascontiguousarray(mat[start:stop]).tobytes()]})
-    return pack
-
-
 def _pack_queries(block_rows: int) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     def pack(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        rows = _partition_rows(batches, "pid", np.int64, "playlist factors")
-        if rows is None:
+        table = pa.Table.from_batches(list(batches))
+        if table.num_rows == 0:
             return
-        table, ids, mat, base = rows
+        ids = np.asarray(table.column("pid"), dtype=np.int64)
+        mat = _matrix(table.column("features"), "playlist factors")
         names = table.column_names
         excl_off, excl = _csr(table.column("exclude") if "exclude" in names else None, len(ids))
         tgt_off, tgt = _csr(table.column("targets") if "targets" in names else None, len(ids))
         tgt_scores = (np.asarray(table.column("target_scores").combine_chunks().flatten(), np.float32)
                       if "targets" in names else np.zeros(0, np.float32))
+        base = _partition_id() << 32  # unique block ids across partitions
         for b, start in enumerate(range(0, len(ids), block_rows)):
             stop = min(start + block_rows, len(ids))
             e0, e1, g0, g1 = excl_off[start], excl_off[stop], tgt_off[start], tgt_off[stop]
@@ -111,19 +91,42 @@ def _pack_queries(block_rows: int) -> Callable[[Iterator[pa.RecordBatch]], Itera
     return pack
 
 
-class _Pair:
-    """One (query block, track block) pair, unpacked."""
+def _query_blocks(queries: DataFrame, block_rows: int) -> list[QueryBlock]:
+    """The queries packed into blocks (on the executors) and collected."""
+    cols = ["pid", "features"] + [c for c in ("exclude", "targets", "target_scores") if c in queries.columns]
+    packed = queries.select(*cols).mapInArrow(_pack_queries(block_rows), QUERY_BLOCKS)
+    return [{k: (bytes(v) if isinstance(v, bytearray) else v) for k, v in r.asDict().items()} for r in packed.collect()]
 
-    def __init__(self, row: dict) -> None:
-        self.q_block = row["q_block"]
-        self.q_ids = row["q_ids"]
-        self.t_ids = np.frombuffer(row["t_ids"], np.int32)
-        self.t_mat = np.frombuffer(row["t_mat"], np.float32).reshape(len(self.t_ids), -1)
-        self.q_mat = np.frombuffer(row["q_mat"], np.float32).reshape(-1, self.t_mat.shape[1])
-        self.excl_off = np.frombuffer(row["excl_off"], np.int64)
-        self.excl = np.frombuffer(row["excl"], np.int32)
-        self.tgt_off = np.frombuffer(row["tgt_off"], np.int64)
-        self.tgt = np.frombuffer(row["tgt"], np.int32)
+
+class _Tracks:
+    """A block of tracks: ids sorted (seeds are found by binary search) and their factors."""
+
+    def __init__(self, ids: np.ndarray, mat: np.ndarray) -> None:
+        order = np.argsort(ids, kind="stable")
+        self.ids, self.mat = ids[order], np.ascontiguousarray(mat[order])
+
+
+def _track_blocks(block_rows: int) -> Callable[[Iterator[pa.RecordBatch]], Iterator[_Tracks]]:
+    """A partition of the track factors as blocks of at most block_rows tracks."""
+    def blocks(batches: Iterator[pa.RecordBatch]) -> Iterator[_Tracks]:
+        table = pa.Table.from_batches(list(batches))
+        if table.num_rows == 0:
+            return
+        tracks = _Tracks(np.asarray(table.column("track_idx"), dtype=np.int32),
+                         _matrix(table.column("features"), "track factors"))
+        for start in range(0, len(tracks.ids), block_rows):
+            yield _Tracks(tracks.ids[start:start + block_rows], tracks.mat[start:start + block_rows])
+    return blocks
+
+
+class _Pair:
+    """One (query block, track block) pair."""
+
+    def __init__(self, query: QueryBlock, tracks: _Tracks) -> None:
+        self.t_ids, self.t_mat = tracks.ids, tracks.mat
+        self.q_mat = np.frombuffer(query["q_mat"], np.float32).reshape(-1, self.t_mat.shape[1])
+        self.excl_off = np.frombuffer(query["excl_off"], np.int64)
+        self.excl = np.frombuffer(query["excl"], np.int32)
 
     def excluded(self) -> tuple[np.ndarray, np.ndarray]:
         """(query row, position in this track block) of every excluded track present in the block."""
@@ -142,75 +145,93 @@ class _Pair:
             yield start, s
 
 
-def _top_k(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Positions and scores of each row's k best scores. Ties at the cut go to the lower positions,
-    which are the lower track_idx (a block's tracks are sorted by id), as the merge orders them:
-    argpartition alone picks among tied scores arbitrarily, and could drop a track the final list
-    must hold."""
-    if k >= s.shape[1]:
-        return np.broadcast_to(np.arange(s.shape[1]), s.shape), s
+def _top_k(s: np.ndarray, k: int) -> np.ndarray:
+    """Positions of each row's k best scores. Ties at the cut go to the lower positions, which are
+    the lower track_idx (a block's tracks are sorted by id), as the merge orders them: argpartition
+    alone picks among tied scores arbitrarily, and could drop a track the final list must hold."""
     part = np.argpartition(s, s.shape[1] - k, axis=1)[:, -k:]
     chosen = np.take_along_axis(s, part, axis=1)
     cut = chosen.min(axis=1, keepdims=True)
     for i in np.flatnonzero(np.count_nonzero(s == cut, axis=1) > np.count_nonzero(chosen == cut, axis=1)):
         part[i] = np.argsort(-s[i], kind="stable")[:k]  # rare with real factors
-        chosen[i] = s[i, part[i]]
-    return part, chosen
+    return part
 
 
-def _pair_top_n(n: int) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+def _kept(s: np.ndarray, bound: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row, position) of the scores that can make their row's top N: at or above the row's bound,
+    not excluded, and at most the k best of the row."""
+    keep = (s >= bound[:, None]) & (s > -np.inf)
+    crowded = np.flatnonzero(keep.sum(axis=1) > k)
+    if len(crowded):  # more than k above the bound (a loose bound, or ties): the k best
+        keep[crowded] = False
+        keep[crowded[:, None], _top_k(s[crowded], k)] = True
+    return np.nonzero(keep)
+
+
+def _bounds(blocks: list[QueryBlock], items: DataFrame, n: int) -> None:
+    """Adds "bound" to each query block: per query, the n-th best score among the REFERENCE_FACTOR * n
+    most popular tracks (seeds excluded); -inf where they are too few."""
+    rows = items.where(F.col("track_idx") < REFERENCE_FACTOR * n).select("track_idx", "features").collect()
+    reference = _Tracks(np.array([r.track_idx for r in rows], np.int32),
+                        np.array([r.features for r in rows], np.float32).reshape(len(rows), -1))
+    for block in blocks:
+        nq = len(block["q_ids"]) // 8
+        bound = np.full(nq, -np.inf, np.float32)
+        if len(reference.ids) >= n:
+            for start, s in _Pair(block, reference).scores():
+                bound[start:start + len(s)] = np.partition(s, s.shape[1] - n, axis=1)[:, s.shape[1] - n]
+        block["bound"] = bound.tobytes()
+
+
+def _pair_top_n(blocks: list[QueryBlock], n: int, block_rows: int
+                ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     def top(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            for row in batch.to_pylist():
-                pair = _Pair(row)
-                nq, k = len(pair.q_mat), min(n, len(pair.t_ids))
-                ids, best = np.empty((nq, k), np.int32), np.empty((nq, k), np.float32)
+        for tracks in _track_blocks(block_rows)(batches):
+            for block in blocks:
+                pair, bound = _Pair(block, tracks), np.frombuffer(block["bound"], np.float32)
+                counts, ids, scores = np.zeros(len(pair.q_mat), np.int32), [], []
                 for start, s in pair.scores():
-                    part, chosen = _top_k(s, k)
-                    ids[start:start + len(s)] = pair.t_ids[part]
-                    best[start:start + len(s)] = chosen
-                yield pa.RecordBatch.from_pydict({"q_block": [pair.q_block], "q_ids": [pair.q_ids],
-                                                  "k": pa.array([k], pa.int32()), "ids": [ids.tobytes()],
-                                                  "scores": [best.tobytes()]})
+                    rows, pos = _kept(s, bound[start:start + len(s)], min(n, len(pair.t_ids)))
+                    counts[start:start + len(s)] = np.bincount(rows, minlength=len(s))
+                    ids.append(pair.t_ids[pos])
+                    scores.append(s[rows, pos])
+                yield pa.RecordBatch.from_pydict({
+                    "q_block": [block["q_block"]], "counts": [counts.tobytes()],
+                    "ids": [np.concatenate(ids).tobytes()], "scores": [np.concatenate(scores).tobytes()]})
     return top
 
 
-def _pair_higher_counts(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """For every target of every query: the tracks of this block scoring strictly higher (the target
+def _pair_higher_counts(blocks: list[QueryBlock], block_rows: int
+                        ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """For every target of every query: the tracks of a block scoring strictly higher (the target
     itself never counts, whatever float rounding did to its score), and per query the block's tracks
     that are not excluded (the percentile's denominator)."""
-    for batch in batches:
-        for row in batch.to_pylist():
-            pair = _Pair(row)
-            tgt_scores = np.frombuffer(row["tgt_scores"], np.float32)
-            higher, scored = np.zeros(len(pair.tgt), np.int64), np.zeros(len(pair.q_mat), np.int64)
-            pos = np.minimum(np.searchsorted(pair.t_ids, pair.tgt), max(len(pair.t_ids) - 1, 0))
-            present = pair.t_ids[pos] == pair.tgt if len(pair.t_ids) else np.zeros(len(pair.tgt), bool)
-            for start, s in pair.scores():
-                scored[start:start + len(s)] = np.isfinite(s).sum(axis=1)
-                for i in range(len(s)):
-                    g0, g1 = pair.tgt_off[start + i], pair.tgt_off[start + i + 1]
-                    if g0 == g1:
-                        continue
-                    v = tgt_scores[g0:g1]
-                    ordered = np.sort(v)
-                    less = np.searchsorted(ordered, s[i], side="left")  # targets scoring below each track
-                    at_least = np.cumsum(np.bincount(less, minlength=len(v) + 1)[::-1])[::-1]
-                    # a track beats target j iff more than the targets <= v_j score below it
-                    higher[g0:g1] = at_least[np.searchsorted(ordered, v, side="right")]
-                    own = present[g0:g1]
-                    higher[g0:g1][own] -= s[i][pos[g0:g1][own]] > v[own]
-            yield pa.RecordBatch.from_pydict({"q_block": [pair.q_block], "q_ids": [pair.q_ids],
-                                              "tgt_off": [pair.tgt_off.tobytes()], "tgt": [pair.tgt.tobytes()],
-                                              "higher": [higher.tobytes()], "scored": [scored.tobytes()]})
-
-
-def _blocks(queries: DataFrame, items: DataFrame, block_rows: int) -> DataFrame:
-    """Every (query block, track block) pair, query blocks broadcast."""
-    item_blocks = items.select("track_idx", "features").mapInArrow(_pack_items(block_rows), ITEM_BLOCKS)
-    cols = ["pid", "features"] + [c for c in ("exclude", "targets", "target_scores") if c in queries.columns]
-    query_blocks = queries.select(*cols).mapInArrow(_pack_queries(block_rows), QUERY_BLOCKS)
-    return item_blocks.crossJoin(F.broadcast(query_blocks))
+    def count(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for tracks in _track_blocks(block_rows)(batches):
+            for block in blocks:
+                pair = _Pair(block, tracks)
+                tgt_off, tgt = np.frombuffer(block["tgt_off"], np.int64), np.frombuffer(block["tgt"], np.int32)
+                tgt_scores = np.frombuffer(block["tgt_scores"], np.float32)
+                higher, scored = np.zeros(len(tgt), np.int64), np.zeros(len(pair.q_mat), np.int64)
+                pos = np.minimum(np.searchsorted(pair.t_ids, tgt), max(len(pair.t_ids) - 1, 0))
+                present = pair.t_ids[pos] == tgt if len(pair.t_ids) else np.zeros(len(tgt), bool)
+                for start, s in pair.scores():
+                    scored[start:start + len(s)] = np.isfinite(s).sum(axis=1)
+                    for i in range(len(s)):
+                        g0, g1 = tgt_off[start + i], tgt_off[start + i + 1]
+                        if g0 == g1:
+                            continue
+                        v = tgt_scores[g0:g1]
+                        ordered = np.sort(v)
+                        less = np.searchsorted(ordered, s[i], side="left")  # targets scoring below each track
+                        at_least = np.cumsum(np.bincount(less, minlength=len(v) + 1)[::-1])[::-1]
+                        # a track beats target j iff more than the targets <= v_j score below it
+                        higher[g0:g1] = at_least[np.searchsorted(ordered, v, side="right")]
+                        own = present[g0:g1]
+                        higher[g0:g1][own] -= s[i][pos[g0:g1][own]] > v[own]
+                yield pa.RecordBatch.from_pydict({"q_block": [block["q_block"]], "higher": [higher.tobytes()],
+                                                  "scored": [scored.tobytes()]})
+    return count
 
 
 def top_n(queries: DataFrame, items: DataFrame, n: int, block_rows: int) -> DataFrame:
@@ -218,20 +239,24 @@ def top_n(queries: DataFrame, items: DataFrame, n: int, block_rows: int) -> Data
     tracks left out, ordered by score then track_idx (fewer when fewer tracks remain).
 
     queries: pid long, features array<float>, optionally exclude array<int> (seeds).
-    items: track_idx int, features array<float>.
+    items: track_idx int, features array<float>; the lowest track_idx should be the most popular
+    tracks (they bound the scores worth keeping: any tracks would be exact, popular ones prune most).
     """
-    pairs = _blocks(queries, items, block_rows).mapInArrow(
-        _pair_top_n(n), "q_block long, q_ids binary, k int, ids binary, scores binary")
+    blocks = _query_blocks(queries, block_rows)
+    _bounds(blocks, items, n)
+    pids = {b["q_block"]: np.frombuffer(b["q_ids"], np.int64) for b in blocks}
+    pairs = items.select("track_idx", "features").mapInArrow(
+        _pair_top_n(blocks, n, block_rows), "q_block long, counts binary, ids binary, scores binary")
 
     def merge(group: pd.DataFrame) -> pd.DataFrame:
-        pids = np.frombuffer(group["q_ids"].iloc[0], np.int64)
-        ids = np.hstack([np.frombuffer(b, np.int32).reshape(len(pids), k) for b, k in zip(group["ids"], group["k"])])
-        scores = np.hstack([np.frombuffer(b, np.float32).reshape(len(pids), k)
-                            for b, k in zip(group["scores"], group["k"])])
-        order = np.lexsort((ids, -scores), axis=1)[:, :n]  # score descending, then track_idx
-        ids, scores = np.take_along_axis(ids, order, 1), np.take_along_axis(scores, order, 1)
-        keep = np.isfinite(scores)
-        return pd.DataFrame({"pid": np.repeat(pids, ids.shape[1])[keep.ravel()], "track_idx": ids[keep],
+        ids = np.concatenate([np.frombuffer(b, np.int32) for b in group["ids"]])
+        scores = np.concatenate([np.frombuffer(b, np.float32) for b in group["scores"]])
+        counts = [np.frombuffer(b, np.int32) for b in group["counts"]]
+        rows = np.concatenate([np.repeat(np.arange(len(c)), c) for c in counts])
+        order = np.lexsort((ids, -scores, rows))  # per query: score descending, then track_idx
+        rows, ids, scores = rows[order], ids[order], scores[order]
+        keep = np.arange(len(rows)) - np.searchsorted(rows, rows) < n
+        return pd.DataFrame({"pid": pids[group["q_block"].iloc[0]][rows[keep]], "track_idx": ids[keep],
                              "score": scores[keep]})
 
     return pairs.groupBy("q_block").applyInPandas(merge, "pid long, track_idx int, score float")
@@ -250,18 +275,19 @@ def percentile_ranks(queries: DataFrame, items: DataFrame, targets: DataFrame, b
               .select("pid", F.struct("track_idx", dot.alias("score")).alias("t")))
     per_query = scored.groupBy("pid").agg(F.array_sort(F.collect_list("t")).alias("t")).select(
         "pid", F.col("t.track_idx").alias("targets"), F.col("t.score").alias("target_scores"))
-    with_targets = queries.drop("targets", "target_scores").join(per_query, "pid")
-    pairs = _blocks(with_targets, items, block_rows).mapInArrow(
-        _pair_higher_counts, "q_block long, q_ids binary, tgt_off binary, tgt binary, higher binary, scored binary")
+    blocks = _query_blocks(queries.drop("targets", "target_scores").join(per_query, "pid"), block_rows)
+    by_id = {b["q_block"]: b for b in blocks}
+    pairs = items.select("track_idx", "features").mapInArrow(
+        _pair_higher_counts(blocks, block_rows), "q_block long, higher binary, scored binary")
 
     def merge(group: pd.DataFrame) -> pd.DataFrame:
-        pids = np.frombuffer(group["q_ids"].iloc[0], np.int64)
-        offsets = np.frombuffer(group["tgt_off"].iloc[0], np.int64)
+        block = by_id[group["q_block"].iloc[0]]
+        offsets = np.frombuffer(block["tgt_off"], np.int64)
         higher = sum(np.frombuffer(b, np.int64) for b in group["higher"])
         scored = sum(np.frombuffer(b, np.int64) for b in group["scored"])
         per_target = np.repeat(np.maximum(scored - 1, 1), np.diff(offsets))  # the target itself is not ranked against
-        return pd.DataFrame({"pid": np.repeat(pids, np.diff(offsets)),
-                             "track_idx": np.frombuffer(group["tgt"].iloc[0], np.int32),
+        return pd.DataFrame({"pid": np.repeat(np.frombuffer(block["q_ids"], np.int64), np.diff(offsets)),
+                             "track_idx": np.frombuffer(block["tgt"], np.int32),
                              "percentile": higher / per_target})
 
     return pairs.groupBy("q_block").applyInPandas(merge, "pid long, track_idx int, percentile double")

@@ -4,8 +4,8 @@ validate the submissions for the validation challenge and, when given, the real 
 Each source's ranked list is computed once per challenge and serves both its own submission (with
 its fallbacks) and the blend's candidate set (`mpdrec.rank.candidates`). The blend's re-ranker is
 fitted on the validation challenge's "fit" playlists (`mpdrec.rank.blend`) and applied to every
-query, the real challenge's included; the sources' full lists fill what the candidates leave short
-of 500.
+query, the real challenge's included; the rest of the sources' lists (beyond their candidates)
+fill what the candidates leave short of 500.
 
 Outputs (`<run_dir>/rank/<model>/` for each of rank.models, `ncf` with rank.ncf_model, and `final`,
 the blend): submission.csv
@@ -127,7 +127,9 @@ def _rank_challenge(spark: SparkSession, cfg: Config, data: RankingData, tables_
             out[model] = _publish(assemble([(m, lists[m]) for m in [model, *FALLBACKS[model]]], queries),
                                   data, seeds, staging, model, name, cfg)
     depth = {s: getattr(cfg.rank.candidates, s) for s in models}
-    fill = [(s, lists[s]) for s in FINAL_FILL if s in lists]
+    # a source's top `depth` tracks are candidates, scored (by the blend, by NCF) ahead of any fill:
+    # only the rest of its list can fill
+    fill = [(s, lists[s].where(F.col("rank") >= depth.get(s, 0))) for s in FINAL_FILL if s in lists]
     with step("candidates and features"):
         candidates = candidate_table(lists, depth).persist()
         rows = with_features(candidates, queries, data, depth).persist()
@@ -173,9 +175,7 @@ def _fit(rows: DataFrame, validation: Validation, cfg: Config, ncf: bool, model_
 
 def _publish(ranked: DataFrame, data: RankingData, seeds: dict[int, set[str]], staging: str, model: str,
              name: str, cfg: Config) -> dict[str, Any]:
-    ranked = ranked.cache()
     info = publish(ranked, data, seeds, join(staging, model), name, cfg.rank.team_name, cfg.rank.team_email)
-    ranked.unpersist()
     return {**info, "file": f"rank/{model}/{name}.csv"}
 
 
