@@ -17,7 +17,8 @@ def test_assemble_matches_the_rule(spark):
     rng = random.Random(3)
     pids = list(range(100, 130))
     seeds = {p: rng.sample(range(40), rng.randint(0, 4)) for p in pids}
-    raw_first = [(p, t, float(rng.randint(0, 5))) for p in pids for t in rng.sample(range(40), rng.choice([0, 3, 6, 12]))]
+    raw_first = [(p, t, float(rng.randint(0, 5)))
+                 for p in pids for t in rng.sample(range(40), rng.choice([0, 3, 6, 12]))]
     second = [(p, t, float(rng.randint(0, 3))) for p in pids for t in rng.sample(range(40), 20)]
     fallback = [(p, t, float(-t)) for p in pids for t in range(40)]  # enough for every playlist
     queries = Queries(

@@ -30,6 +30,7 @@ from pyspark.sql import functions as F
 
 QUERY_CHUNK = 256  # query rows per matrix product: bounds a task's score matrix to 256 x block_rows floats
 REFERENCE_FACTOR = 4  # the bound of step 3 comes from the REFERENCE_FACTOR * n most popular tracks
+ROUNDING_MARGIN = 1e-4  # relative: far above float32's rounding of a 64..256-term dot product
 QUERY_BLOCKS = ("q_block long, q_ids binary, q_mat binary, excl_off binary, excl binary, "
                 "tgt_off binary, tgt binary, tgt_scores binary")
 QueryBlock = dict  # one row of QUERY_BLOCKS (+ "bound": float32 per query row, for the top N)
@@ -170,16 +171,23 @@ def _kept(s: np.ndarray, bound: np.ndarray, k: int) -> tuple[np.ndarray, np.ndar
 
 def _bounds(blocks: list[QueryBlock], items: DataFrame, n: int) -> None:
     """Adds "bound" to each query block: per query, the n-th best score among the REFERENCE_FACTOR * n
-    most popular tracks (seeds excluded); -inf where they are too few."""
+    most popular tracks (seeds excluded), less ROUNDING_MARGIN * |q| * max |t|; -inf where they are
+    too few. The margin covers float32 rounding: a matrix product of another shape (the blocks') may
+    sum in another order, and give the same track a score a few ulps apart."""
     rows = items.where(F.col("track_idx") < REFERENCE_FACTOR * n).select("track_idx", "features").collect()
+    if len(rows) < n:
+        for block in blocks:
+            block["bound"] = np.full(len(block["q_ids"]) // 8, -np.inf, np.float32).tobytes()
+        return
     reference = _Tracks(np.array([r.track_idx for r in rows], np.int32),
-                        np.array([r.features for r in rows], np.float32).reshape(len(rows), -1))
+                        np.array([r.features for r in rows], np.float32))
+    longest = float(np.linalg.norm(reference.mat, axis=1).max())
     for block in blocks:
-        nq = len(block["q_ids"]) // 8
-        bound = np.full(nq, -np.inf, np.float32)
-        if len(reference.ids) >= n:
-            for start, s in _Pair(block, reference).scores():
-                bound[start:start + len(s)] = np.partition(s, s.shape[1] - n, axis=1)[:, s.shape[1] - n]
+        pair = _Pair(block, reference)
+        bound = np.empty(len(pair.q_mat), np.float32)
+        for start, s in pair.scores():
+            bound[start:start + len(s)] = np.partition(s, s.shape[1] - n, axis=1)[:, s.shape[1] - n]
+        bound -= ROUNDING_MARGIN * np.linalg.norm(pair.q_mat, axis=1) * longest
         block["bound"] = bound.tobytes()
 
 
