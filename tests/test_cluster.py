@@ -25,7 +25,9 @@ import pytest
 from conftest import ROOT, make_config
 from standalone_cluster import SPARK_HOME, StandaloneCluster, free_port
 
-pytestmark = pytest.mark.cluster
+# the first test's setup runs the packaging, the local reference run and seven spark-submits: more than
+# the default 900 s per test since the rank stage runs more (small) Spark jobs than it did
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(1800)]
 
 SHUFFLE_PARTITIONS = 4  # as the session fixture's local[2]
 SETTINGS = [
