@@ -21,6 +21,15 @@ def case(spark):
     weights = [1.0 / (t + 1) for t in range(num_tracks)]  # Zipf: a few tracks are in most playlists
     playlists = {p: sorted(set(rng.choices(range(num_tracks), weights, k=rng.randint(3, 15))))
                  for p in range(num_playlists)}
+    # queries 0..19 are training playlists (their own row must not count as a neighbour), 20..29 are not
+    own = {q: (q * 7 if q < 20 else None) for q in range(30)}
+    seeds = {q: (playlists[own[q]][:rng.randint(1, 5)] if own[q] is not None
+                 else rng.sample(range(num_tracks), rng.randint(1, 6))) for q in own}
+    # query 30 is training playlist 0, whose one seed is a track no other playlist holds: no neighbours
+    lone = num_tracks
+    playlists[0].append(lone)
+    own[30], seeds[30] = 0, [lone]
+    num_tracks += 1
     rows = [(p, t, i, 1.0) for p, ts in playlists.items() for i, t in enumerate(ts)]
     counts = Counter(t for ts in playlists.values() for t in ts)
     tracks = [(t, f"spotify:track:{t:022d}", f"spotify:artist:{t % 9}", counts[t]) for t in range(num_tracks)]
@@ -30,10 +39,6 @@ def case(spark):
         spark.createDataFrame([(p, 1000 + p, "", "", len(ts)) for p, ts in playlists.items()],
                               "playlist_idx int, pid long, name_norm string, kind string, num_tracks int"),
         num_tracks)
-    # queries 0..19 are training playlists (their own row must not count as a neighbour), 20..29 are not
-    own = {q: (q * 7 if q < 20 else None) for q in range(30)}
-    seeds = {q: (playlists[own[q]][:rng.randint(1, 5)] if own[q] is not None
-                 else rng.sample(range(num_tracks), rng.randint(1, 6))) for q in own}
     queries = Queries(
         spark.createDataFrame([(q, own[q], None, 2, len(seeds[q])) for q in own],
                               "pid long, playlist_idx int, name_norm string, category int, num_samples int"),
@@ -71,7 +76,8 @@ def test_recommend_matches_the_definition(case):
     for r in cooc.recommend(data, queries, N, NEIGHBOURS, BETA, MAX_PER_SEED, SEED).collect():
         got[r.pid].append((r.track_idx, r.score))
     expected = _reference(case, kept)
-    assert set(got) == set(expected)
+    assert set(got) == {pid for pid, ranked in expected.items() if ranked}
+    assert not expected[30]  # a query without neighbours was exercised: it gets no rows, and no error
     for pid, ranked in expected.items():
         mine = sorted(got[pid], key=lambda ts: (-ts[1], ts[0]))
         assert len(mine) <= N + queries.max_seeds
