@@ -61,9 +61,11 @@ def with_features(candidates: DataFrame, queries: Queries, data: RankingData, de
         F.coalesce(f"{s}_rank", F.lit(depth[s])).alias(f"{s}_rank") for s in names]
     hit = sum((F.col(f"{s}_rank").isNotNull().cast("int") for s in names), F.lit(0))
     extra = [c for c in candidates.columns if c == "ncf_score"]
+    # every table joined is broadcast (at most the catalogue's tracks, 2.3M rows for the full MPD): the
+    # candidates, millions of rows, are never shuffled here
     return (candidates.select("pid", "track_idx", *filled, *extra, hit.alias("sources_hit"))
-            .join(tracks, "track_idx").join(F.broadcast(per_query), "pid")
-            .join(seed_artists, ["pid", "artist"], "left")
+            .join(F.broadcast(tracks), "track_idx").join(F.broadcast(per_query), "pid")
+            .join(F.broadcast(seed_artists), ["pid", "artist"], "left")
             .withColumn("artist_share", F.coalesce("artist_seeds", F.lit(0)) / F.greatest("num_seeds", F.lit(1)))
             .drop("artist", "artist_seeds"))
 

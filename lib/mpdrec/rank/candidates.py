@@ -35,7 +35,7 @@ def candidate_table(lists: dict[str, DataFrame], depth: dict[str, int]) -> DataF
              .agg(F.first("score").alias("score"), F.first("rank").alias("rank")))
     for s in names:
         top = lists[s].where(F.col("rank") == 0).select("pid", F.abs("score").alias("top"))
-        table = (table.join(top, "pid", "left")
+        table = (table.join(F.broadcast(top), "pid", "left")
                  .withColumn(f"{s}_rel", F.when(F.col("top") > 0, F.col(f"{s}_score") / F.col("top"))).drop("top"))
     return table
 

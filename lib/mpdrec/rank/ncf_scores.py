@@ -1,8 +1,9 @@
 """NCF scores of the blend's candidates, computed inside the executors.
 
 The trained model (`<run_dir>/ncf/<model>/model.keras`) is loaded once per Python worker process
-(Spark reuses them across tasks) and applied to Arrow batches of (playlist_idx, track_idx) through
-`mapInPandas`: no collect, no per-row Python. TensorFlow gets one thread per task, since Spark
+(Spark reuses them across tasks) and applied to Arrow batches of (playlist_idx, track_idx) by an
+iterator pandas UDF: the score is a new column of the rows as they are (only the two ids go to
+Python; no join back, which cost as much as the scoring), no collect, no per-row Python. TensorFlow gets one thread per task, since Spark
 already runs one task per core. A playlist the model knows nothing about gets a logit of 0: one
 outside its table, or one without seeds (`num_samples` 0: its row was never trained).
 """
@@ -67,28 +68,33 @@ class NcfModel:
                              f"interactions have {num_tracks:,}; retrain it with jobs/train_ncf.py")
         return cls(name, uri, int(m["num_playlists"]), m["finished_at"])
 
-    def scores(self, pairs: DataFrame, queries: Queries) -> DataFrame:
-        """pid, track_idx, ncf_score (the model's logit) for every (pid, track_idx) of `pairs`."""
-        return _scores(pairs, queries, self.uri, self.version, self.num_playlists)
+    def scores(self, rows: DataFrame, queries: Queries) -> DataFrame:
+        """`rows` (pid, track_idx, any other columns) with ncf_score: the model's logit."""
+        ids = queries.playlists.select(F.col("pid").alias(_PID), F.when(F.col("num_samples") > 0, F.col("playlist_idx"))
+                                       .alias(_PLAYLIST))
+        score = _score_udf(self.uri, self.version, self.num_playlists)
+        return (rows.join(F.broadcast(ids), rows["pid"] == F.col(_PID), "left")
+                .withColumn("ncf_score", score(_PLAYLIST, "track_idx")).drop(_PID, _PLAYLIST))
 
 
-def _scores(pairs: DataFrame, queries: Queries, model_uri: str, version: str, num_playlists: int) -> DataFrame:
-    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+_PID, _PLAYLIST = "_ncf_pid", "_ncf_playlist_idx"  # the query's playlist row, for the UDF only
+
+
+def _score_udf(model_uri: str, version: str, num_playlists: int) -> Any:
+    @F.pandas_udf("float")  # type: ignore[call-overload]
+    def score(batches: Iterator[tuple[pd.Series, pd.Series]]) -> Iterator[pd.Series]:
         import tensorflow as tf
 
         model = _model(model_uri, version)
-        for batch in batches:
-            p = batch["playlist_idx"].fillna(-1).to_numpy(np.int64)
+        for playlist, track in batches:
+            p = playlist.fillna(-1).to_numpy(np.int64)
             known = (p >= 0) & (p < num_playlists)
-            logits = np.zeros(len(batch), dtype=np.float32)
+            logits = np.zeros(len(p), dtype=np.float32)
             rows = np.flatnonzero(known)
-            t = batch["track_idx"].to_numpy(np.int32)
+            t = track.to_numpy(np.int32)
             for i in range(0, len(rows), SCORE_BATCH):
                 chunk = rows[i:i + SCORE_BATCH]
                 logits[chunk] = model([tf.constant(p[chunk], tf.int32), tf.constant(t[chunk], tf.int32)],
                                       training=False).numpy().reshape(-1)
-            yield pd.DataFrame({"pid": batch["pid"], "track_idx": batch["track_idx"], "ncf_score": logits})
-
-    ids = queries.playlists.select("pid", F.when(F.col("num_samples") > 0, F.col("playlist_idx")).alias("playlist_idx"))
-    return (pairs.select("pid", "track_idx").join(F.broadcast(ids), "pid", "left")
-            .mapInPandas(score, "pid long, track_idx int, ncf_score float"))
+            yield pd.Series(logits)
+    return score

@@ -158,7 +158,7 @@ def _rank_challenge(spark: SparkSession, cfg: Config, data: RankingData, tables_
 def _add_ncf_scores(rows: DataFrame, queries: Queries, ncf: NcfModel, step: _Step) -> DataFrame:
     """`rows` with ncf_score, persisted in place of `rows`."""
     with step(f"{ncf.name} scores of the candidates"):
-        scored = rows.join(ncf.scores(rows, queries), ["pid", "track_idx"]).persist()
+        scored = ncf.scores(rows, queries).persist()
         scored.count()
         rows.unpersist()
     return scored
