@@ -29,8 +29,7 @@ def _problem(spark: SparkSession, seed: int = 3, queries: int = 23, tracks: int 
 @pytest.mark.parametrize("n,block_rows,ties", [(10, 7, False), (40, 50, False), (200, 1000, False), (10, 60, True)])
 def test_top_n_matches_brute_force(spark: SparkSession, n: int, block_rows: int, ties: bool) -> None:
     q, t, pids, seeds, items, qdf = _problem(spark, ties=ties, dim=3 if ties else 6)
-    got = top_n(qdf, items, n, block_rows).toPandas().sort_values(["pid", "score", "track_idx"],
-                                                                   ascending=[True, False, True])
+    got = top_n(qdf, items, n, block_rows).toPandas().sort_values(["pid", "rank"])
     scores = q @ t.T
     for i, pid in enumerate(pids):
         s = scores[i].copy()
@@ -38,7 +37,8 @@ def test_top_n_matches_brute_force(spark: SparkSession, n: int, block_rows: int,
         allowed = len(t) - len(seeds[i])
         want = np.lexsort((np.arange(len(t)), -s))[:min(n, allowed)]
         rows = got[got.pid == pid]
-        assert rows.track_idx.tolist() == want.tolist(), pid
+        assert rows.track_idx.tolist() == want.tolist(), pid  # in rank order
+        assert rows["rank"].tolist() == list(range(len(want))), pid
         np.testing.assert_allclose(rows.score.to_numpy(), s[want], rtol=1e-5, atol=1e-5)
         assert not set(rows.track_idx) & set(seeds[i])
 

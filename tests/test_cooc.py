@@ -59,7 +59,7 @@ def _reference(case, kept: set[tuple[int, int]]) -> dict[int, list[tuple[int, fl
             for t in playlists[q]:
                 score[t] += o
         ranked = sorted(((t, s / counts[t] ** BETA) for t, s in score.items()), key=lambda ts: (-ts[1], ts[0]))
-        out[pid] = ranked[:N + queries.max_seeds]
+        out[pid] = [ts for ts in ranked if ts[0] not in ss][:N]
     return out
 
 
@@ -72,14 +72,14 @@ def test_recommend_matches_the_definition(case):
         assert sampled == counts[t] if counts[t] <= MAX_PER_SEED else sampled < counts[t], t
     assert any(counts[s] > MAX_PER_SEED for ss in seeds.values() for s in ss)  # the sampling was exercised
 
-    got: dict[int, list[tuple[int, float]]] = defaultdict(list)
+    got: dict[int, list[tuple[int, int, float]]] = defaultdict(list)
     for r in cooc.recommend(data, queries, N, NEIGHBOURS, BETA, MAX_PER_SEED, SEED).collect():
-        got[r.pid].append((r.track_idx, r.score))
+        got[r.pid].append((r.rank, r.track_idx, r.score))
     expected = _reference(case, kept)
     assert set(got) == {pid for pid, ranked in expected.items() if ranked}
     assert not expected[30]  # a query without neighbours was exercised: it gets no rows, and no error
     for pid, ranked in expected.items():
-        mine = sorted(got[pid], key=lambda ts: (-ts[1], ts[0]))
-        assert len(mine) <= N + queries.max_seeds
-        assert [t for t, _ in mine] == [t for t, _ in ranked], pid
+        assert [r for r, _, _ in sorted(got[pid])] == list(range(len(got[pid]))), pid
+        mine = [(t, s) for _, t, s in sorted(got[pid])]
+        assert [t for t, _ in mine] == [t for t, _ in ranked], pid  # N at most, seeds left out
         assert [s for _, s in mine] == pytest.approx([s for _, s in ranked], rel=1e-12), pid

@@ -68,7 +68,8 @@ def query_factors(factors: Factors, queries: Queries) -> DataFrame:
 
 
 def recommend(factors: Factors, queries: Queries, n: int, block_rows: int) -> DataFrame:
-    """The ranking source: pid, track_idx, score, the n best non-seed tracks by dot product."""
+    """The ranking source: pid, track_idx, score, rank: the n best non-seed tracks by dot product,
+    ranked (score, then track_idx), as `mpdrec.rank.candidates.ranked_list` would rank them."""
     return top_n(query_factors(factors, queries), factors.tracks, n, block_rows)
 
 

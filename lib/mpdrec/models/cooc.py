@@ -89,24 +89,25 @@ def _best(q: np.ndarray, overlap: np.ndarray, keep: int, weight: np.ndarray, tra
     return _top(ids, summed[ids] * weight[ids], keep)
 
 
-def _scored(neighbours: int, keep: int, shared: Broadcast) -> Callable[[pd.DataFrame], pd.DataFrame]:
-    """One query's seeds (pid, track_idx, its own playlist_idx `self`) -> its best tracks, from the
-    broadcast (weight, postings, tracks)."""
+def _scored(neighbours: int, n: int, shared: Broadcast) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """One query's seeds (pid, track_idx, its own playlist_idx `self`) -> its n best non-seed tracks,
+    ranked, from the broadcast (weight, postings, tracks)."""
     def scored(group: pd.DataFrame) -> pd.DataFrame:
         weight, postings, tracks = shared.value
-        own = group["self"].iloc[0]
-        q, overlap = _nearest(group["track_idx"].to_numpy(np.int64), None if pd.isna(own) else int(own),
-                              neighbours, postings)
-        ids, score = _best(q, overlap, keep, weight, tracks)
+        own, seeds = group["self"].iloc[0], group["track_idx"].to_numpy(np.int64)
+        q, overlap = _nearest(seeds, None if pd.isna(own) else int(own), neighbours, postings)
+        ids, score = _best(q, overlap, n + len(seeds), weight, tracks)
+        kept = ~np.isin(ids, seeds)
+        ids, score = ids[kept][:n], score[kept][:n]
         return pd.DataFrame({"pid": np.full(len(ids), group["pid"].iloc[0], np.int64), "track_idx": ids,
-                             "score": score})
+                             "score": score, "rank": np.arange(len(ids), dtype=np.int32)})
     return scored
 
 
 def recommend(data: RankingData, queries: Queries, n: int, neighbours: int, beta: float,
               max_per_seed: int, seed: int) -> DataFrame:
-    """pid, track_idx, score: each query's n + (most seeds) best tracks, seeds included (they are
-    dropped downstream, and n remain)."""
+    """pid, track_idx, score, rank (0-based): each query's n best non-seed tracks, ranked by score
+    then track_idx."""
     popularity = data.track_ids.select("track_idx", "playlist_count").toPandas()
     weight = np.zeros(data.num_tracks, np.float64)
     weight[popularity["track_idx"].to_numpy()] = popularity["playlist_count"].to_numpy(np.float64) ** -beta
@@ -117,4 +118,4 @@ def recommend(data: RankingData, queries: Queries, n: int, neighbours: int, beta
         _csr(data.interactions, "playlist_idx", "track_idx", playlists)))
     query_self = queries.playlists.select("pid", F.col("playlist_idx").alias("self"))
     return (queries.seeds.join(F.broadcast(query_self), "pid").select("pid", "track_idx", "self").groupBy("pid")
-            .applyInPandas(_scored(neighbours, n + queries.max_seeds, shared), "pid long, track_idx int, score double"))
+            .applyInPandas(_scored(neighbours, n, shared), "pid long, track_idx int, score double, rank int"))

@@ -159,14 +159,20 @@ def _top_k(s: np.ndarray, k: int) -> np.ndarray:
 
 
 def _kept(s: np.ndarray, bound: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(row, position) of the scores that can make their row's top N: at or above the row's bound,
-    not excluded, and at most the k best of the row."""
-    keep = (s >= bound[:, None]) & (s > -np.inf)
-    crowded = np.flatnonzero(keep.sum(axis=1) > k)
+    """(row, position), row by row, of the scores that can make their row's top N: at or above the
+    row's bound, not excluded, and at most the k best of the row. (A 2-D nonzero of the mask took
+    ten times as long as its flat nonzero; a -inf bound is raised to the lowest finite float, so one
+    comparison also leaves out the excluded tracks' -inf.)"""
+    floor = np.maximum(bound, np.finfo(np.float32).min)
+    rows, pos = np.divmod(np.flatnonzero(s >= floor[:, None]), s.shape[1])
+    crowded = np.flatnonzero(np.bincount(rows, minlength=len(s)) > k)
     if len(crowded):  # more than k above the bound (a loose bound, or ties): the k best
-        keep[crowded] = False
-        keep[crowded[:, None], _top_k(s[crowded], k)] = True
-    return np.nonzero(keep)
+        spared = ~np.isin(rows, crowded)
+        rows = np.concatenate([rows[spared], np.repeat(crowded, k)])
+        pos = np.concatenate([pos[spared], _top_k(s[crowded], k).ravel()])
+        order = np.lexsort((pos, rows))
+        rows, pos = rows[order], pos[order]
+    return rows, pos
 
 
 def _bounds(blocks: list[QueryBlock], items: DataFrame, n: int) -> None:
@@ -243,8 +249,8 @@ def _pair_higher_counts(blocks: list[QueryBlock], block_rows: int
 
 
 def top_n(queries: DataFrame, items: DataFrame, n: int, block_rows: int) -> DataFrame:
-    """pid, track_idx, score: each query playlist's n best tracks by dot product, its `exclude`
-    tracks left out, ordered by score then track_idx (fewer when fewer tracks remain).
+    """pid, track_idx, score, rank (0-based): each query playlist's n best tracks by dot product, its
+    `exclude` tracks left out, ranked by score then track_idx (fewer when fewer tracks remain).
 
     queries: pid long, features array<float>, optionally exclude array<int> (seeds).
     items: track_idx int, features array<float>; the lowest track_idx should be the most popular
@@ -263,11 +269,12 @@ def top_n(queries: DataFrame, items: DataFrame, n: int, block_rows: int) -> Data
         rows = np.concatenate([np.repeat(np.arange(len(c)), c) for c in counts])
         order = np.lexsort((ids, -scores, rows))  # per query: score descending, then track_idx
         rows, ids, scores = rows[order], ids[order], scores[order]
-        keep = np.arange(len(rows)) - np.searchsorted(rows, rows) < n
+        rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
+        keep = rank < n
         return pd.DataFrame({"pid": pids[group["q_block"].iloc[0]][rows[keep]], "track_idx": ids[keep],
-                             "score": scores[keep]})
+                             "score": scores[keep], "rank": rank[keep].astype(np.int32)})
 
-    return pairs.groupBy("q_block").applyInPandas(merge, "pid long, track_idx int, score float")
+    return pairs.groupBy("q_block").applyInPandas(merge, "pid long, track_idx int, score float, rank int")
 
 
 def percentile_ranks(queries: DataFrame, items: DataFrame, targets: DataFrame, block_rows: int) -> DataFrame:

@@ -16,7 +16,12 @@ from mpdrec.models.data import Queries
 
 
 def ranked_list(source: DataFrame, queries: Queries, keep: int) -> DataFrame:
-    """pid, track_idx, score, rank (0-based): the source's best `keep` non-seed tracks per playlist."""
+    """pid, track_idx, score, rank (0-based): the source's best `keep` non-seed tracks per playlist.
+    A source that ranks its own output (a rank column, no seeds: ALS's blocked top-N, cooc) is taken
+    as it is, which spares a sort of its rows."""
+    if "rank" in source.columns:
+        return (source.where(F.col("rank") < keep)
+                .select("pid", "track_idx", F.col("score").cast("double"), F.col("rank").cast("int")))
     order = Window.partitionBy("pid").orderBy(F.desc("score"), "track_idx")
     return (source.select("pid", "track_idx", F.col("score").cast("double"))
             .join(queries.seeds, ["pid", "track_idx"], "left_anti")
