@@ -170,9 +170,10 @@ def test_als_grid_scores_every_point_and_keeps_the_best(spark, run):
 
 
 def test_an_invalid_submission_is_refused(spark, run, tmp_path):
-    """publish() validates what it wrote: recommending a seed (here: declared after the fact) fails."""
+    """publish() validates what it wrote: recommending a seed (here: declared after the fact) fails,
+    in line and through the rank stage's background Publisher."""
     from mpdrec.models.data import RankingData
-    from mpdrec.rank.publish import publish
+    from mpdrec.rank.publish import Publisher, publish
     from mpdrec.rank.submission import InvalidSubmission
 
     cfg, run_dir, _ = run
@@ -184,3 +185,8 @@ def test_an_invalid_submission_is_refused(spark, run, tmp_path):
         str(run_dir / "rank" / "popularity" / "submission_recommendations")).where("rank = 0").collect()}
     with pytest.raises(InvalidSubmission, match="seed"):
         publish(ranked, data, first, str(tmp_path), "submission", cfg.rank.team_name, cfg.rank.team_email)
+    with Publisher() as publisher:
+        publisher.submit("popularity", ranked, data, first, str(tmp_path / "background"), "submission",
+                         cfg.rank.team_name, cfg.rank.team_email)
+        with pytest.raises(InvalidSubmission, match="seed"):
+            publisher.results()

@@ -38,7 +38,7 @@ from mpdrec.rank.blend import Blend, fit_blend, labelled, with_features
 from mpdrec.rank import kmeans
 from mpdrec.rank.candidates import candidate_recall, candidate_table, ranked_list
 from mpdrec.rank.ncf_scores import NcfModel
-from mpdrec.rank.publish import publish
+from mpdrec.rank.publish import Publisher
 from mpdrec.spark import job_step
 
 log = logging.getLogger("mpdrec.rank")
@@ -115,17 +115,44 @@ def _rank_challenge(spark: SparkSession, cfg: Config, data: RankingData, tables_
     score) and the blend's (`final`). With `validation`, the blend is fitted here on its "fit"
     playlists; otherwise `blend` (fitted on the validation challenge) ranks."""
     queries, seeds = _queries(spark, data, tables_dir)
-    models, step = cfg.rank.models, _Step(spark, name)
+    step = _Step(spark, name)
+    with Publisher() as publisher:
+        report, blend = _rank_lists(cfg, data, queries, staging, blend, validation, ncf, sources,
+                                    _Submit(publisher, data, seeds, staging, name, cfg), step)
+        with step("submissions written and validated"):
+            out = {m: {**info, "file": f"rank/{m}/{name}.csv"} for m, info in publisher.results().items()}
+    return {"models": out, "candidates": report, "seconds": step.seconds}, blend
+
+
+@dataclass(frozen=True)
+class _Submit:
+    """Hands a ranking to the publisher (written and validated in the background: `mpdrec.rank.publish`)."""
+    publisher: Publisher
+    data: RankingData
+    seeds: dict[int, set[str]]
+    staging: str
+    name: str
+    cfg: Config
+
+    def __call__(self, model: str, ranked: DataFrame) -> None:
+        self.publisher.submit(model, ranked, self.data, self.seeds, join(self.staging, model), self.name,
+                              self.cfg.rank.team_name, self.cfg.rank.team_email)
+
+
+def _rank_lists(cfg: Config, data: RankingData, queries: Queries, staging: str, blend: Blend | None,
+                validation: Validation | None, ncf: NcfModel | None,
+                sources: dict[str, Callable[[RankingData, Queries], DataFrame]], submit: _Submit, step: _Step
+                ) -> tuple[dict[str, Any], Blend]:
+    """The lists, candidates, NCF scores and blend of one challenge, each ranking handed to `submit`."""
+    models = cfg.rank.models
     lists: dict[str, DataFrame] = {}
     for source in sorted({*models, *(f for m in models for f in FALLBACKS[m]), "popularity"}):
         with step(f"{source} ranked lists"):
             lists[source] = ranked_list(sources[source](data, queries), queries, SUBMISSION_SIZE).persist()
             lists[source].count()
-    out: dict[str, Any] = {}
     for model in models:
         with step(f"{model} submission"):
-            out[model] = _publish(assemble([(m, lists[m]) for m in [model, *FALLBACKS[model]]], queries),
-                                  data, seeds, staging, model, name, cfg)
+            submit(model, assemble([(m, lists[m]) for m in [model, *FALLBACKS[model]]], queries))
     depth = {s: getattr(cfg.rank.candidates, s) for s in models}
     # a source's top `depth` tracks are candidates, scored (by the blend, by NCF) ahead of any fill:
     # only the rest of its list can fill
@@ -138,7 +165,7 @@ def _rank_challenge(spark: SparkSession, cfg: Config, data: RankingData, tables_
         rows = _add_ncf_scores(rows, queries, ncf, step)
         with step("ncf submission"):
             by_ncf = rows.select("pid", "track_idx", F.col("ncf_score").alias("score"))
-            out["ncf"] = _publish(assemble([("ncf", by_ncf), *fill], queries), data, seeds, staging, "ncf", name, cfg)
+            submit("ncf", assemble([("ncf", by_ncf), *fill], queries))
     if validation is not None:
         with step("candidate recall"):
             report["recall"] = candidate_recall(candidates.join(validation.eval, "pid", "left_semi"),
@@ -148,11 +175,10 @@ def _rank_challenge(spark: SparkSession, cfg: Config, data: RankingData, tables_
     if blend is None:
         raise ValueError("a challenge without validation labels needs the blend fitted on the validation one")
     with step("final submission"):
-        ranked = assemble([(FINAL, blend.score(rows)), *fill], queries)
-        out[FINAL] = _publish(ranked, data, seeds, staging, FINAL, name, cfg)
+        submit(FINAL, assemble([(FINAL, blend.score(rows)), *fill], queries))
     for df in [*lists.values(), candidates, rows, queries.playlists, queries.seeds]:
         df.unpersist()
-    return {"models": out, "candidates": report, "seconds": step.seconds}, blend
+    return report, blend
 
 
 def _add_ncf_scores(rows: DataFrame, queries: Queries, ncf: NcfModel, step: _Step) -> DataFrame:
@@ -171,12 +197,6 @@ def _fit(rows: DataFrame, validation: Validation, cfg: Config, ncf: bool, model_
     if blend.model is not None:
         blend.model.write().overwrite().save(model_uri)
     return blend
-
-
-def _publish(ranked: DataFrame, data: RankingData, seeds: dict[int, set[str]], staging: str, model: str,
-             name: str, cfg: Config) -> dict[str, Any]:
-    info = publish(ranked, data, seeds, join(staging, model), name, cfg.rank.team_name, cfg.rank.team_email)
-    return {**info, "file": f"rank/{model}/{name}.csv"}
 
 
 def run_rank(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:
