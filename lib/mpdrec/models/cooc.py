@@ -35,8 +35,9 @@ def sampled_postings(data: RankingData, tracks: DataFrame, max_per_seed: int, se
     by a seeded hash of (playlist, track): the same seed keeps the same playlists."""
     keep_share = F.least(F.lit(1.0), F.lit(float(max_per_seed)) / F.col("playlist_count"))
     bucket = (F.abs(F.xxhash64(F.lit(seed), "playlist_idx", "track_idx")) % 1_000_000) / 1_000_000.0
+    counts = F.broadcast(data.track_ids.select("track_idx", "playlist_count"))  # 2.3M rows for the full MPD
     return (data.interactions.select("playlist_idx", "track_idx").join(F.broadcast(tracks), "track_idx")
-            .join(data.track_ids.select("track_idx", "playlist_count"), "track_idx")
+            .join(counts, "track_idx")
             .where(bucket < keep_share).select("track_idx", F.col("playlist_idx").alias("q")))
 
 
