@@ -8,7 +8,8 @@ collect; `write` looks their URIs up there (`RankingData.track_uris`) and writes
 Parquet copy from that one table, so the two agree, then validates the CSV. Done in Spark (a join
 to the URIs, a Parquet write, the lists grouped and collected) it took twice as long at 100 slices.
 `write` is Python on the driver alone (about 5 s at that size), so the rank stage runs it in a
-background thread while Spark computes the next submission (`Publisher`)."""
+background thread while Spark computes the next submission (`Publisher`): on a cluster the driver's
+cores are otherwise idle; in local mode on 2 cores it competes with the tasks and gains little."""
 from __future__ import annotations
 
 import os
