@@ -28,6 +28,17 @@ def spark():
     session.stop()
 
 
+@pytest.fixture
+def small_arrow_batches(spark):
+    """Arrow batches of 7 rows: a group's rows span several batches of a `mapInArrow`, as at scale
+    (`mpdrec.sorted_groups`)."""
+    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    before = spark.conf.get(key)
+    spark.conf.set(key, "7")
+    yield
+    spark.conf.set(key, before)
+
+
 @pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory) -> Path:
     """3 slices (3,000 playlists) and a 30-playlist challenge set, written by the real generator."""

@@ -63,6 +63,7 @@ def _reference(case, kept: set[tuple[int, int]]) -> dict[int, list[tuple[int, fl
     return out
 
 
+@pytest.mark.usefixtures("small_arrow_batches")
 def test_recommend_matches_the_definition(case):
     data, queries, playlists, counts, _, seeds = case
     kept = {(r.track_idx, r.q) for r in cooc.sampled_postings(

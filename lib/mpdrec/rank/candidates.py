@@ -36,7 +36,10 @@ def candidate_table(lists: dict[str, DataFrame], depth: dict[str, int]) -> DataF
     names = sorted(depth)
     parts = [lists[s].where(F.col("rank") < depth[s]).select("pid", "track_idx", F.lit(s).alias("source"),
                                                              "score", "rank") for s in names]
-    table = (reduce(DataFrame.unionByName, parts).groupBy("pid", "track_idx").pivot("source", names)
+    # partitioned by pid, which the grouping by (pid, track_idx) keeps: ranking the candidates (a
+    # window by pid over the NCF or blend score) needs no second shuffle
+    table = (reduce(DataFrame.unionByName, parts).repartition("pid").groupBy("pid", "track_idx")
+             .pivot("source", names)
              .agg(F.first("score").alias("score"), F.first("rank").alias("rank")))
     for s in names:
         top = lists[s].where(F.col("rank") == 0).select("pid", F.abs("score").alias("top"))

@@ -33,7 +33,7 @@ from mpdrec.io.paths import join, to_uri
 from mpdrec.io.stage import fingerprint, run_stage
 from mpdrec.models import als, cooc, popularity, title
 from mpdrec.models.data import Queries, RankingData
-from mpdrec.rank.assemble import FINAL, SUBMISSION_SIZE, assemble
+from mpdrec.rank.assemble import FINAL, SUBMISSION_SIZE, after_candidates, assemble, fill_after
 from mpdrec.rank.blend import Blend, fit_blend, labelled, with_features
 from mpdrec.rank import kmeans
 from mpdrec.rank.candidates import candidate_recall, candidate_table, ranked_list
@@ -154,18 +154,21 @@ def _rank_lists(cfg: Config, data: RankingData, queries: Queries, staging: str, 
         with step(f"{model} submission"):
             submit(model, assemble([(m, lists[m]) for m in [model, *FALLBACKS[model]]], queries))
     depth = {s: getattr(cfg.rank.candidates, s) for s in models}
-    # a source's top `depth` tracks are candidates, scored (by the blend, by NCF) ahead of any fill:
-    # only the rest of its list can fill
-    fill = [(s, lists[s].where(F.col("rank") >= depth.get(s, 0))) for s in FINAL_FILL if s in lists]
     with step("candidates and features"):
         candidates = candidate_table(lists, depth).persist()
         rows = with_features(candidates, queries, data, depth).persist()
         report: dict[str, Any] = {"rows": rows.count(), "depth": depth}
+    with step("fill after the candidates"):
+        # a source's top `depth` tracks are candidates, scored (by the blend, by NCF) ahead of any
+        # fill: only the rest of its list can fill
+        fill = fill_after(candidates, [(s, lists[s].where(F.col("rank") >= depth.get(s, 0)))
+                                       for s in FINAL_FILL if s in lists], queries).persist()
+        fill.count()
     if ncf is not None:
         rows = _add_ncf_scores(rows, queries, ncf, step)
         with step("ncf submission"):
-            by_ncf = rows.select("pid", "track_idx", F.col("ncf_score").alias("score"))
-            submit("ncf", assemble([("ncf", by_ncf), *fill], queries))
+            submit("ncf", after_candidates("ncf", rows.select("pid", "track_idx", F.col("ncf_score").alias("score")),
+                                           fill))
     if validation is not None:
         with step("candidate recall"):
             report["recall"] = candidate_recall(candidates.join(validation.eval, "pid", "left_semi"),
@@ -175,8 +178,8 @@ def _rank_lists(cfg: Config, data: RankingData, queries: Queries, staging: str, 
     if blend is None:
         raise ValueError("a challenge without validation labels needs the blend fitted on the validation one")
     with step("final submission"):
-        submit(FINAL, assemble([(FINAL, blend.score(rows)), *fill], queries))
-    for df in [*lists.values(), candidates, rows, queries.playlists, queries.seeds]:
+        submit(FINAL, after_candidates(FINAL, blend.score(rows), fill))
+    for df in [*lists.values(), candidates, rows, fill, queries.playlists, queries.seeds]:
         df.unpersist()
     return report, blend
 

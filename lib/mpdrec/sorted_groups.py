@@ -1,0 +1,38 @@
+"""Grouped work in numpy over Arrow batches of many groups at once (`mapInArrow`), where a grouped
+pandas UDF (`applyInPandas`) makes one Python call, one pandas frame and one Arrow stream per group:
+with ten thousand playlists that machinery alone cost some 15 s at 100 slices."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import DataFrame
+
+
+def sorted_by(df: DataFrame, key: str) -> DataFrame:
+    """`df` with each `key`'s rows in one partition, sorted by `key`: what `whole_groups` reads."""
+    return df.repartition(key).sortWithinPartitions(key)
+
+
+def whole_groups(batches: Iterator[pa.RecordBatch], key: str) -> Iterator[dict[str, np.ndarray]]:
+    """The columns of a partition of `sorted_by(df, key)`, batch by batch, each holding only whole
+    groups: a group's rows can go on in the next batch, so a batch's last group waits for it."""
+    held: dict[str, np.ndarray] = {}
+    for batch in batches:
+        cols = {c: batch.column(c).to_numpy(zero_copy_only=False) for c in batch.schema.names}
+        if held:
+            cols = {c: np.concatenate([held[c], v]) for c, v in cols.items()}
+        if not len(cols[key]):
+            continue
+        last = int(np.searchsorted(cols[key], cols[key][-1]))
+        held = {c: v[last:] for c, v in cols.items()}
+        if last:
+            yield {c: v[:last] for c, v in cols.items()}
+    if held:
+        yield held
+
+
+def group_starts(keys: np.ndarray) -> np.ndarray:
+    """Where each group of sorted `keys` starts, and len(keys) last."""
+    return np.r_[np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]), len(keys)]
