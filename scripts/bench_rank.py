@@ -5,7 +5,7 @@ Builds (or reuses, since every stage is skipped when up to date) a synthetic MPD
 slices with `--per-category` validation playlists per category, its interactions and ALS factors,
 and with `--ncf-model` an NCF model of this run (trained with `jobs/train_ncf.py`, one rank). Then it
 times the rank stage alone, forced: every source's lists, the single-source submissions, the
-candidates and their features, the NCF scores, the blend's fit and the final submission, each
+candidates and their features (with the NCF scores), the blend's fit and the final submission, each
 written and validated. The issue's target: 10,000 playlists (1,000 per category) at 100 slices in
 at most 300 s on this machine. The report's metrics (on the "eval" half) come along.
 

@@ -233,7 +233,7 @@ def test_rank_stage_blends_with_the_ncf_score(spark, run_dir, horovodrun_result)
     names = {"popularity", "title", "cooc", "kmeans", "ncf", "final"}
     assert set(manifest["submission"]["models"]) == names
     assert "ncf_score" in manifest["blend"]["feature_importances"]
-    assert "gmf scores of the candidates" in dict(manifest["submission"]["seconds"])
+    assert "candidates and features with gmf scores" in dict(manifest["submission"]["seconds"])
     assert manifest["submission"]["candidates"]["recall"]["kmeans"] > 0
     report = evaluate(spark, str(run_dir), submissions(cfg.rank))
     assert set(report["models"]) == names

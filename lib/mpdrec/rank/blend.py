@@ -71,9 +71,10 @@ def with_features(candidates: DataFrame, queries: Queries, data: RankingData, de
 
 
 def labelled(rows: DataFrame, truth: DataFrame) -> DataFrame:
-    """`rows` with label 1.0 where (pid, track_idx) is a hidden track, else 0.0."""
+    """`rows` with label 1.0 where (pid, track_idx) is a hidden track, else 0.0. The hidden tracks
+    (a validation challenge's, well under a million rows) are broadcast: `rows` are not shuffled."""
     hidden = truth.select("pid", "track_idx", F.lit(1.0).alias("label"))
-    return rows.join(hidden, ["pid", "track_idx"], "left").fillna(0.0, ["label"])
+    return rows.join(F.broadcast(hidden), ["pid", "track_idx"], "left").fillna(0.0, ["label"])
 
 
 @dataclass(frozen=True)
@@ -103,12 +104,16 @@ def fit_blend(rows: DataFrame, sources: list[str], cfg: BlendConfig, seed: int, 
         return Blend(sources, None, info)
     share = min(1.0, cfg.negatives_per_positive * positives / max(negatives, 1))
     bucket = (F.abs(F.xxhash64(F.lit(seed), "pid", "track_idx")) % 1_000_000) / 1_000_000.0
+    # cached: the estimator reads its input more than once (row counts, split candidates, then training)
     sample = fixed_layout(rows.where((F.col("label") == 1.0) | (bucket < share)), ["pid", "track_idx"],
-                          round(positives + share * negatives))
+                          round(positives + share * negatives)).persist()
     names = feature_names(sources, ncf)
     learner = (GBTClassifier(maxIter=cfg.trees, maxDepth=cfg.depth, seed=seed) if cfg.method == "gbt"
                else LogisticRegression(maxIter=200, regParam=1e-4))
-    model = Pipeline(stages=[VectorAssembler(inputCols=names, outputCol="features"), learner]).fit(sample)
+    try:
+        model = Pipeline(stages=[VectorAssembler(inputCols=names, outputCol="features"), learner]).fit(sample)
+    finally:
+        sample.unpersist()
     fitted = model.stages[-1]
     kind, weights = (("feature_importances", fitted.featureImportances) if cfg.method == "gbt"
                      else ("coefficients", fitted.coefficients))

@@ -154,9 +154,11 @@ def _rank_lists(cfg: Config, data: RankingData, queries: Queries, staging: str, 
         with step(f"{model} submission"):
             submit(model, assemble([(m, lists[m]) for m in [model, *FALLBACKS[model]]], queries))
     depth = {s: getattr(cfg.rank.candidates, s) for s in models}
-    with step("candidates and features"):
+    # the NCF scores are computed with the features, so that the rows are cached once
+    with step("candidates and features" + (f" with {ncf.name} scores" if ncf is not None else "")):
         candidates = candidate_table(lists, depth).persist()
-        rows = with_features(candidates, queries, data, depth).persist()
+        rows = with_features(candidates, queries, data, depth)
+        rows = (rows if ncf is None else ncf.scores(rows, queries)).persist()
         report: dict[str, Any] = {"rows": rows.count(), "depth": depth}
     with step("fill after the candidates"):
         # a source's top `depth` tracks are candidates, scored (by the blend, by NCF) ahead of any
@@ -165,7 +167,6 @@ def _rank_lists(cfg: Config, data: RankingData, queries: Queries, staging: str, 
                                        for s in FINAL_FILL if s in lists], queries).persist()
         fill.count()
     if ncf is not None:
-        rows = _add_ncf_scores(rows, queries, ncf, step)
         with step("ncf submission"):
             submit("ncf", after_candidates("ncf", rows.select("pid", "track_idx", F.col("ncf_score").alias("score")),
                                            fill))
@@ -182,15 +183,6 @@ def _rank_lists(cfg: Config, data: RankingData, queries: Queries, staging: str, 
     for df in [*lists.values(), candidates, rows, fill, queries.playlists, queries.seeds]:
         df.unpersist()
     return report, blend
-
-
-def _add_ncf_scores(rows: DataFrame, queries: Queries, ncf: NcfModel, step: _Step) -> DataFrame:
-    """`rows` with ncf_score, persisted in place of `rows`."""
-    with step(f"{ncf.name} scores of the candidates"):
-        scored = ncf.scores(rows, queries).persist()
-        scored.count()
-        rows.unpersist()
-    return scored
 
 
 def _fit(rows: DataFrame, validation: Validation, cfg: Config, ncf: bool, model_uri: str) -> Blend:
