@@ -24,6 +24,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_SECONDS = 300.0
@@ -34,6 +38,20 @@ def _job(name: str, sets: list[str]) -> None:
     flags = [a for s in sets for a in ("--set", s)]
     subprocess.run([sys.executable, str(ROOT / "jobs" / f"{name}.py"), *flags], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _reference_seconds(spark: SparkSession) -> float:
+    """Seconds of a fixed Spark job made of the rank stage's kinds of work (a shuffle by pid, an
+    aggregation, rows through Arrow to pandas). Timed just before and after the stage, it says how
+    fast this shared machine was during the run: two runs' rank_seconds over it compare, where the
+    seconds alone vary by a third from one hour to the next."""
+    from pyspark.sql import functions as F
+
+    started = time.perf_counter()
+    (spark.range(0, 6_000_000, numPartitions=8)
+     .select((F.col("id") % 10_000).alias("pid"), F.xxhash64("id").alias("h"))
+     .repartition("pid").groupBy("pid").agg(F.max("h").alias("h"), F.count("*").alias("n")).toPandas())
+    return time.perf_counter() - started
 
 
 def main() -> None:
@@ -71,9 +89,12 @@ def main() -> None:
     spark = build_spark(SparkConfig(master=f"local[{args.cores}]", conf={
         **cfg.spark.conf, "spark.driver.memory": "10g", "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false"}), "bench-rank")
+    _reference_seconds(spark)  # warms the JVM up, as the stage's first steps would otherwise pay for
+    reference = [_reference_seconds(spark)]
     t0 = time.perf_counter()
     manifest = run_rank(spark, cfg, force=True)
     rank_seconds = time.perf_counter() - t0
+    reference.append(_reference_seconds(spark))
     report = evaluate(spark, str(run_dir), submissions(cfg.rank))
     spark.stop()
     print(json.dumps({
@@ -82,6 +103,8 @@ def main() -> None:
         "ncf_model": args.ncf_model or None,
         "rank_seconds": round(rank_seconds, 1), "target_seconds": TARGET_SECONDS,
         "share_of_target": round(rank_seconds / TARGET_SECONDS, 3),
+        "reference_seconds": [round(r, 2) for r in reference],
+        "rank_per_reference": round(rank_seconds / (sum(reference) / len(reference)), 1),
         "steps": manifest["submission"]["seconds"], "candidates": manifest["submission"]["candidates"],
         "blend": {k: v for k, v in manifest["blend"].items() if k != "feature_importances"},
         "metrics": {m: {k: round(v, 4) for k, v in r["overall"].items()} for m, r in report["models"].items()},
