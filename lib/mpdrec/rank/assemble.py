@@ -99,9 +99,8 @@ def fill_after(candidates: DataFrame, sources: list[tuple[str, DataFrame]], quer
                n: int = SUBMISSION_SIZE) -> DataFrame:
     """What follows a playlist's candidates (pid, track_idx: ranked lists' tracks, no seeds) in any
     ordering of them: `sources` (ranked lists, less the top rows that are candidates) in priority
-    order, candidates and duplicates dropped,
-    ranked from the playlist's number of candidates up to n (assemble's columns; no rows for a
-    playlist with n candidates or more).
+    order, candidates and duplicates dropped, ranked from the playlist's number of candidates up to
+    n (assemble's columns; no rows for a playlist with n candidates or more).
 
     The NCF model and the blend order the same candidates; what follows them is the same, so it is
     merged once per challenge and `after_candidates` adds it to each."""
