@@ -27,6 +27,7 @@ from mpdrec.io.arrow_fs import resolve, write_bytes
 from mpdrec.io.paths import is_local, join, local_path
 from mpdrec.models.data import RankingData
 from mpdrec.rank.submission import check_submission, write_submission
+from mpdrec.sorted_groups import group_starts
 
 PARQUET_PART = "part-00000.parquet"
 
@@ -53,8 +54,8 @@ def write(rows: pd.DataFrame, track_uris: np.ndarray, seeds: dict[int, set[str]]
     _write_parquet(pa.table({"pid": pids, "rank": rows["rank"].to_numpy(), "track_uri": pa.array(uris, pa.string()),
                              "score": rows["score"].to_numpy(), "source": rows["source"].to_numpy()}),
                    join(out_dir, f"{name}_recommendations"))
-    starts = np.flatnonzero(np.diff(pids)) + 1
-    lists = [(int(p[0]), u.tolist()) for p, u in zip(np.split(pids, starts), np.split(uris, starts)) if len(p)]
+    bounds = group_starts(pids) if len(pids) else np.zeros(1, np.int64)
+    lists = [(int(pids[a]), uris[a:b].tolist()) for a, b in zip(bounds[:-1], bounds[1:])]
     target = join(out_dir, f"{name}.csv")
     with tempfile.TemporaryDirectory() as tmp:
         path = str(local_path(target)) if is_local(target) else os.path.join(tmp, f"{name}.csv")
