@@ -34,5 +34,7 @@ def whole_groups(batches: Iterator[pa.RecordBatch], key: str) -> Iterator[dict[s
 
 
 def group_starts(keys: np.ndarray) -> np.ndarray:
-    """Where each group of sorted `keys` starts, and len(keys) last."""
+    """Where each group of sorted `keys` starts, and len(keys) last: [0] for no keys (no groups)."""
+    if not len(keys):
+        return np.zeros(1, np.int64)
     return np.r_[np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]), len(keys)]

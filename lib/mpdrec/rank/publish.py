@@ -54,7 +54,7 @@ def write(rows: pd.DataFrame, track_uris: np.ndarray, seeds: dict[int, set[str]]
     _write_parquet(pa.table({"pid": pids, "rank": rows["rank"].to_numpy(), "track_uri": pa.array(uris, pa.string()),
                              "score": rows["score"].to_numpy(), "source": rows["source"].to_numpy()}),
                    join(out_dir, f"{name}_recommendations"))
-    bounds = group_starts(pids) if len(pids) else np.zeros(1, np.int64)
+    bounds = group_starts(pids)
     lists = [(int(pids[a]), uris[a:b].tolist()) for a, b in zip(bounds[:-1], bounds[1:])]
     target = join(out_dir, f"{name}.csv")
     with tempfile.TemporaryDirectory() as tmp:
