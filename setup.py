@@ -15,6 +15,12 @@ RUNTIME = [
     "msgspec==0.19.0",
     "PyYAML==6.0.2",
     "matplotlib==3.8.4",  # PNG plots of training curves and reports
+    # the learning-to-rank blend (xgboost.spark.SparkXGBRanker); -cpu: the same package without the
+    # CUDA/NCCL wheels. scipy, scikit-learn and cloudpickle are what xgboost's Spark estimator imports.
+    "xgboost-cpu==3.2.0",
+    "scipy==1.17.1",
+    "scikit-learn==1.7.2",
+    "cloudpickle==3.1.3",
 ]
 
 setup(

@@ -1,4 +1,4 @@
-"""Stage 2: the held-out validation challenge, dense ids and the interactions table.
+"""Stage 2: the held-out validation and blend-training challenges, dense ids and the interactions table.
 
     python jobs/build_interactions.py --set paths.run_dir=runs/local
 """
@@ -18,6 +18,8 @@ def build(args: argparse.Namespace, cfg: Config) -> None:
     validation = run_validation(spark, cfg, force=args.force)
     interactions = run_interactions(spark, cfg, force=args.force)
     print(f"validation challenge: {validation['playlists']} playlists ({validation['by_category']} by category)")
+    print(f"blend-training challenge: {validation['train']['playlists']} playlists "
+          f"({validation['train']['by_category']} by category)")
     print("interactions: " + ", ".join(f"{t}={n:,}" for t, n in interactions["tables"].items()))
 
 

@@ -4,10 +4,10 @@
 Builds (or reuses, since every stage is skipped when up to date) a synthetic MPD of `--slices`
 slices with `--per-category` validation playlists per category, its interactions and ALS factors,
 and with `--ncf-model` an NCF model of this run (trained with `jobs/train_ncf.py`, one rank). Then it
-times the rank stage alone, forced: every source's lists, the single-source submissions, the
-candidates and their features (with the NCF scores), the blend's fit and the final submission, each
-written and validated. The issue's target: 10,000 playlists (1,000 per category) at 100 slices in
-at most 300 s on this machine. The report's metrics (on the "eval" half) come along.
+times the rank stage alone, forced: the blend-training challenge's lists, candidates and features
+and the blend's fit, then for the validation challenge every source's lists, the single-source
+submissions, the candidates and their features (with the NCF scores) and the final submission, each
+written and validated. The report's metrics (on every validation playlist) come along.
 
     python scripts/bench_rank.py --workdir /tmp/bench_rank                         # 100 slices, 10,000 playlists
     python scripts/bench_rank.py --workdir /tmp/bench_rank --ncf-model gmf --ncf-epochs 2
@@ -60,6 +60,8 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, required=True, help="kept between runs: stages are reused")
     ap.add_argument("--slices", type=int, default=100)
     ap.add_argument("--per-category", type=int, default=1000)
+    ap.add_argument("--train-per-category", type=int, default=None,
+                    help="blend-training challenge per category (default: validation.train_per_category's rule)")
     ap.add_argument("--ncf-model", default="", help="gmf | mlp | neumf | nncf: an NCF score feature (trained here)")
     ap.add_argument("--ncf-epochs", type=int, default=2)
     ap.add_argument("--cores", type=int, default=os.cpu_count() or 2)
@@ -72,13 +74,14 @@ def main() -> None:
 
     from mpdrec.config import SparkConfig, load_config
     from mpdrec.evaluation import evaluate
-    from mpdrec.rank.assemble import submissions
+    from mpdrec.rank.assemble import FINAL, submissions
     from mpdrec.rank.stage import run_rank
     from mpdrec.spark import build_spark
 
     mpd, run_dir = args.workdir / f"mpd{args.slices}", args.workdir / "run"
     sets = [f"synth.num_slices={args.slices}", f"synth.out_dir={mpd}", f"paths.mpd={mpd}", f"paths.run_dir={run_dir}",
             "paths.challenge=", f"validation.per_category={args.per_category}",
+            *([f"validation.train_per_category={args.train_per_category}"] if args.train_per_category else []),
             f"rank.ncf_model={args.ncf_model}", f"ncf.model={args.ncf_model or 'gmf'}", f"ncf.epochs={args.ncf_epochs}",
             "ncf.patience=0"]
     started = time.perf_counter()
@@ -94,7 +97,7 @@ def main() -> None:
     manifest = run_rank(spark, cfg, force=True)
     rank_seconds = time.perf_counter() - t0
     reference = [_reference_seconds(spark) for _ in range(2)]
-    report = evaluate(spark, str(run_dir), submissions(cfg.rank))
+    report = evaluate(spark, str(run_dir), submissions(cfg.rank), FINAL, cfg.seed)
     spark.stop()
     print(json.dumps({
         "benchmark": "rank", "cores": args.cores, "slices": args.slices,

@@ -42,7 +42,7 @@ SETTINGS = [
 JOBS = [
     ("ingest_mpd.py", "ingest", ["ingest/playlists", "ingest/playlist_tracks", "ingest/tracks", "ingest/quarantine"]),
     ("build_interactions.py", "interactions", ["validation/ground_truth", "validation/holdouts",
-                                               "validation/blend_split", "interactions/data",
+                                               "validation/train/ground_truth", "interactions/data",
                                                "interactions/track_ids", "interactions/playlist_ids"]),
     ("sample_negatives.py", "negatives", ["negatives/data", "negatives/eval"]),
     ("train_als.py", "als", ["als/playlist_factors", "als/track_factors"]),

@@ -223,7 +223,7 @@ def test_rank_stage_blends_with_the_ncf_score(spark, run_dir, horovodrun_result)
     """rank.ncf_model: the candidates get the model's score as a feature, rank/ncf is a validated
     submission of the candidates in its order, and the report scores it beside the others."""
     from mpdrec.evaluation import evaluate
-    from mpdrec.rank.assemble import submissions
+    from mpdrec.rank.assemble import FINAL, submissions
     from mpdrec.rank.stage import run_rank
 
     cfg = make_config([f"paths.run_dir={run_dir}", "paths.challenge=", "rank.models=[popularity,title,cooc,kmeans]",
@@ -235,7 +235,7 @@ def test_rank_stage_blends_with_the_ncf_score(spark, run_dir, horovodrun_result)
     assert "ncf_score" in manifest["blend"]["feature_importances"]
     assert "candidates and features with gmf scores" in dict(manifest["submission"]["seconds"])
     assert manifest["submission"]["candidates"]["recall"]["kmeans"] > 0
-    report = evaluate(spark, str(run_dir), submissions(cfg.rank))
+    report = evaluate(spark, str(run_dir), submissions(cfg.rank), FINAL, cfg.seed)
     assert set(report["models"]) == names
     assert report["models"]["ncf"]["overall"]["ndcg"] > report["models"]["popularity"]["overall"]["ndcg"]
 

@@ -9,7 +9,6 @@ import pytest
 from pyspark.sql import functions as F
 
 from conftest import make_config
-from mpdrec.etl.split import blend_split
 from mpdrec.models.data import Queries, RankingData
 from mpdrec.rank.blend import RRF_K, feature_names, fit_blend, labelled, with_features
 from mpdrec.rank.candidates import candidate_recall, candidate_table, ranked_list
@@ -66,7 +65,7 @@ def test_features_fill_missing_sources_and_describe_query_and_track(spark):
              "b": spark.createDataFrame([(7, 3, 4.0, 0)], "pid long, track_idx int, score double, rank int")}
     depth = {"a": 10, "b": 20}
     rows = {(r.pid, r.track_idx): r.asDict()
-            for r in with_features(candidate_table(lists, depth), q, data, depth).collect()}
+            for r in with_features(candidate_table(lists, depth), q, data, depth, 100, 1).collect()}
     t1, t3, other = rows[(7, 1)], rows[(7, 3)], rows[(8, 1)]
     assert set(feature_names(["a", "b"])) <= set(t1)
     assert (t1["b_score"], t1["b_rel"], t1["b_rank"], t1["sources_hit"]) == (0.0, 0.0, 20, 1)  # b did not propose it
@@ -92,7 +91,7 @@ def _training_rows(spark, n: int = 4000):
     return spark.createDataFrame(rows, ["pid", "track_idx", *names, "label"])
 
 
-@pytest.mark.parametrize("method", ["gbt", "logistic"])
+@pytest.mark.parametrize("method", ["ranker", "gbt", "logistic"])
 def test_fitted_blend_learns_the_signal_and_is_deterministic(spark, method):
     rows = _training_rows(spark, 16_000)  # fit rows > 10,000: trees sample their split candidates
     cfg = make_config([f"rank.blend.method={method}", "rank.blend.trees=10", "rank.blend.negatives_per_positive=2"])
@@ -104,7 +103,7 @@ def test_fitted_blend_learns_the_signal_and_is_deterministic(spark, method):
     ordered = scored.score.rank()
     auc = (ordered[signal].sum() - signal.sum() * (signal.sum() + 1) / 2) / (signal.sum() * (~signal).sum())
     assert auc > 0.95
-    if method == "gbt":
+    if method in ("gbt", "ranker"):
         importances = blend.info["feature_importances"]
         assert max(importances, key=importances.get) == "a_rank"
     else:
@@ -131,17 +130,3 @@ def test_labels_mark_hidden_tracks_only(spark):
     truth = spark.createDataFrame([(1, 11), (2, 99)], "pid long, track_idx int")
     got = sorted(tuple(r) for r in labelled(rows, truth).collect())
     assert got == [(1, 10, 0.0), (1, 11, 1.0), (2, 10, 0.0)]
-
-
-def test_blend_split_halves_every_category_and_follows_the_seed():
-    categories = {pid: 1 + pid % 3 for pid in range(301)}
-    split = blend_split(categories, 0.5, seed=1)
-    assert sorted(split) == sorted(categories)
-    for cat in (1, 2, 3):
-        members = [split[p] for p in categories if categories[p] == cat]
-        assert abs(members.count("fit") - len(members) / 2) <= 0.5
-    assert blend_split(categories, 0.5, seed=1) == split
-    assert blend_split(categories, 0.5, seed=2) != split
-    assert set(blend_split(categories, 0.0, seed=1).values()) == {"eval"}
-    small = blend_split({1: 1, 2: 1, 3: 2}, 0.9, seed=1)  # "eval" keeps at least one of each category
-    assert small[3] == "eval" and sorted(small[p] for p in (1, 2)) == ["eval", "fit"]

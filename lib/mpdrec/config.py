@@ -61,12 +61,12 @@ class IngestConfig:
 @dataclass(frozen=True)
 class ValidationConfig:
     per_category: int | None  # held-out MPD playlists per category; None: 1 per 1,000, 10..1,000
-    blend_fit_share: float  # validation playlists the learned blend is fitted on; the rest are scored
+    train_per_category: int | None  # blend-training challenge per category; None: 1 per 100, 50..1,000
 
     def __post_init__(self) -> None:
-        _require(self.per_category is None or self.per_category >= 1, "validation.per_category",
-                 "must be at least 1 (or null for the default)")
-        _require(0.0 <= self.blend_fit_share < 1.0, "validation.blend_fit_share", "must be within [0, 1)")
+        for key in ("per_category", "train_per_category"):
+            value = getattr(self, key)
+            _require(value is None or value >= 1, f"validation.{key}", "must be at least 1 (or null for the default)")
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,8 @@ class NegativesConfig:
 
 SOURCES = ("popularity", "title", "cooc", "als", "kmeans")
 NCF_MODELS = ("gmf", "mlp", "neumf", "nncf")
-BLEND_METHODS = ("gbt", "logistic", "fixed")
+BLEND_METHODS = ("ranker", "gbt", "logistic", "fixed")
+RANKER_OBJECTIVES = ("rank:ndcg", "rank:pairwise")
 
 
 @dataclass(frozen=True)
@@ -111,18 +112,24 @@ class CandidatesConfig:
 
     def __post_init__(self) -> None:
         for name in SOURCES:
-            _require(1 <= getattr(self, name) <= 500, f"rank.candidates.{name}", "must be within 1..500")
+            _require(1 <= getattr(self, name) <= 5000, f"rank.candidates.{name}", "must be within 1..5000")
 
 
 @dataclass(frozen=True)
 class BlendConfig:
-    method: str  # gbt | logistic: Spark ML fitted on the "fit" validation playlists; fixed: reciprocal ranks
-    trees: int
+    method: str  # ranker (XGBoost learning to rank) | gbt | logistic: fitted on the blend-training
+    # challenge; fixed: reciprocal ranks
+    objective: str  # ranker: rank:ndcg (LambdaMART) | rank:pairwise
+    trees: int  # ranker and gbt: boosting rounds
     depth: int
+    learning_rate: float  # ranker and gbt: shrinkage of each tree
     negatives_per_positive: int  # non-hidden candidates sampled per hidden one for fitting
 
     def __post_init__(self) -> None:
         _require(self.method in BLEND_METHODS, "rank.blend.method", f"must be one of {', '.join(BLEND_METHODS)}")
+        _require(self.objective in RANKER_OBJECTIVES, "rank.blend.objective",
+                 f"must be one of {', '.join(RANKER_OBJECTIVES)}")
+        _require(0.0 < self.learning_rate <= 1.0, "rank.blend.learning_rate", "must be within (0, 1]")
         _require(self.trees >= 1, "rank.blend.trees", "must be at least 1")
         _require(1 <= self.depth <= 30, "rank.blend.depth", "must be within 1..30")
         _require(self.negatives_per_positive >= 1, "rank.blend.negatives_per_positive", "must be at least 1")

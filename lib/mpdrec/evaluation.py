@@ -1,8 +1,11 @@
 """Stage 7: score each model's validation submission with the official metrics; write the report.
 
 The submission CSV itself is scored (what would be uploaded), against `validation/ground_truth`,
-overall and per challenge category. Tracks and artists are compared as 64-bit hashes of their URIs,
-so 10,000 x 500 recommendations fit comfortably in the driver's memory.
+over every playlist of the validation challenge (nothing is fitted or tuned on it: the blend and the
+ALS grid use the blend-training challenge), overall and per challenge category, with a paired
+bootstrap interval for the final ranking minus the best single model. Tracks and artists are
+compared as 64-bit hashes of their URIs, so 10,000 x 500 recommendations fit comfortably in the
+driver's memory.
 """
 from __future__ import annotations
 
@@ -20,11 +23,19 @@ from mpdrec.categories import CATEGORIES
 from mpdrec.config import NCF_MODELS
 from mpdrec.io.arrow_fs import write_bytes
 from mpdrec.io.fs import HadoopFS
+from mpdrec.etl.split import TRAIN_DIR
 from mpdrec.io.paths import MANIFEST, join, to_uri
-from mpdrec.metrics.recsys2018 import score_recommendations
+from mpdrec.metrics.bootstrap import paired_difference
+from mpdrec.metrics.recsys2018 import per_playlist_scores, summarise
 
 log = logging.getLogger("mpdrec.evaluate")
-METRICS = ("r_precision", "ndcg", "clicks")
+METRICS = ("r_precision", "ndcg", "clicks", "ndcg_rules")
+HELD_OUT = ("validation", "train")
+DEFINITIONS = ("R-precision: track hits among the first |G| recommendations, plus 0.25 per distinct hidden "
+               "artist among that window's misses, over |G|; NDCG: the organisers' (DCG with discount "
+               "log2(i + 1) over the ideal DCG of min(|G|, 500) hits: the leaderboard's scale); clicks: "
+               "the 10-track page of the first hit, 51 without one (lower is better); NDCG (rules): the "
+               "rules page's text, IDCG over the hits alone (not comparable with the leaderboard).")
 
 
 def submission_rows(spark: SparkSession, uri: str) -> DataFrame:
@@ -45,72 +56,88 @@ def _hashed(df: DataFrame) -> DataFrame:
                                 F.lit(0).cast("long")).alias("artist"))
 
 
-def blend_split_pids(spark: SparkSession, run_dir: str, split: str) -> DataFrame | None:
-    """pid of the validation playlists in `split` ("fit" | "eval"), or None when the run has no
-    validation/blend_split."""
-    uri = join(run_dir, "validation", "blend_split")
-    if not HadoopFS(spark).exists(uri):
-        return None
-    return spark.read.parquet(uri).where(F.col("split") == split).select("pid")
+def challenge_dir(run_dir: str, challenge: str) -> str:
+    """Where a held-out challenge lives: "validation" (what the report scores) or "train" (the
+    blend-training challenge: what the second stage learns from and the ALS grid is chosen on)."""
+    if challenge not in HELD_OUT:
+        raise ValueError(f"unknown held-out challenge {challenge!r}: one of {HELD_OUT}")
+    return join(run_dir, "validation") if challenge == "validation" else join(run_dir, "validation", TRAIN_DIR)
 
 
-def hidden_track_ids(spark: SparkSession, run_dir: str, track_ids: DataFrame) -> DataFrame:
-    """pid, track_idx of every hidden validation track: what the blend and ALS's MPR are measured
-    against by index rather than by URI."""
-    return (spark.read.parquet(join(run_dir, "validation", "ground_truth")).select("pid", "track_uri")
+def hidden_track_ids(spark: SparkSession, held_out_dir: str, track_ids: DataFrame) -> DataFrame:
+    """pid, track_idx of every hidden track of the held-out challenge in `held_out_dir`: what the
+    blend and ALS's MPR are measured against by index rather than by URI."""
+    return (spark.read.parquet(join(held_out_dir, "ground_truth")).select("pid", "track_uri")
             .join(track_ids.select("track_uri", "track_idx"), "track_uri").select("pid", "track_idx"))
 
 
 @dataclass(frozen=True)
 class ValidationTruth:
-    """The validation challenge's hidden tracks and categories, loaded once for many scorings."""
+    """A held-out challenge's hidden tracks and categories, loaded once for many scorings."""
     truth: pd.DataFrame  # pid, track, artist (hashed)
     categories: pd.DataFrame  # pid, category
     track_ids: DataFrame  # track_idx, track_uri, artist_uri
 
     @classmethod
-    def load(cls, spark: SparkSession, run_dir: str, split: str | None = None) -> "ValidationTruth":
-        """`split` "fit" or "eval": only that part of validation/blend_split; all playlists when the
-        run has no split (one built before it existed) or the part is empty (blend_fit_share 0)."""
-        truth = spark.read.parquet(join(run_dir, "validation", "ground_truth"))
-        categories = spark.read.parquet(join(run_dir, "validation", "categories")).select("pid", "category")
-        part = blend_split_pids(spark, run_dir, split) if split else None
-        if part is not None and part.first() is None:
-            log.warning("validation/blend_split has no %r playlists: scoring on all of them", split)
-        elif part is not None:
-            truth, categories = truth.join(part, "pid", "left_semi"), categories.join(part, "pid", "left_semi")
-        truth, categories = _hashed(truth).toPandas(), categories.toPandas()
+    def load(cls, spark: SparkSession, run_dir: str, challenge: str = "validation") -> "ValidationTruth":
+        """`challenge`: "validation" or "train" (`challenge_dir`)."""
+        where = challenge_dir(run_dir, challenge)
+        truth = _hashed(spark.read.parquet(join(where, "ground_truth"))).toPandas()
+        categories = spark.read.parquet(join(where, "categories")).select("pid", "category").toPandas()
         track_ids = spark.read.parquet(join(run_dir, "interactions", "track_ids")).select(
             "track_idx", "track_uri", "artist_uri")
         return cls(truth, categories, track_ids)
 
     def score_submission(self, spark: SparkSession, uri: str) -> dict[str, Any]:
         """Scores of a submission CSV (what would be uploaded)."""
-        recs = submission_rows(spark, uri).join(self.track_ids.drop("track_idx"), "track_uri", "left")
-        return self._score(recs)
+        return summarise(self.submission_scores(spark, uri), self.categories)
+
+    def submission_scores(self, spark: SparkSession, uri: str) -> pd.DataFrame:
+        """Per-playlist scores of a submission CSV (`per_playlist_scores`' frame)."""
+        return self._per_playlist(submission_rows(spark, uri).join(self.track_ids.drop("track_idx"), "track_uri", "left"))
 
     def score_ranking(self, ranked: DataFrame) -> dict[str, Any]:
         """Scores of a ranking (pid, rank, track_idx) before it is written, e.g. a grid-search point."""
-        return self._score(ranked.select("pid", "rank", "track_idx").join(self.track_ids, "track_idx"))
+        return summarise(self.ranking_scores(ranked), self.categories)
 
-    def _score(self, recs: DataFrame) -> dict[str, Any]:
-        """The official metrics over this truth's playlists (a split's share of the challenge)."""
+    def ranking_scores(self, ranked: DataFrame) -> pd.DataFrame:
+        """Per-playlist scores of a ranking (pid, rank, track_idx)."""
+        return self._per_playlist(ranked.select("pid", "rank", "track_idx").join(self.track_ids, "track_idx"))
+
+    def _per_playlist(self, recs: DataFrame) -> pd.DataFrame:
+        """The official metrics of each of this challenge's playlists (recs of other pids ignored)."""
         hashed = _hashed(recs).toPandas()
-        return score_recommendations(hashed[hashed["pid"].isin(self.categories["pid"])], self.truth, self.categories)
+        return per_playlist_scores(hashed[hashed["pid"].isin(self.categories["pid"])], self.truth)
+
+
+def compare_with_best_source(scores: dict[str, pd.DataFrame], final: str, seed: int) -> dict[str, Any]:
+    """`final` minus the best other model, per metric (r_precision, ndcg): the difference of means
+    over the playlists and its paired bootstrap 95% interval (`mpdrec.metrics.bootstrap`)."""
+    others = [m for m in scores if m != final]
+    out: dict[str, Any] = {}
+    for metric in ("r_precision", "ndcg"):
+        best = max(others, key=lambda m: scores[m][metric].mean())
+        out[metric] = {"best_source": best, **paired_difference(
+            scores[final][metric].to_numpy(), scores[best][metric].to_numpy(), seed)}
+    return out
 
 
 def markdown(report: dict[str, Any]) -> str:
     """report.md: overall table, then one table per metric with a column per category."""
     models = report["models"]
-    v, scored = report["validation"], report["scored_playlists"]
-    part = ("all of them" if scored == v["playlists"] else
-            f"scored on the {scored} \"eval\" playlists (validation/blend_split); the blend was fitted on the others")
+    v = report["validation"]
     out = ["# mpdrec report", "", f"Validation challenge: {v['playlists']} playlists, {v['per_category']} per "
-           f"category, {part}. Clicks: lower is better.", "",
-           "## Overall", "", "| model | R-precision | NDCG | clicks |", "| --- | --- | --- | --- |"]
+           f"category, every one scored (the blend and the ALS grid learn from a separate blend-training "
+           f"challenge of {v.get('train_playlists', 0)} playlists).", "", DEFINITIONS, "",
+           "## Overall", "", "| model | R-precision | NDCG | clicks | NDCG (rules) |", "| --- | --- | --- | --- | --- |"]
     for name, m in models.items():
         o = m["overall"]
-        out.append(f"| {name} | {o['r_precision']:.4f} | {o['ndcg']:.4f} | {o['clicks']:.2f} |")
+        out.append(f"| {name} | {o['r_precision']:.4f} | {o['ndcg']:.4f} | {o['clicks']:.2f} | {o['ndcg_rules']:.4f} |")
+    if "final_vs_best" in report:
+        out += ["", "## Final minus the best single model", "", "| metric | best single model | difference | 95% interval |",
+                "| --- | --- | --- | --- |"]
+        out += [f"| {metric} | {c['best_source']} | {c['difference']:+.4f} | [{c['low']:+.4f}, {c['high']:+.4f}] |"
+                for metric, c in report["final_vs_best"].items()]
     for metric in METRICS:
         out += ["", f"## {metric} by category", "",
                 "| model | " + " | ".join(f"{c.id}: {c.label}" for c in CATEGORIES) + " |",
@@ -132,12 +159,13 @@ def _rank_sections(rank: dict[str, Any]) -> list[str]:
     """report.md: the candidate set's recall by source, the blend's weights, the ranking's steps."""
     c, blend = rank["candidates"], rank["blend"]
     out = ["", "## Candidates", "", f"{c['rows']:,} (playlist, track) candidates; per source its top "
-           + ", ".join(f"{k} {v}" for k, v in c["depth"].items()) + ". Recall: the share of the \"eval\" "
+           + ", ".join(f"{k} {v}" for k, v in c["depth"].items()) + ". Recall: the share of the validation "
            "playlists' hidden tracks among them (what any re-ranking can reach).", "",
            "| source | recall |", "| --- | --- |"]
     out += [f"| {k} | {v:.4f} |" for k, v in c.get("recall", {}).items()]
     out += ["", "## Blend", "", f"Method: {blend['method']}" + (f" ({blend['reason']})" if "reason" in blend else "")
-            + f"; fitted on {blend['fit_positives']:,} hidden tracks among the \"fit\" playlists' candidates.", ""]
+            + f"; fitted on {blend['fit_positives']:,} hidden tracks among the blend-training challenge's "
+            "candidates.", ""]
     weights = blend.get("feature_importances") or blend.get("coefficients") or {}
     if weights:
         kind = "importance" if "feature_importances" in blend else "coefficient"
@@ -174,24 +202,28 @@ def _figures(fs: HadoopFS, run_dir: str, report: dict[str, Any]) -> dict[str, by
     return figures
 
 
-def evaluate(spark: SparkSession, run_dir_path: str, models: list[str],
+def evaluate(spark: SparkSession, run_dir_path: str, models: list[str], final: str, seed: int,
              config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score rank/<model>/submission.csv for each model; write report.json, report.md and the
-    report_*.png figures beside them. `config`: the run's configuration, recorded in the report."""
+    report_*.png figures beside them. `final`: the model compared with the best of the others (with
+    a bootstrap of seed `seed`); `config`: the run's configuration, recorded in the report."""
     fs, run_dir = HadoopFS(spark), to_uri(run_dir_path)
     validation = json.loads(fs.read_text(join(run_dir, "validation", "_manifest.json")))
-    scorer = ValidationTruth.load(spark, run_dir, "eval")
-    scored = int(scorer.categories["pid"].nunique())
-    report: dict[str, Any] = {"validation": {k: validation[k] for k in ("playlists", "per_category", "by_category")},
-                              "scored_playlists": scored, "models": {}}
+    scorer = ValidationTruth.load(spark, run_dir)
+    report: dict[str, Any] = {"validation": {**{k: validation[k] for k in ("playlists", "per_category", "by_category")},
+                                             "train_playlists": validation["train"]["playlists"]},
+                              "scored_playlists": int(scorer.categories["pid"].nunique()), "models": {}}
     rank = json.loads(fs.read_text(join(run_dir, "rank", MANIFEST)))
     if "blend" in rank:  # a rank stage of this version: the two-stage ranking's own numbers
         report["rank"] = {"candidates": rank["submission"]["candidates"], "blend": rank["blend"],
                           "seconds": rank["submission"]["seconds"]}
+    scores = {}
     for model in models:
-        uri = join(run_dir, "rank", model, "submission.csv")
-        report["models"][model] = scorer.score_submission(spark, uri)
+        scores[model] = scorer.submission_scores(spark, join(run_dir, "rank", model, "submission.csv"))
+        report["models"][model] = summarise(scores[model], scorer.categories)
         log.info("evaluate: %s %s", model, report["models"][model]["overall"])
+    if final in scores and len(scores) > 1:
+        report["final_vs_best"] = compare_with_best_source(scores, final, seed)
     report["stage_seconds"] = _stage_seconds(fs, run_dir)
     if config is not None:
         report["config"] = config

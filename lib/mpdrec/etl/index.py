@@ -7,7 +7,7 @@ within a playlist is kept once, at its first position, with weight = number of o
 
 Outputs (`<run_dir>/interactions/`): data (playlist_idx, track_idx, pos, weight), track_ids
 (track_idx, track_uri, artist_uri, playlist_count), playlist_ids (playlist_idx, pid, name_norm,
-kind = mpd | validation | challenge, num_tracks = training interactions).
+kind = mpd | validation | blend_train | challenge, num_tracks = training interactions).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from mpdrec.etl.split import training_entries
+from mpdrec.etl.split import TRAIN_DIR, training_entries
 from mpdrec.io.fs import HadoopFS
 from mpdrec.io.paths import join
 
@@ -47,7 +47,9 @@ def build_interactions(spark: SparkSession, ingest_dir: str, validation_dir: str
     track_ids.select("track_idx", "track_uri", "artist_uri", "playlist_count").write.mode("overwrite").parquet(
         join(out_dir, "track_ids"))
 
-    categories = spark.read.parquet(join(validation_dir, "categories")).select("pid", F.lit("validation").alias("v"))
+    categories = (spark.read.parquet(join(validation_dir, "categories")).select("pid", F.lit("validation").alias("v"))
+                  .unionByName(spark.read.parquet(join(validation_dir, TRAIN_DIR, "categories"))
+                               .select("pid", F.lit("blend_train").alias("v"))))
     pls = (spark.read.parquet(join(ingest_dir, "playlists")).select("pid", "name_norm")
            .join(F.broadcast(categories), "pid", "left")
            .select("pid", "name_norm", F.coalesce("v", F.lit("mpd")).alias("kind")))

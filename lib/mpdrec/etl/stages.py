@@ -33,7 +33,7 @@ def run_validation(spark: SparkSession, cfg: Config, force: bool = False) -> dic
     def build(staging: str) -> dict[str, Any]:
         with job_step(spark, "build_interactions: validation challenge"):
             return build_validation(spark, join(run_dir, "ingest"), staging, cfg.validation.per_category,
-                                    cfg.validation.blend_fit_share, cfg.seed)
+                                    cfg.validation.train_per_category, cfg.seed)
 
     return run_stage(fs, run_dir, "validation", fp, build, force=force)
 

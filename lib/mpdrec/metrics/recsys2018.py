@@ -1,4 +1,4 @@
-"""The RecSys Challenge 2018 metrics, as the challenge defined them.
+"""The RecSys Challenge 2018 metrics, as the organisers' scorer computed them.
 
 G is a playlist's hidden (ground-truth) tracks as a set; R is its recommended list, cut to the first
 `max_recommendations` (500) and then deduplicated keeping each track's first occurrence, so a repeated
@@ -7,22 +7,27 @@ track neither scores twice nor pushes later tracks down. Positions below are 1-b
 * R-precision with artist credit: of R[1:|G|], every track in G scores 1, and every *distinct*
   artist of the G tracks that appears among the remaining (unmatched) tracks of R[1:|G|] scores 0.25;
   the sum is divided by |G| (not by |R|, so a short list is penalised).
-* NDCG: DCG = rel_1 + sum_{i=2..|R|} rel_i / log2(i) with binary relevance (track in G), over the
-  whole list; IDCG = 1 + sum_{i=2..|G ∩ R|} 1 / log2(i), the DCG of the same hits ranked first;
-  NDCG = DCG / IDCG, and 0 when G ∩ R is empty.
+* NDCG (`ndcg`, the organisers'): DCG = sum_{i=1..|R|} rel_i / log2(i + 1) with binary relevance
+  (track in G); IDCG = sum_{i=1..min(|G|, 500)} 1 / log2(i + 1), the DCG of a list that starts with
+  every track of G; NDCG = DCG / IDCG. The published leaderboard is on this scale (winner:
+  R-precision 0.2241, NDCG 0.3946).
+* `ndcg_rules`, the rules page's text: DCG = rel_1 + sum_{i=2..|R|} rel_i / log2(i); IDCG over the
+  |G ∩ R| hits alone (1 + sum_{i=2..|G ∩ R|} 1 / log2(i)); 0 without hits. It rewards a list for
+  ranking its few hits first whatever it missed, so it runs far above `ndcg` (0.42 against 0.27 on
+  one run) and compares with no published number: kept as a second column only.
 * Recommended Songs clicks: floor(((first i with R_i in G) - 1) / 10), the 10-track pages a user
   refreshes before seeing a hit; max_recommendations // 10 + 1 (51 for 500) when R has no hit.
 
-Sources, and where they disagree (the challenge's published rules win):
+Sources, and where they disagree (the organisers' code wins, since it produced the leaderboard):
 
+* Spotify's metrics module ("Copyright 2017 Spotify AB", C. De Boom, plamere/RecsysChallengeTools
+  metrics.py; copy read in irhete/recsys-challenge-2018 metrics.py): `dcg` over the truncated then
+  deduplicated list with discount log2(i + 1), `ndcg` = DCG / dcg(G, G, min(500, |G|)). Its clicks
+  use the same 0-based index // 10 and max_n_predictions / 10 + 1 for no hit.
 * Rules: https://recsys-challenge.spotify.com/rules, metric text as archived for the 2020 AIcrowd
   re-run (https://web.archive.org/web/20201202132814/https://www.aicrowd.com/challenges/
   spotify-million-playlist-dataset-challenge; quoted in github.com/m1fisher/cse258_project
-  README.md). NDCG, IDCG's upper limit |G ∩ R| and clicks (51 when no hit) are taken from there.
-* Spotify's metrics module ("Copyright 2017 Spotify AB", plamere/RecsysChallengeTools metrics.py;
-  copy read in irhete/recsys-challenge-2018 metrics.py). Its NDCG differs from the rules: it
-  discounts position i by log2(i + 1) and takes IDCG over min(|G|, 500) positions. Its clicks
-  use the same 0-based index // 10 and max_n_predictions / 10 + 1 for no hit.
+  README.md): the source of `ndcg_rules` and of clicks' 51 when no hit.
 * The organisers' artist-credit gist `r_precision_with_artist_fallback` (same irhete file,
   "see https://recsys-challenge.spotify.com"): 0.25 per unmatched track of R[1:|G|] whose artist
   is an artist of G, each such artist credited at most once; divided by |G|. The AIcrowd copy of
@@ -33,10 +38,13 @@ Sources, and where they disagree (the challenge's published rules win):
   evaluators agree with the gist (layer6ai-labs/RecSys2018 EvaluatorRPrecisionArtist.java, which
   however divides by min(|G|, |R|); tmscarla/spotify-recsys-challenge utils/metrics.py, whose
   IDCG runs to |G|).
+* G: the organisers' challenge playlists hold only tracks that occur in the MPD; a validation
+  challenge's ground truth (`mpdrec.etl.split`) likewise keeps the hidden tracks that occur in the
+  training data.
 * Duplicates: the official validator (plamere/RecsysChallengeTools verify_submission.py) rejected
   any submission without exactly 500 unique tracks, so the official scorers never met them; the
-  dedup-before-scoring rule above is this project's, and matches the metrics module's DCG
-  ("truncated at first, THEN deduplication").
+  dedup-before-scoring rule above is the metrics module's DCG ("truncated at first, THEN
+  deduplication").
 """
 from __future__ import annotations
 
@@ -52,14 +60,18 @@ import pandas as pd
 MAX_RECOMMENDATIONS = 500
 ARTIST_CREDIT = 0.25
 PAGE_SIZE = 10  # tracks per Recommended Songs refresh
-METRIC_NAMES = ("r_precision", "ndcg", "clicks")
+METRIC_NAMES = ("r_precision", "ndcg", "clicks", "ndcg_rules")
+# 1 / log2(i + 1) for 1-based i = 1..500 and its running sums: the organisers' DCG discounts and IDCGs
+_DISCOUNTS = 1.0 / np.log2(np.arange(2, MAX_RECOMMENDATIONS + 2))
+_IDCG = np.cumsum(_DISCOUNTS)
 
 
 @dataclass(frozen=True)
 class PlaylistMetrics:
     r_precision: float
-    ndcg: float
+    ndcg: float  # the organisers' (their metrics module): IDCG over min(|G|, 500) positions
     clicks: float
+    ndcg_rules: float  # the rules page's text: IDCG over |G ∩ R|
 
 
 def playlist_metrics(recommended: Sequence[Hashable], recommended_artists: Sequence[Hashable],
@@ -84,8 +96,9 @@ def playlist_metrics(recommended: Sequence[Hashable], recommended_artists: Seque
     hit_positions = list(compress(count(), map(truth_set.__contains__, tracks)))
     return PlaylistMetrics(
         r_precision=_r_precision(tracks, artists, truth_set, set(truth_artists), hit_positions),
-        ndcg=_ndcg(hit_positions),
+        ndcg=_ndcg(hit_positions, len(truth_set), max_recommendations),
         clicks=_clicks(hit_positions, max_recommendations),
+        ndcg_rules=_ndcg_rules(hit_positions),
     )
 
 
@@ -110,16 +123,28 @@ def _r_precision(tracks: Sequence[Hashable], artists: Sequence[Hashable], truth_
     return (track_hits + ARTIST_CREDIT * len(credited)) / window
 
 
-def _dcg(positions: Iterable[int]) -> float:
-    """Binary-relevance DCG of hits at these 0-based positions: 1 at the top, 1/log2(i) at 1-based i."""
+def _discount(position: int) -> float:
+    """1 / log2(i + 1) at 0-based `position` (1-based i = position + 1)."""
+    return float(_DISCOUNTS[position]) if position < MAX_RECOMMENDATIONS else 1.0 / math.log2(position + 2)
+
+
+def _ndcg(hit_positions: list[int], num_truth: int, max_recommendations: int) -> float:
+    """The organisers' NDCG: DCG with discount log2(i + 1) over the ideal DCG of min(|G|, k) hits."""
+    ideal = min(num_truth, max_recommendations)
+    idcg = float(_IDCG[ideal - 1]) if ideal <= MAX_RECOMMENDATIONS else sum(map(_discount, range(ideal)))
+    return sum(map(_discount, hit_positions)) / idcg
+
+
+def _rules_dcg(positions: Iterable[int]) -> float:
+    """The rules' DCG of hits at these 0-based positions: 1 at the top, 1/log2(i) at 1-based i."""
     return sum(1.0 / math.log2(p + 1) if p else 1.0 for p in positions)
 
 
-def _ndcg(hit_positions: list[int]) -> float:
-    """DCG over the ideal DCG of the same number of hits (|G ∩ R|, per the rules), 0 without hits."""
+def _ndcg_rules(hit_positions: list[int]) -> float:
+    """The rules' NDCG: DCG over the ideal DCG of the same number of hits (|G ∩ R|), 0 without hits."""
     if not hit_positions:
         return 0.0
-    return _dcg(hit_positions) / _dcg(range(len(hit_positions)))
+    return _rules_dcg(hit_positions) / _rules_dcg(range(len(hit_positions)))
 
 
 def _clicks(hit_positions: list[int], max_recommendations: int) -> float:
@@ -130,7 +155,7 @@ def _clicks(hit_positions: list[int], max_recommendations: int) -> float:
 
 
 def per_playlist_scores(recs: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
-    """Columns pid, r_precision, ndcg, clicks: one row per pid of truth, sorted by pid.
+    """Columns pid, r_precision, ndcg, clicks, ndcg_rules: one row per pid of truth, sorted by pid.
 
     recs: pid, rank (0-based; a pid's rows are taken in rank order, ties in row order), track, artist.
     truth: pid, track, artist. A truth pid without recs scores 0, 0, 51; a recs pid outside truth is
@@ -180,13 +205,17 @@ def score_recommendations(recs: pd.DataFrame, truth: pd.DataFrame,
     """Challenge scores: means over every pid of truth, overall and (given categories) per category.
 
     categories: pid, category (1..10); every truth pid needs exactly one, extra pids are ignored.
-    Returns {"num_playlists": n, "overall": {"r_precision", "ndcg", "clicks"},
+    Returns {"num_playlists": n, "overall": {"r_precision", "ndcg", "clicks", "ndcg_rules"},
     "by_category": {"1": {... same keys ..., "num_playlists": k}, ...}} (by_category only with
     categories, keyed by the category number as a string, only categories present), all floats.
     """
     if truth.empty:
         raise ValueError("truth is empty: nothing to score")
-    scores = per_playlist_scores(recs, truth)
+    return summarise(per_playlist_scores(recs, truth), categories)
+
+
+def summarise(scores: pd.DataFrame, categories: pd.DataFrame | None = None) -> dict:
+    """`score_recommendations`' summary of per-playlist scores (`per_playlist_scores`' frame)."""
     result: dict = {"num_playlists": len(scores), "overall": _means(scores)}
     if categories is not None:
         result["by_category"] = _by_category(scores, categories)

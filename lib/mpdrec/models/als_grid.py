@@ -1,5 +1,6 @@
-"""The ALS stage: train every grid point (rank x alpha x regParam), score each on the validation
-challenge, keep the best as `<run_dir>/als/` (the factors the ranking job uses).
+"""The ALS stage: train every grid point (rank x alpha x regParam), score each on the blend-training
+challenge (the validation challenge stays out of sample for the report), keep the best as
+`<run_dir>/als/` (the factors the ranking job uses).
 
 Each point is scored the way its submission would be: ALS top-N with title and popularity as the
 fallbacks (title-only playlists have no factors), with the official metrics (R-precision, NDCG,
@@ -23,7 +24,7 @@ from pyspark.sql import functions as F
 from mpdrec.config import Config, stable_digest
 from mpdrec.etl.slice_tables import process_file
 from mpdrec.etl.stages import upstream
-from mpdrec.evaluation import ValidationTruth, blend_split_pids, hidden_track_ids
+from mpdrec.evaluation import ValidationTruth, challenge_dir, hidden_track_ids
 from mpdrec.io.fs import FileStore, HadoopFS
 from mpdrec.io.paths import join, to_uri
 from mpdrec.io.stage import fingerprint, run_stage
@@ -43,22 +44,21 @@ def _best(grid: list[dict[str, Any]], metric: str) -> dict[str, Any]:
 
 
 class _Evaluator:
-    """Everything a grid point is scored against, built once: the validation queries, the
-    fallback rankings, the hidden tracks and the official-metric scorer."""
+    """Everything a grid point is scored against, built once: the blend-training challenge's
+    queries, the fallback rankings, the hidden tracks and the official-metric scorer."""
 
     def __init__(self, spark: SparkSession, cfg: Config, run_dir: str, staging: str) -> None:
         self.cfg = cfg
         self.data = RankingData.load(spark, join(run_dir, "interactions"))
-        tables = join(staging, "validation_queries")
-        process_file(join(run_dir, "validation", "challenge_set.json"), "challenge", tables)
+        tables = join(staging, "train_queries")
+        held_out = challenge_dir(run_dir, "train")  # the validation challenge stays out of sample for the report
+        process_file(join(held_out, "challenge_set.json"), "challenge", tables)
         self.queries = Queries.load(spark, self.data, tables)
-        self.truth = ValidationTruth.load(spark, run_dir, "fit")  # "eval" stays out of sample for the report
+        self.truth = ValidationTruth.load(spark, run_dir, "train")
         self.fallbacks = [
             ("title", title.recommend(self.data, self.queries, SUBMISSION_SIZE, cfg.rank.title_min_playlists).cache()),
             ("popularity", popularity.recommend(self.data, self.queries, SUBMISSION_SIZE).cache())]
-        targets = hidden_track_ids(spark, run_dir, self.data.track_ids)
-        fit = blend_split_pids(spark, run_dir, "fit")
-        self.targets = (targets if fit is None else targets.join(fit, "pid", "left_semi")).cache()
+        self.targets = hidden_track_ids(spark, held_out, self.data.track_ids).cache()
 
     def score(self, factors: als.Factors) -> dict[str, float]:
         r = self.cfg.rank
@@ -128,7 +128,7 @@ def run_als(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, 
             if fs.exists(join(chosen, part)):  # else moved by an interrupted try
                 fs.delete(join(staging, part))
                 fs.rename(join(chosen, part), join(staging, part))
-        for leftover in ("points", "validation_queries", "_checkpoints"):
+        for leftover in ("points", "train_queries", "_checkpoints"):
             fs.delete(join(staging, leftover))
         evaluator.targets.unpersist()
         ratings.unpersist()

@@ -25,11 +25,9 @@ from pyspark import Broadcast
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from mpdrec.csr import Csr, csr, csr_rows
 from mpdrec.models.data import Queries, RankingData
 from mpdrec.sorted_groups import group_starts, sorted_by, whole_groups
-
-Csr = tuple[np.ndarray, np.ndarray]  # (offsets: row i is values[offsets[i]:offsets[i + 1]], values)
-
 
 def sampled_postings(data: RankingData, tracks: DataFrame, max_per_seed: int, seed: int) -> DataFrame:
     """track_idx, q: the training playlists holding each of `tracks` (a track_idx column), those of
@@ -41,23 +39,6 @@ def sampled_postings(data: RankingData, tracks: DataFrame, max_per_seed: int, se
     return (data.interactions.select("playlist_idx", "track_idx").join(F.broadcast(tracks), "track_idx")
             .join(counts, "track_idx")
             .where(bucket < keep_share).select("track_idx", F.col("playlist_idx").alias("q")))
-
-
-def _csr(table: DataFrame, key: str, value: str, rows: int) -> Csr:
-    """Two int columns of `table`, collected, as CSR: row k holds the values of key k (their order
-    within a row is not defined; every use here counts them)."""
-    pairs = table.select(key, value).toPandas()
-    keys = pairs[key].to_numpy(np.int64)
-    offsets = np.zeros(rows + 1, np.int64)
-    np.cumsum(np.bincount(keys, minlength=rows), out=offsets[1:])
-    return offsets, pairs[value].to_numpy(np.int32)[np.argsort(keys, kind="stable")]
-
-
-def _rows(matrix: Csr, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The values of rows `keys`, concatenated, and each row's length."""
-    offsets, values = matrix
-    starts, lengths = offsets[keys], offsets[keys + 1] - offsets[keys]
-    return values[np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())], lengths
 
 
 def _top(ids: np.ndarray, score: np.ndarray, keep: int) -> tuple[np.ndarray, np.ndarray]:
@@ -74,7 +55,7 @@ def _top(ids: np.ndarray, score: np.ndarray, keep: int) -> tuple[np.ndarray, np.
 def _nearest(seeds: np.ndarray, own: int | None, neighbours: int, postings: Csr) -> tuple[np.ndarray, np.ndarray]:
     """A query's `neighbours` training playlists sharing most of its seeds (its own playlist `own`
     left out), ties to the lower playlist_idx: (playlist_idx, overlap)."""
-    qs, _ = _rows(postings, seeds)
+    qs, _ = csr_rows(postings, seeds)
     if own is not None:
         qs = qs[qs != own]
     return _top(*np.unique(qs, return_counts=True), neighbours)
@@ -85,7 +66,7 @@ def _best(q: np.ndarray, overlap: np.ndarray, keep: int, weight: np.ndarray, tra
     """A query's `keep` best tracks from its neighbours `q`: (track_idx, score = the summed overlaps
     of the neighbours holding it * weight[track] (1 / popularity^beta)), score descending then
     track_idx."""
-    hits, lengths = _rows(tracks, q)
+    hits, lengths = csr_rows(tracks, q)
     # a dense sum over all tracks costs less than sorting the hits (200 neighbours hold ~25,000)
     summed = np.bincount(hits, weights=np.repeat(overlap.astype(np.float64), lengths), minlength=len(weight))
     ids = np.flatnonzero(summed > 0).astype(np.int32)
@@ -120,10 +101,8 @@ def recommend(data: RankingData, queries: Queries, n: int, neighbours: int, beta
     weight = np.zeros(data.num_tracks, np.float64)
     weight[popularity["track_idx"].to_numpy()] = popularity["playlist_count"].to_numpy(np.float64) ** -beta
     postings = sampled_postings(data, queries.seeds.select("track_idx").distinct(), max_per_seed, seed)
-    playlists = (data.interactions.agg(F.max("playlist_idx")).first()[0] or 0) + 1
     shared = data.interactions.sparkSession.sparkContext.broadcast((
-        weight, _csr(postings, "track_idx", "q", data.num_tracks),
-        _csr(data.interactions, "playlist_idx", "track_idx", playlists)))
+        weight, csr(postings, "track_idx", "q", data.num_tracks), data.playlist_tracks))
     query_self = queries.playlists.select("pid", F.col("playlist_idx").alias("self"))
     # `self` a double: null (a query without a training playlist) reads as NaN in numpy
     seeds = queries.seeds.join(F.broadcast(query_self), "pid").select("pid", "track_idx", F.col("self").cast("double"))

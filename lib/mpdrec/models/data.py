@@ -13,6 +13,7 @@ import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from mpdrec.csr import Csr, csr
 from mpdrec.io.paths import join
 
 
@@ -38,12 +39,20 @@ class RankingData:
         uris[table["track_idx"].to_numpy()] = table["track_uri"].to_numpy()
         return uris
 
+    @cached_property
+    def playlist_tracks(self) -> Csr:
+        """Each training playlist's tracks (CSR by playlist_idx), on the driver, built once for the
+        co-occurrence source and the seed features (about 270 MB for the full MPD)."""
+        playlists = (self.interactions.agg(F.max("playlist_idx")).first()[0] or 0) + 1
+        return csr(self.interactions, "playlist_idx", "track_idx", playlists)
+
 
 @dataclass(frozen=True)
 class Queries:
     playlists: DataFrame  # pid, playlist_idx (null if unknown), name_norm (nullable), category, num_samples
     seeds: DataFrame  # pid, track_idx
     max_seeds: int  # most seeds of any query playlist: lists are cut at n + max_seeds before seeds go
+    seed_positions: DataFrame | None = None  # pid, track_idx, pos (its first position among the seeds)
 
     @classmethod
     def from_challenge(cls, data: RankingData, challenge_playlists: DataFrame,
@@ -51,11 +60,12 @@ class Queries:
         """Queries from challenge tables (the real challenge or the validation one: same parser)."""
         playlists = (challenge_playlists.select("pid", "name_norm", "category", "num_samples")
                      .join(data.playlist_ids.select("pid", "playlist_idx"), "pid", "left"))
-        seeds = challenge_tracks.select("pid", "track_uri").join(
-            data.track_ids.select("track_uri", "track_idx"), "track_uri").select("pid", "track_idx").distinct()
-        seeds = seeds.cache()
+        positions = (challenge_tracks.select("pid", "pos", "track_uri")
+                     .join(data.track_ids.select("track_uri", "track_idx"), "track_uri")
+                     .groupBy("pid", "track_idx").agg(F.min("pos").alias("pos")))
+        seeds = positions.select("pid", "track_idx").cache()
         most = seeds.groupBy("pid").count().agg(F.max("count")).first()[0]
-        return cls(playlists.cache(), seeds, int(most or 0))
+        return cls(playlists.cache(), seeds, int(most or 0), positions)
 
     @classmethod
     def load(cls, spark: SparkSession, data: RankingData, tables_dir: str) -> "Queries":

@@ -1,11 +1,16 @@
 """Stage two of the two-stage ranking: features per (playlist, candidate) and the re-ranker.
 
-The re-ranker is a Spark ML classifier (gradient-boosted trees by default, or logistic regression)
-fitted on the "fit" half of the validation challenge: label 1 when the candidate is one of the
-playlist's hidden tracks. It is applied unchanged to the other half (where the report scores it) and
-to the real challenge. Where nothing can be fitted (no "fit" playlists, or no hidden track among
-their candidates), or with `rank.blend.method=fixed`, the blend is a reciprocal-rank sum over the
-sources: a fixed-weight blend that needs no labels.
+The re-ranker learns from the blend-training challenge's candidates (label 1 when the candidate is
+one of the playlist's hidden tracks) and is applied unchanged to the validation challenge (where the
+report scores it) and to the real challenge. Methods:
+* `ranker`: learning to rank, XGBoost's Spark estimator (`xgboost.spark.SparkXGBRanker`, distributed
+  over Spark tasks in barrier mode) with a listwise objective grouped by playlist (`rank:ndcg`,
+  LambdaMART, or `rank:pairwise`): it optimises each playlist's order, which is what the metrics
+  score, where a classifier optimises every row's label alone. The winning team's second stage was
+  XGBoost with a pairwise objective.
+* `gbt`, `logistic`: Spark ML classifiers (pointwise).
+* `fixed`, and wherever nothing can be fitted (no hidden track among the candidates): a
+  reciprocal-rank sum over the sources, a fixed-weight blend that needs no labels.
 """
 from __future__ import annotations
 
@@ -20,7 +25,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from mpdrec.config import BlendConfig
+from mpdrec.models import als
 from mpdrec.models.data import Queries, RankingData
+from mpdrec.rank.seed_features import COOC_FEATURES, with_als_dot, with_seed_cooc
 from mpdrec.spark import fixed_layout
 
 RRF_K = 60  # reciprocal-rank fusion's usual constant: rank r adds 1 / (60 + r)
@@ -30,15 +37,18 @@ TRACK_FEATURES = ["popularity", "artist_share", "sources_hit"]
 
 def feature_names(sources: list[str], ncf: bool = False) -> list[str]:
     """The re-ranker's inputs, in order: each source's score, rank and relative score, the NCF
-    model's score of the candidate (when the rank stage has one), then the rest."""
+    model's score of the candidate (when the rank stage has one), the candidate against the seeds
+    (`mpdrec.rank.seed_features`; `als_dot` when ALS is a source), then the rest."""
     return ([f"{s}_{k}" for s in sorted(sources) for k in ("score", "rank", "rel")] + (["ncf_score"] if ncf else [])
-            + QUERY_FEATURES + TRACK_FEATURES)
+            + COOC_FEATURES + (["als_dot"] if "als" in sources else []) + QUERY_FEATURES + TRACK_FEATURES)
 
 
-def with_features(candidates: DataFrame, queries: Queries, data: RankingData, depth: dict[str, int]) -> DataFrame:
+def with_features(candidates: DataFrame, queries: Queries, data: RankingData, depth: dict[str, int],
+                  max_per_seed: int, seed: int, factors: als.Factors | None = None) -> DataFrame:
     """The candidate table (with any extra feature columns it carries, e.g. ncf_score) plus every
     feature column (no nulls: a source that did not propose a track gives it score and relative
-    score 0 and rank = its depth, one past its last).
+    score 0 and rank = its depth, one past its last). The seed features sample each seed's
+    playlists down to `max_per_seed` (seeded by `seed`); `factors` (ALS's) give `als_dot`.
 
     Per query: seeds shown, whether it has a title, its challenge category, and how many training
     playlists share its normalised title (log; how much the title source can know). Per candidate:
@@ -63,11 +73,14 @@ def with_features(candidates: DataFrame, queries: Queries, data: RankingData, de
     extra = [c for c in candidates.columns if c == "ncf_score"]
     # every table joined is broadcast (at most the catalogue's tracks, 2.3M rows for the full MPD): the
     # candidates, millions of rows, are never shuffled here
-    return (candidates.select("pid", "track_idx", *filled, *extra, hit.alias("sources_hit"))
+    rows = (candidates.select("pid", "track_idx", *filled, *extra, hit.alias("sources_hit"))
             .join(F.broadcast(tracks), "track_idx").join(F.broadcast(per_query), "pid")
             .join(F.broadcast(seed_artists), ["pid", "artist"], "left")
             .withColumn("artist_share", F.coalesce("artist_seeds", F.lit(0)) / F.greatest("num_seeds", F.lit(1)))
             .drop("artist", "artist_seeds"))
+    if factors is not None:
+        rows = with_als_dot(rows, queries, factors)
+    return with_seed_cooc(rows, queries, data, max_per_seed, seed)
 
 
 def labelled(rows: DataFrame, truth: DataFrame) -> DataFrame:
@@ -89,8 +102,10 @@ class Blend:
         if self.model is None:
             rrf = sum((F.lit(1.0) / (RRF_K + F.col(f"{s}_rank")) for s in self.sources), F.lit(0.0))
             return rows.select("pid", "track_idx", rrf.alias("score"))
-        return self.model.transform(rows).select(
-            "pid", "track_idx", vector_to_array("probability")[1].alias("score"))
+        scored = self.model.transform(rows)
+        score = (F.col("prediction") if self.info["method"] == "ranker"
+                 else vector_to_array("probability")[1]).cast("double")
+        return scored.select("pid", "track_idx", score.alias("score"))
 
 
 def fit_blend(rows: DataFrame, sources: list[str], cfg: BlendConfig, seed: int, ncf: bool = False) -> Blend:
@@ -108,14 +123,44 @@ def fit_blend(rows: DataFrame, sources: list[str], cfg: BlendConfig, seed: int, 
     sample = fixed_layout(rows.where((F.col("label") == 1.0) | (bucket < share)), ["pid", "track_idx"],
                           round(positives + share * negatives)).persist()
     names = feature_names(sources, ncf)
-    learner = (GBTClassifier(maxIter=cfg.trees, maxDepth=cfg.depth, seed=seed) if cfg.method == "gbt"
-               else LogisticRegression(maxIter=200, regParam=1e-4))
     try:
-        model = Pipeline(stages=[VectorAssembler(inputCols=names, outputCol="features"), learner]).fit(sample)
+        if cfg.method == "ranker":
+            model = Pipeline(stages=[_ranker(cfg, names, seed, sample)]).fit(sample)
+        else:
+            learner = (GBTClassifier(maxIter=cfg.trees, maxDepth=cfg.depth, stepSize=cfg.learning_rate, seed=seed)
+                       if cfg.method == "gbt" else LogisticRegression(maxIter=200, regParam=1e-4))
+            model = Pipeline(stages=[VectorAssembler(inputCols=names, outputCol="features"), learner]).fit(sample)
     finally:
         sample.unpersist()
-    fitted = model.stages[-1]
-    kind, weights = (("feature_importances", fitted.featureImportances) if cfg.method == "gbt"
-                     else ("coefficients", fitted.coefficients))
-    info.update(negative_share=round(share, 6), **{kind: dict(zip(names, (round(float(w), 5) for w in weights)))})
+    info.update(negative_share=round(share, 6), **_weights(cfg.method, model.stages[-1], names))
     return Blend(sources, model, info)
+
+
+def _ranker(cfg: BlendConfig, names: list[str], seed: int, sample: DataFrame) -> Any:
+    """XGBoost's learning-to-rank estimator over the feature columns, queries grouped by pid.
+
+    The features go in as plain numeric columns, not an assembled vector: VectorAssembler writes a
+    row with many zeros as a sparse vector, whose absent entries XGBoost reads as missing, so the
+    same value would mean two things. One worker per partition of the (fixed-layout) sample, at most
+    one per task slot (barrier mode needs them all at once), so that XGBoost does not repartition
+    (with fewer slots than partitions the model depends on the slots: XGBoost's sketches are per
+    worker). Imported here: xgboost.spark builds scikit-learn estimators on import, which no other
+    method or job needs."""
+    from xgboost.spark import SparkXGBRanker
+
+    workers = max(1, min(sample.rdd.getNumPartitions(), sample.sparkSession.sparkContext.defaultParallelism))
+    return SparkXGBRanker(features_col=names, label_col="label", qid_col="pid", num_workers=workers,
+                          objective=cfg.objective, n_estimators=cfg.trees, max_depth=cfg.depth,
+                          learning_rate=cfg.learning_rate, random_state=seed, tree_method="hist")
+
+
+def _weights(method: str, fitted: Any, names: list[str]) -> dict[str, dict[str, float]]:
+    """The fitted model's feature weights for the report: importances (trees: Spark's, normalised;
+    XGBoost's total gain, normalised to sum to 1) or coefficients (logistic)."""
+    if method == "ranker":
+        gain = fitted.get_booster().get_score(importance_type="total_gain")
+        total = sum(gain.values()) or 1.0
+        return {"feature_importances": {n: round(gain.get(n, 0.0) / total, 5) for n in names}}
+    kind, weights = (("feature_importances", fitted.featureImportances) if method == "gbt"
+                     else ("coefficients", fitted.coefficients))
+    return {kind: dict(zip(names, (round(float(w), 5) for w in weights)))}

@@ -3,9 +3,10 @@ validate the submissions for the validation challenge and, when given, the real 
 
 Each source's ranked list is computed once per challenge and serves both its own submission (with
 its fallbacks) and the blend's candidate set (`mpdrec.rank.candidates`). The blend's re-ranker is
-fitted on the validation challenge's "fit" playlists (`mpdrec.rank.blend`) and applied to every
-query, the real challenge's included; the rest of the sources' lists (beyond their candidates)
-fill what the candidates leave short of 500.
+fitted on the blend-training challenge (held out like the validation challenge, ranked by every
+source the same way: `mpdrec.rank.blend`) and applied to every query of the validation challenge
+(all of which the report scores) and the real challenge; the rest of the sources' lists (beyond
+their candidates) fill what the candidates leave short of 500.
 
 Outputs (`<run_dir>/rank/<model>/` for each of rank.models, `ncf` with rank.ncf_model, and `final`,
 the blend): submission.csv
@@ -24,10 +25,10 @@ from typing import Any, Callable, Iterator
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from mpdrec.config import Config
+from mpdrec.config import SOURCES, Config
 from mpdrec.etl.slice_tables import process_file
 from mpdrec.etl.stages import upstream
-from mpdrec.evaluation import blend_split_pids, hidden_track_ids
+from mpdrec.evaluation import challenge_dir, hidden_track_ids
 from mpdrec.io.fs import HadoopFS
 from mpdrec.io.paths import join, to_uri
 from mpdrec.io.stage import fingerprint, run_stage
@@ -52,18 +53,26 @@ FINAL_FILL = ("als", "cooc", "title", "kmeans", "popularity")
 
 def _sources(spark: SparkSession, cfg: Config, ncf: NcfModel | None, clusters: DataFrame | None
              ) -> dict[str, Callable[[RankingData, Queries], DataFrame]]:
-    """Every source as (data, queries) -> (pid, track_idx, score); `clusters` (kmeans.fit_clusters)
-    when rank.models has kmeans."""
-    r, n = cfg.rank, SUBMISSION_SIZE
+    """Every source as (data, queries) -> (pid, track_idx, score), each as deep as a submission or
+    its candidates need (`list_depth`); `clusters` (kmeans.fit_clusters) when rank.models has kmeans."""
+    r = cfg.rank
     als_dir = join(to_uri(cfg.paths.run_dir), "als")
+    n = {s: list_depth(cfg, s) for s in SOURCES}
     return {
-        "als": lambda d, q: als.recommend(als.Factors.load(spark, als_dir), q, r.als_top_n, r.block_rows),
-        "popularity": lambda d, q: popularity.recommend(d, q, n),
-        "title": lambda d, q: title.recommend(d, q, n, r.title_min_playlists),
-        "cooc": lambda d, q: cooc.recommend(d, q, n, r.cooc_neighbours, r.cooc_beta,
+        "als": lambda d, q: als.recommend(als.Factors.load(spark, als_dir), q, max(r.als_top_n, n["als"]),
+                                          r.block_rows),
+        "popularity": lambda d, q: popularity.recommend(d, q, n["popularity"]),
+        "title": lambda d, q: title.recommend(d, q, n["title"], r.title_min_playlists),
+        "cooc": lambda d, q: cooc.recommend(d, q, n["cooc"], r.cooc_neighbours, r.cooc_beta,
                                             r.cooc_max_playlists_per_seed, cfg.seed),
         "kmeans": lambda d, q: kmeans.recommend(d, q, ncf, clusters, r.kmeans_tracks),
     }
+
+
+def list_depth(cfg: Config, source: str) -> int:
+    """How many tracks per playlist a source's ranked list keeps: a submission's 500, or its
+    candidate depth where the blend re-ranks more (the winning systems re-ranked thousands)."""
+    return max(SUBMISSION_SIZE, getattr(cfg.rank.candidates, source) if source in cfg.rank.models else 0)
 
 
 def _queries(spark: SparkSession, data: RankingData, tables_dir: str) -> tuple[Queries, dict[int, set[str]]]:
@@ -73,23 +82,6 @@ def _queries(spark: SparkSession, data: RankingData, tables_dir: str) -> tuple[Q
     for r in spark.read.parquet(join(tables_dir, "challenge_tracks")).select("pid", "track_uri").collect():
         seeds[r.pid].add(r.track_uri)
     return Queries.load(spark, data, tables_dir), seeds
-
-
-@dataclass(frozen=True)
-class Validation:
-    """What the blend is fitted on and its candidates' recall measured against: the hidden tracks
-    as (pid, track_idx), and the "fit" and "eval" playlists (all of them in both when the run has
-    no blend split)."""
-    truth: DataFrame
-    fit: DataFrame
-    eval: DataFrame
-
-    @classmethod
-    def load(cls, spark: SparkSession, run_dir: str, data: RankingData) -> "Validation":
-        truth = hidden_track_ids(spark, run_dir, data.track_ids)
-        everyone = truth.select("pid").distinct()
-        fit, held = (blend_split_pids(spark, run_dir, s) for s in ("fit", "eval"))
-        return cls(truth.cache(), everyone if fit is None else fit, everyone if held is None else held)
 
 
 class _Step:
@@ -108,20 +100,19 @@ class _Step:
 
 
 def _rank_challenge(spark: SparkSession, cfg: Config, data: RankingData, tables_dir: str, staging: str,
-                    name: str, blend: Blend | None, validation: Validation | None,
-                    ncf: NcfModel | None, sources: dict[str, Callable[[RankingData, Queries], DataFrame]]
-                    ) -> tuple[dict[str, Any], Blend]:
+                    name: str, blend: Blend, truth: DataFrame | None, ncf: NcfModel | None,
+                    sources: dict[str, Callable[[RankingData, Queries], DataFrame]]) -> dict[str, Any]:
     """Every single-source submission, the NCF model's (with `ncf`: the candidates ordered by its
-    score) and the blend's (`final`). With `validation`, the blend is fitted here on its "fit"
-    playlists; otherwise `blend` (fitted on the validation challenge) ranks."""
+    score) and the blend's (`final`); with `truth` (the validation challenge's hidden tracks as pid,
+    track_idx), the candidates' recall."""
     queries, seeds = _queries(spark, data, tables_dir)
     step = _Step(spark, name)
     with Publisher() as publisher:
-        report, blend = _rank_lists(cfg, data, queries, staging, blend, validation, ncf, sources,
-                                    _Submit(publisher, data, seeds, staging, name, cfg), step)
+        report = _rank_lists(cfg, data, queries, blend, truth, ncf, sources,
+                             _Submit(publisher, data, seeds, staging, name, cfg), step)
         with step("submissions written and validated"):
             out = {m: {**info, "file": f"rank/{m}/{name}.csv"} for m, info in publisher.results().items()}
-    return {"models": out, "candidates": report, "seconds": step.seconds}, blend
+    return {"models": out, "candidates": report, "seconds": step.seconds}
 
 
 @dataclass(frozen=True)
@@ -139,27 +130,45 @@ class _Submit:
                               self.cfg.rank.team_name, self.cfg.rank.team_email)
 
 
-def _rank_lists(cfg: Config, data: RankingData, queries: Queries, staging: str, blend: Blend | None,
-                validation: Validation | None, ncf: NcfModel | None,
-                sources: dict[str, Callable[[RankingData, Queries], DataFrame]], submit: _Submit, step: _Step
-                ) -> tuple[dict[str, Any], Blend]:
+def _ranked_lists(cfg: Config, data: RankingData, queries: Queries, names: set[str],
+                  sources: dict[str, Callable[[RankingData, Queries], DataFrame]], step: _Step) -> dict[str, DataFrame]:
+    """Each named source's ranked list of the queries (persisted: its submission and the candidates
+    read it)."""
+    lists: dict[str, DataFrame] = {}
+    for source in sorted(names):
+        with step(f"{source} ranked lists"):
+            lists[source] = ranked_list(sources[source](data, queries), queries, list_depth(cfg, source)).persist()
+            lists[source].count()
+    return lists
+
+
+def _candidate_rows(cfg: Config, data: RankingData, queries: Queries, lists: dict[str, DataFrame],
+                    ncf: NcfModel | None, step: _Step) -> tuple[DataFrame, DataFrame, dict[str, int]]:
+    """The candidate table and its feature rows (with the NCF scores, computed with the features so
+    that the rows are cached once), both persisted, and each source's depth."""
+    depth = {s: getattr(cfg.rank.candidates, s) for s in cfg.rank.models}
+    with step("candidates and features" + (f" with {ncf.name} scores" if ncf is not None else "")):
+        candidates = candidate_table(lists, depth).persist()
+        factors = (als.Factors.load(data.interactions.sparkSession, join(to_uri(cfg.paths.run_dir), "als"))
+                   if "als" in cfg.rank.models else None)
+        rows = with_features(candidates, queries, data, depth, cfg.rank.cooc_max_playlists_per_seed, cfg.seed, factors)
+        rows = (rows if ncf is None else ncf.scores(rows, queries)).persist()
+        rows.count()
+    return candidates, rows, depth
+
+
+def _rank_lists(cfg: Config, data: RankingData, queries: Queries, blend: Blend, truth: DataFrame | None,
+                ncf: NcfModel | None, sources: dict[str, Callable[[RankingData, Queries], DataFrame]],
+                submit: _Submit, step: _Step) -> dict[str, Any]:
     """The lists, candidates, NCF scores and blend of one challenge, each ranking handed to `submit`."""
     models = cfg.rank.models
-    lists: dict[str, DataFrame] = {}
-    for source in sorted({*models, *(f for m in models for f in FALLBACKS[m]), "popularity"}):
-        with step(f"{source} ranked lists"):
-            lists[source] = ranked_list(sources[source](data, queries), queries, SUBMISSION_SIZE).persist()
-            lists[source].count()
+    lists = _ranked_lists(cfg, data, queries, {*models, *(f for m in models for f in FALLBACKS[m]), "popularity"},
+                          sources, step)
     for model in models:
         with step(f"{model} submission"):
             submit(model, assemble([(m, lists[m]) for m in [model, *FALLBACKS[model]]], queries))
-    depth = {s: getattr(cfg.rank.candidates, s) for s in models}
-    # the NCF scores are computed with the features, so that the rows are cached once
-    with step("candidates and features" + (f" with {ncf.name} scores" if ncf is not None else "")):
-        candidates = candidate_table(lists, depth).persist()
-        rows = with_features(candidates, queries, data, depth)
-        rows = (rows if ncf is None else ncf.scores(rows, queries)).persist()
-        report: dict[str, Any] = {"rows": rows.count(), "depth": depth}
+    candidates, rows, depth = _candidate_rows(cfg, data, queries, lists, ncf, step)
+    report: dict[str, Any] = {"rows": rows.count(), "depth": depth}
     with step("fill after the candidates"):
         # a source's top `depth` tracks are candidates, scored (by the blend, by NCF) ahead of any
         # fill: only the rest of its list can fill
@@ -170,28 +179,38 @@ def _rank_lists(cfg: Config, data: RankingData, queries: Queries, staging: str, 
         with step("ncf submission"):
             submit("ncf", after_candidates("ncf", rows.select("pid", "track_idx", F.col("ncf_score").alias("score")),
                                            fill))
-    if validation is not None:
+    if truth is not None:
         with step("candidate recall"):
-            report["recall"] = candidate_recall(candidates.join(validation.eval, "pid", "left_semi"),
-                                                validation.truth.join(validation.eval, "pid", "left_semi"), models)
-        with step("blend fit"):
-            blend = _fit(rows, validation, cfg, ncf is not None, join(staging, FINAL, "blend_model"))
-    if blend is None:
-        raise ValueError("a challenge without validation labels needs the blend fitted on the validation one")
+            report["recall"] = candidate_recall(candidates, truth, models)
     with step("final submission"):
         submit(FINAL, after_candidates(FINAL, blend.score(rows), fill))
     for df in [*lists.values(), candidates, rows, fill, queries.playlists, queries.seeds]:
         df.unpersist()
-    return report, blend
+    return report
 
 
-def _fit(rows: DataFrame, validation: Validation, cfg: Config, ncf: bool, model_uri: str) -> Blend:
-    """The blend fitted on the "fit" playlists' candidates; a fitted Spark ML pipeline is saved."""
-    fit_rows = labelled(rows.join(validation.fit, "pid", "left_semi"), validation.truth)
-    blend = fit_blend(fit_rows, cfg.rank.models, cfg.rank.blend, cfg.seed, ncf=ncf)
-    if blend.model is not None:
-        blend.model.write().overwrite().save(model_uri)
-    return blend
+def _train_blend(spark: SparkSession, cfg: Config, data: RankingData, run_dir: str, staging: str,
+                 ncf: NcfModel | None, sources: dict[str, Callable[[RankingData, Queries], DataFrame]]
+                 ) -> tuple[Blend, list[list[Any]]]:
+    """The blend fitted on the blend-training challenge's candidates (ranked by every source exactly
+    as the validation challenge is), a fitted Spark ML pipeline saved under final/blend_model; and
+    the steps' seconds."""
+    tables = join(staging, "train_queries")
+    held_out = challenge_dir(run_dir, "train")
+    process_file(join(held_out, "challenge_set.json"), "challenge", tables)
+    queries = Queries.load(spark, data, tables)
+    step = _Step(spark, "blend training")
+    lists = _ranked_lists(cfg, data, queries, set(cfg.rank.models), sources, step)
+    candidates, rows, _ = _candidate_rows(cfg, data, queries, lists, ncf, step)
+    with step("blend fit"):
+        blend = fit_blend(labelled(rows, hidden_track_ids(spark, held_out, data.track_ids)), cfg.rank.models,
+                          cfg.rank.blend, cfg.seed, ncf=ncf is not None)
+        if blend.model is not None:
+            blend.model.write().overwrite().save(join(staging, FINAL, "blend_model"))
+    for df in [*lists.values(), candidates, rows, queries.playlists, queries.seeds]:
+        df.unpersist()
+    HadoopFS(spark).delete(tables)
+    return blend, step.seconds
 
 
 def run_rank(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:
@@ -207,23 +226,24 @@ def run_rank(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str,
 
     def build(staging: str) -> dict[str, Any]:
         data = RankingData.load(spark, join(run_dir, "interactions"))
-        validation = Validation.load(spark, run_dir, data)
         ncf = NcfModel.load(fs, run_dir, cfg.rank.ncf_model, data.num_tracks) if cfg.rank.ncf_model else None
         clusters = (kmeans.fit_clusters(spark, data, ncf, cfg.rank.kmeans_clusters, cfg.seed).cache()
                     if ncf is not None and "kmeans" in cfg.rank.models else None)
         sources = _sources(spark, cfg, ncf, clusters)
+        blend, train_seconds = _train_blend(spark, cfg, data, run_dir, staging, ncf, sources)
         # the validation challenge goes through the same parser as the real one
         tables = join(staging, "validation_queries")
         process_file(join(run_dir, "validation", "challenge_set.json"), "challenge", tables)
-        body: dict[str, Any] = {}
-        body["submission"], blend = _rank_challenge(spark, cfg, data, tables, staging, "submission", None, validation,
-                                                     ncf, sources)
+        truth = hidden_track_ids(spark, challenge_dir(run_dir, "validation"), data.track_ids).cache()
+        body: dict[str, Any] = {"blend_training": {"seconds": train_seconds}}
+        body["submission"] = _rank_challenge(spark, cfg, data, tables, staging, "submission", blend, truth, ncf,
+                                             sources)
         fs.delete(tables)
+        truth.unpersist()
         if fs.exists(join(run_dir, "ingest", "challenge_playlists")):
-            body["challenge_submission"], _ = _rank_challenge(spark, cfg, data, join(run_dir, "ingest"), staging,
-                                                              "challenge_submission", blend, None, ncf, sources)
+            body["challenge_submission"] = _rank_challenge(spark, cfg, data, join(run_dir, "ingest"), staging,
+                                                           "challenge_submission", blend, None, ncf, sources)
         body["blend"] = blend.info
-        validation.truth.unpersist()
         if clusters is not None:
             clusters.unpersist()
         return body

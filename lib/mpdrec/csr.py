@@ -1,0 +1,26 @@
+"""Sparse rows as numpy (offsets, values) pairs, built from two int columns of a table: how the
+co-occurrence source and the seed features hold each track's playlists and each playlist's tracks
+on the executors (broadcast) and look many rows up at once."""
+from __future__ import annotations
+
+import numpy as np
+from pyspark.sql import DataFrame
+
+Csr = tuple[np.ndarray, np.ndarray]  # (offsets: row i is values[offsets[i]:offsets[i + 1]], values)
+
+
+def csr(table: DataFrame, key: str, value: str, rows: int) -> Csr:
+    """Two int columns of `table`, collected, as CSR: row k holds the values of key k (their order
+    within a row is not defined; every use here counts them)."""
+    pairs = table.select(key, value).toPandas()
+    keys = pairs[key].to_numpy(np.int64)
+    offsets = np.zeros(rows + 1, np.int64)
+    np.cumsum(np.bincount(keys, minlength=rows), out=offsets[1:])
+    return offsets, pairs[value].to_numpy(np.int32)[np.argsort(keys, kind="stable")]
+
+
+def csr_rows(matrix: Csr, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The values of rows `keys`, concatenated, and each row's length."""
+    offsets, values = matrix
+    starts, lengths = offsets[keys], offsets[keys + 1] - offsets[keys]
+    return values[np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())], lengths

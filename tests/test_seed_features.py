@@ -1,0 +1,67 @@
+"""Candidate-versus-seed features: co-occurrence shares by hand, and through Spark against a plain
+reading of their definition on random playlists; ALS's dot product for every candidate."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mpdrec.models import als
+from mpdrec.models.data import Queries, RankingData
+from mpdrec.rank.seed_features import COOC_FEATURES, LAST_SEEDS, cooc_shares, with_als_dot, with_seed_cooc
+
+
+def _csr(rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    offsets = np.r_[0, np.cumsum([len(r) for r in rows])].astype(np.int64)
+    return offsets, np.array([v for r in rows for v in r], dtype=np.int32)
+
+
+def test_cooc_shares_by_hand():
+    postings = _csr([[0, 1], [2]])  # seed track 0 is in playlists 0 and 1, seed track 1 in playlist 2
+    tracks = _csr([[0, 5, 6], [0, 5], [1, 6, 7]])  # the playlists' tracks
+    shares = cooc_shares(np.array([0, 1]), np.array([6, 5, 9]), postings, tracks)
+    # seed 0: 6 in one of its two playlists, 5 in both, 9 in none; seed 1: 6 in its only playlist
+    np.testing.assert_allclose(shares, [[0.5, 1.0, 0.0], [1.0, 0.0, 0.0]])
+
+
+def test_seed_cooc_through_spark_matches_the_definition(spark, small_arrow_batches):
+    """Random playlists, no sampling (max_per_seed above every count): each feature equals a plain
+    reading of the module's docstring; seed order is the seeds' positions; seedless queries get 0."""
+    rng = np.random.default_rng(5)
+    playlists = [sorted(set(rng.integers(0, 40, size=rng.integers(3, 15)).tolist())) for _ in range(60)]
+    inter = [(p, t, i, 1.0) for p, ts in enumerate(playlists) for i, t in enumerate(ts)]
+    data = RankingData(spark.createDataFrame(inter, "playlist_idx int, track_idx int, pos int, weight float"),
+                       spark.createDataFrame([(t, f"t{t}", "a", 1) for t in range(40)],
+                                             "track_idx int, track_uri string, artist_uri string, playlist_count long"),
+                       spark.createDataFrame([], "playlist_idx int, pid long, name_norm string, kind string, num_tracks int"),
+                       40)
+    seeds = {100 + q: rng.choice(40, size=rng.integers(1, 9), replace=False).tolist() for q in range(12)}
+    seeds[200] = []  # title only
+    positions = [(pid, t, 10 - i) for pid, ts in seeds.items() for i, t in enumerate(ts)]  # reversed order
+    queries = Queries(spark.createDataFrame([(pid, None, None, 1, len(ts)) for pid, ts in seeds.items()],
+                                            "pid long, playlist_idx int, name_norm string, category int, num_samples int"),
+                      spark.createDataFrame([(p, t) for p, t, _ in positions], "pid long, track_idx int"), 8,
+                      spark.createDataFrame(positions, "pid long, track_idx int, pos int"))
+    rows = spark.createDataFrame([(pid, int(c), 1.5) for pid in seeds for c in rng.choice(40, 10, replace=False)],
+                                 "pid long, track_idx int, other double")
+    got = {(r.pid, r.track_idx): r.asDict() for r in with_seed_cooc(rows, queries, data, 10_000, 3).collect()}
+    assert len(got) == rows.count()
+    holding = {t: {p for p, ts in enumerate(playlists) if t in ts} for t in range(40)}
+    for (pid, cand), r in got.items():
+        assert r["other"] == 1.5  # the rows' own columns pass through
+        ordered = seeds[pid][::-1]  # positions run backwards
+        shares = [len(holding[s] & holding[cand]) / max(len(holding[s]), 1) for s in ordered]
+        expected = ([0.0] * 4 if not shares else
+                    [max(shares), np.mean(shares), np.mean([x > 0 for x in shares]), np.mean(shares[-LAST_SEEDS:])])
+        assert [r[f] for f in COOC_FEATURES] == pytest.approx(expected, abs=1e-12), (pid, cand)
+
+
+def test_als_dot_scores_every_candidate(spark):
+    factors = als.Factors(spark.createDataFrame([(0, [1.0, 2.0])], "playlist_idx int, features array<float>"),
+                          spark.createDataFrame([(5, [3.0, -1.0]), (6, [0.5, 0.5])], "track_idx int, features array<float>"))
+    queries = Queries(spark.createDataFrame([(1, 0, None, 2, 1), (2, None, "x", 1, 0)],
+                                            "pid long, playlist_idx int, name_norm string, category int, num_samples int"),
+                      spark.createDataFrame([], "pid long, track_idx int"), 0)
+    rows = spark.createDataFrame([(1, 5), (1, 6), (1, 7), (2, 5)], "pid long, track_idx int")
+    got = {(r.pid, r.track_idx): r.als_dot for r in with_als_dot(rows, queries, factors).collect()}
+    # 7 has no factors, pid 2 (title only) none either: 0
+    assert got == {(1, 5): pytest.approx(1.0), (1, 6): pytest.approx(1.5), (1, 7): 0.0, (2, 5): 0.0}
