@@ -22,7 +22,7 @@ def rank(args: argparse.Namespace, cfg: Config) -> None:
         for model, info in manifest.get(challenge, {}).get("models", {}).items():
             print(f"{model:<12} {cfg.paths.run_dir}/{info['file']} ({info['playlists']} playlists, validated)")
     recall = manifest["submission"]["candidates"]["recall"]
-    print("candidate recall (hidden tracks reachable, eval playlists): "
+    print("candidate recall (hidden tracks reachable, validation playlists): "
           + "  ".join(f"{k} {v:.3f}" for k, v in recall.items()))
     blend = manifest["blend"]
     print(f"blend: {blend['method']}" + (f" ({blend['reason']})" if "reason" in blend else ""))
