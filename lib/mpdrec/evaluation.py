@@ -21,9 +21,9 @@ from pyspark.sql import functions as F
 from mpdrec import report_plots
 from mpdrec.categories import CATEGORIES
 from mpdrec.config import NCF_MODELS
+from mpdrec.etl.split import TRAIN_DIR
 from mpdrec.io.arrow_fs import write_bytes
 from mpdrec.io.fs import HadoopFS
-from mpdrec.etl.split import TRAIN_DIR
 from mpdrec.io.paths import MANIFEST, join, to_uri
 from mpdrec.metrics.bootstrap import paired_difference
 from mpdrec.metrics.recsys2018 import per_playlist_scores, summarise
@@ -128,7 +128,7 @@ def markdown(report: dict[str, Any]) -> str:
     v = report["validation"]
     out = ["# mpdrec report", "", f"Validation challenge: {v['playlists']} playlists, {v['per_category']} per "
            f"category, every one scored (the blend and the ALS grid learn from a separate blend-training "
-           f"challenge of {v.get('train_playlists', 0)} playlists).", "", DEFINITIONS, "",
+           f"challenge of {v['train_playlists']} playlists).", "", DEFINITIONS, "",
            "## Overall", "", "| model | R-precision | NDCG | clicks | NDCG (rules) |", "| --- | --- | --- | --- | --- |"]
     for name, m in models.items():
         o = m["overall"]

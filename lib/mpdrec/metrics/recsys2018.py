@@ -49,6 +49,7 @@ Sources, and where they disagree (the organisers' code wins, since it produced t
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from bisect import bisect_left
 from dataclasses import dataclass
 from itertools import compress, count
@@ -61,9 +62,6 @@ MAX_RECOMMENDATIONS = 500
 ARTIST_CREDIT = 0.25
 PAGE_SIZE = 10  # tracks per Recommended Songs refresh
 METRIC_NAMES = ("r_precision", "ndcg", "clicks", "ndcg_rules")
-# 1 / log2(i + 1) for 1-based i = 1..500 and its running sums: the organisers' DCG discounts and IDCGs
-_DISCOUNTS = 1.0 / np.log2(np.arange(2, MAX_RECOMMENDATIONS + 2))
-_IDCG = np.cumsum(_DISCOUNTS)
 
 
 @dataclass(frozen=True)
@@ -123,16 +121,16 @@ def _r_precision(tracks: Sequence[Hashable], artists: Sequence[Hashable], truth_
     return (track_hits + ARTIST_CREDIT * len(credited)) / window
 
 
-def _discount(position: int) -> float:
-    """1 / log2(i + 1) at 0-based `position` (1-based i = position + 1)."""
-    return float(_DISCOUNTS[position]) if position < MAX_RECOMMENDATIONS else 1.0 / math.log2(position + 2)
+@lru_cache(maxsize=4)
+def _discounts(length: int) -> np.ndarray:
+    """1 / log2(i + 1) for 1-based i = 1..length: the organisers' DCG discounts, made once per list length."""
+    return 1.0 / np.log2(np.arange(2, length + 2))
 
 
 def _ndcg(hit_positions: list[int], num_truth: int, max_recommendations: int) -> float:
     """The organisers' NDCG: DCG with discount log2(i + 1) over the ideal DCG of min(|G|, k) hits."""
-    ideal = min(num_truth, max_recommendations)
-    idcg = float(_IDCG[ideal - 1]) if ideal <= MAX_RECOMMENDATIONS else sum(map(_discount, range(ideal)))
-    return sum(map(_discount, hit_positions)) / idcg
+    discounts = _discounts(max_recommendations)
+    return float(discounts[hit_positions].sum() / discounts[:min(num_truth, max_recommendations)].sum())
 
 
 def _rules_dcg(positions: Iterable[int]) -> float:
