@@ -24,7 +24,7 @@ def run(spark, synth_dir, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("pipeline")
     cfg = make_config([f"paths.mpd={synth_dir}", f"paths.challenge={synth_dir / 'challenge_set.json'}",
                        f"paths.run_dir={run_dir}", "rank.cooc_neighbours=50",
-                       "rank.models=[popularity,title,cooc,als]", "rank.block_rows=5000",
+                       "rank.models=[popularity,title,artist,cooc,als]", "rank.block_rows=5000",
                        "als.max_iter=5", "als.grid_rank=[8,32]", "als.grid_reg_param=[0.01]", "als.grid_alpha=[10]"])
     run_ingest(spark, cfg)
     run_validation(spark, cfg)
@@ -98,7 +98,7 @@ def test_every_submission_is_valid(run):
     _, run_dir, _ = run
     val = orjson.loads((run_dir / "validation" / "challenge_set.json").read_bytes())["playlists"]
     seeds = {p["pid"]: {t["track_uri"] for t in p["tracks"]} for p in val}
-    for model in ("popularity", "title", "cooc", "als", FINAL):
+    for model in ("popularity", "title", "artist", "cooc", "als", FINAL):
         assert validate_submission(run_dir / "rank" / model / "submission.csv", seeds) == []
         assert (run_dir / "rank" / model / "challenge_submission.csv").exists()
 
@@ -107,7 +107,7 @@ def test_report_has_every_model_and_category(run):
     _, run_dir, report = run
     on_disk = json.loads((run_dir / "report.json").read_text())
     assert on_disk == json.loads(json.dumps(report))
-    for model in ("popularity", "title", "cooc", "als", FINAL):
+    for model in ("popularity", "title", "artist", "cooc", "als", FINAL):
         m = on_disk["models"][model]
         assert set(m["overall"]) >= {"r_precision", "ndcg", "clicks"}
         assert sorted(m["by_category"], key=int) == [str(i) for i in range(1, 11)]
@@ -137,7 +137,7 @@ def test_two_stage_ranking_is_fitted_on_the_training_challenge_and_scored_on_all
     comparison = report["final_vs_best"]
     for metric in ("r_precision", "ndcg"):
         c = comparison[metric]
-        assert c["best_source"] in ("popularity", "title", "cooc", "als")
+        assert c["best_source"] in ("popularity", "title", "artist", "cooc", "als")
         assert c["low"] <= c["difference"] <= c["high"] and c["playlists"] == len(categories)
         best = report["models"][c["best_source"]]["overall"][metric]
         assert c["difference"] == pytest.approx(report["models"][FINAL]["overall"][metric] - best, abs=1e-12)

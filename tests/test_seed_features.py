@@ -7,7 +7,9 @@ import pytest
 
 from mpdrec.models import als
 from mpdrec.models.data import Queries, RankingData
-from mpdrec.rank.seed_features import COOC_FEATURES, LAST_SEEDS, cooc_shares, with_als_dot, with_seed_cooc
+from mpdrec.csr import distinct_rows, transposed
+from mpdrec.rank.seed_features import (ARTIST_FEATURES, COOC_FEATURES, LAST_SEEDS, artist_postings, cooc_shares,
+                                       with_als_dot, with_seed_cooc)
 
 
 def _csr(rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -23,14 +25,40 @@ def test_cooc_shares_by_hand():
     np.testing.assert_allclose(shares, [[0.5, 1.0, 0.0], [1.0, 0.0, 0.0]])
 
 
+def test_distinct_rows_and_transpose_by_hand():
+    offsets, values = distinct_rows(_csr([[0, 1, 2], [], [3, 3, 1]]), np.array([5, 5, 0, 2]))
+    assert offsets.tolist() == [0, 2, 2, 4] and values.tolist() == [0, 5, 2, 5]
+    rows = transposed((offsets, values), np.array([True, True, False, True]), 6)
+    assert rows[0].tolist() == [0, 1, 1, 1, 1, 1, 3] and rows[1].tolist() == [0, 0, 2]
+
+
+def test_artist_postings_sample_popular_artists_the_same_way_every_time():
+    """An artist in more playlists than max_per_seed keeps about that many of them, a subset, the
+    same ones for the same seed; the others keep all; artists not asked for keep none."""
+    rng = np.random.default_rng(1)
+    rows = [sorted({0, *rng.choice(np.arange(1, 20), 3, replace=False).tolist()}) for _ in range(4000)]
+    playlist_artists = _csr(rows)
+    postings, counts = artist_postings(playlist_artists, np.array([0, 5]), 1000, seed=9)
+    assert counts[0] == 4000
+    kept = set(postings[1][postings[0][0]:postings[0][1]].tolist())
+    assert 850 < len(kept) < 1150 and kept <= set(range(4000))
+    five = {p for p, r in enumerate(rows) if 5 in r}
+    assert set(postings[1][postings[0][5]:postings[0][6]].tolist()) == five  # in about 630: all kept
+    assert postings[0][2] == postings[0][3]  # not asked for
+    again, _ = artist_postings(playlist_artists, np.array([0, 5]), 1000, seed=9)
+    other, _ = artist_postings(playlist_artists, np.array([0, 5]), 1000, seed=10)
+    assert np.array_equal(again[1], postings[1]) and not np.array_equal(other[1], postings[1])
+
+
 def test_seed_cooc_through_spark_matches_the_definition(spark, small_arrow_batches):
-    """Random playlists, no sampling (max_per_seed above every count): each feature equals a plain
-    reading of the module's docstring; seed order is the seeds' positions; seedless queries get 0."""
+    """Random playlists and artists, no sampling (max_per_seed above every count): each feature
+    equals a plain reading of the module's docstring; seed order is the seeds' positions; seedless
+    queries get 0 but for the artist's popularity."""
     rng = np.random.default_rng(5)
     playlists = [sorted(set(rng.integers(0, 40, size=rng.integers(3, 15)).tolist())) for _ in range(60)]
     inter = [(p, t, i, 1.0) for p, ts in enumerate(playlists) for i, t in enumerate(ts)]
     data = RankingData(spark.createDataFrame(inter, "playlist_idx int, track_idx int, pos int, weight float"),
-                       spark.createDataFrame([(t, f"t{t}", "a", 1) for t in range(40)],
+                       spark.createDataFrame([(t, f"t{t}", f"a{t % 7}", 1) for t in range(40)],
                                              "track_idx int, track_uri string, artist_uri string, playlist_count long"),
                        spark.createDataFrame([], "playlist_idx int, pid long, name_norm string, kind string, num_tracks int"),
                        40)
@@ -46,6 +74,7 @@ def test_seed_cooc_through_spark_matches_the_definition(spark, small_arrow_batch
     got = {(r.pid, r.track_idx): r.asDict() for r in with_seed_cooc(rows, queries, data, 10_000, 3).collect()}
     assert len(got) == rows.count()
     holding = {t: {p for p, ts in enumerate(playlists) if t in ts} for t in range(40)}
+    by_artist = {a: {p for p, ts in enumerate(playlists) if any(t % 7 == a for t in ts)} for a in range(7)}
     for (pid, cand), r in got.items():
         assert r["other"] == 1.5  # the rows' own columns pass through
         ordered = seeds[pid][::-1]  # positions run backwards
@@ -53,6 +82,10 @@ def test_seed_cooc_through_spark_matches_the_definition(spark, small_arrow_batch
         expected = ([0.0] * 4 if not shares else
                     [max(shares), np.mean(shares), np.mean([x > 0 for x in shares]), np.mean(shares[-LAST_SEEDS:])])
         assert [r[f] for f in COOC_FEATURES] == pytest.approx(expected, abs=1e-12), (pid, cand)
+        artist_shares = [len(by_artist[s % 7] & by_artist[cand % 7]) / max(len(by_artist[s % 7]), 1) for s in ordered]
+        expected = [max(artist_shares, default=0.0), float(np.mean(artist_shares)) if artist_shares else 0.0,
+                    np.log1p(len(by_artist[cand % 7]))]
+        assert [r[f] for f in ARTIST_FEATURES] == pytest.approx(expected, abs=1e-12), (pid, cand)
 
 
 def test_als_dot_scores_every_candidate(spark):

@@ -96,7 +96,7 @@ class NegativesConfig:
         _require(self.shards >= 1, "negatives.shards", "must be at least 1")
 
 
-SOURCES = ("popularity", "title", "cooc", "als", "kmeans")
+SOURCES = ("popularity", "title", "artist", "cooc", "als", "kmeans")
 NCF_MODELS = ("gmf", "mlp", "neumf", "nncf")
 BLEND_METHODS = ("ranker", "gbt", "logistic", "fixed")
 RANKER_OBJECTIVES = ("rank:ndcg", "rank:pairwise")
@@ -108,6 +108,7 @@ class CandidatesConfig:
     cooc: int
     title: int
     popularity: int
+    artist: int
     kmeans: int
 
     def __post_init__(self) -> None:
@@ -137,10 +138,10 @@ class BlendConfig:
 
 @dataclass(frozen=True)
 class RankConfig:
-    models: list[str]  # single-source rankings to write (popularity, title, cooc, als)
+    models: list[str]  # single-source rankings to write (popularity, title, artist, cooc, als)
     team_name: str
     team_email: str
-    title_min_playlists: int  # a title is used when at least this many training playlists share it
+    title_min_playlists: int  # a title word is used when at least this many training playlists hold it
     cooc_neighbours: int  # most similar training playlists used per query playlist
     cooc_beta: float  # candidate score / popularity ** beta: 0 favours hits, 1 favours niche tracks
     cooc_max_playlists_per_seed: int  # a seed in more playlists is sampled down to this many
@@ -160,6 +161,7 @@ class RankConfig:
             value = getattr(self, key)
             _require(bool(value) and "," not in value and "\n" not in value, f"rank.{key}",
                      "must be non-empty, without commas or newlines")
+        _require(self.title_min_playlists >= 1, "rank.title_min_playlists", "must be at least 1")
         _require(self.cooc_neighbours >= 1, "rank.cooc_neighbours", "must be at least 1")
         _require(self.cooc_max_playlists_per_seed >= 1, "rank.cooc_max_playlists_per_seed", "must be >= 1")
         _require(1 <= self.als_top_n <= 10_000, "rank.als_top_n", "must be within 1..10000")

@@ -24,3 +24,26 @@ def csr_rows(matrix: Csr, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     offsets, values = matrix
     starts, lengths = offsets[keys], offsets[keys + 1] - offsets[keys]
     return values[np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())], lengths
+
+
+def distinct_rows(matrix: Csr, mapping: np.ndarray) -> Csr:
+    """Each row's values mapped through `mapping` (e.g. track -> artist), duplicates within a row
+    dropped, values sorted."""
+    offsets, values = matrix
+    rows = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
+    width = int(mapping.max(initial=0)) + 1
+    keys = np.unique(rows * width + mapping[values])
+    out = np.zeros(len(offsets), np.int64)
+    np.cumsum(np.bincount(keys // width, minlength=len(offsets) - 1), out=out[1:])
+    return out, (keys % width).astype(np.int32)
+
+
+def transposed(matrix: Csr, keep: np.ndarray, columns: int) -> Csr:
+    """The transpose (row c: the rows holding value c) of the entries where `keep` (a boolean per
+    entry of `matrix`'s values) is true."""
+    offsets, values = matrix
+    rows = np.repeat(np.arange(len(offsets) - 1, dtype=np.int32), np.diff(offsets))[keep]
+    kept = values[keep]
+    out = np.zeros(columns + 1, np.int64)
+    np.cumsum(np.bincount(kept, minlength=columns), out=out[1:])
+    return out, rows[np.argsort(kept, kind="stable")]

@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 from mpdrec.config import BlendConfig
 from mpdrec.models import als
 from mpdrec.models.data import Queries, RankingData
-from mpdrec.rank.seed_features import COOC_FEATURES, with_als_dot, with_seed_cooc
+from mpdrec.rank.seed_features import SEED_FEATURES, with_als_dot, with_seed_cooc
 from mpdrec.spark import fixed_layout
 
 RRF_K = 60  # reciprocal-rank fusion's usual constant: rank r adds 1 / (60 + r)
@@ -40,7 +40,7 @@ def feature_names(sources: list[str], ncf: bool = False) -> list[str]:
     model's score of the candidate (when the rank stage has one), the candidate against the seeds
     (`mpdrec.rank.seed_features`; `als_dot` when ALS is a source), then the rest."""
     return ([f"{s}_{k}" for s in sorted(sources) for k in ("score", "rank", "rel")] + (["ncf_score"] if ncf else [])
-            + COOC_FEATURES + (["als_dot"] if "als" in sources else []) + QUERY_FEATURES + TRACK_FEATURES)
+            + SEED_FEATURES + (["als_dot"] if "als" in sources else []) + QUERY_FEATURES + TRACK_FEATURES)
 
 
 def with_features(candidates: DataFrame, queries: Queries, data: RankingData, depth: dict[str, int],
@@ -51,7 +51,7 @@ def with_features(candidates: DataFrame, queries: Queries, data: RankingData, de
     playlists down to `max_per_seed` (seeded by `seed`); `factors` (ALS's) give `als_dot`.
 
     Per query: seeds shown, whether it has a title, its challenge category, and how many training
-    playlists share its normalised title (log; how much the title source can know). Per candidate:
+    playlists have exactly its normalised title (log; the title source also reads its words). Per candidate:
     log popularity, the share of the playlist's seeds by the same artist, and how many sources
     proposed it."""
     tracks = data.track_ids.select("track_idx", F.log1p("playlist_count").alias("popularity"),

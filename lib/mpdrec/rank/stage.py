@@ -32,7 +32,7 @@ from mpdrec.evaluation import challenge_dir, hidden_track_ids
 from mpdrec.io.fs import HadoopFS
 from mpdrec.io.paths import join, to_uri
 from mpdrec.io.stage import fingerprint, run_stage
-from mpdrec.models import als, cooc, popularity, title
+from mpdrec.models import als, artist, cooc, popularity, title
 from mpdrec.models.data import Queries, RankingData
 from mpdrec.rank.assemble import FINAL, SUBMISSION_SIZE, after_candidates, assemble, fill_after
 from mpdrec.rank.blend import Blend, fit_blend, labelled, with_features
@@ -43,12 +43,12 @@ from mpdrec.rank.publish import Publisher
 from mpdrec.spark import job_step
 
 log = logging.getLogger("mpdrec.rank")
-FALLBACKS = {"popularity": [], "title": ["popularity"], "cooc": ["title", "popularity"],
-             "als": ["title", "popularity"], "kmeans": ["title", "popularity"]}
+FALLBACKS = {"popularity": [], "title": ["popularity"], "artist": ["title", "popularity"],
+             "cooc": ["title", "popularity"], "als": ["title", "popularity"], "kmeans": ["title", "popularity"]}
 # beyond the blend's candidates, the sources' full lists fill the 500 in their usual order of quality
-# on the validation challenge (report.md: ALS > cooc > title > popularity; kmeans, when ranked, last
-# but popularity)
-FINAL_FILL = ("als", "cooc", "title", "kmeans", "popularity")
+# on the validation challenge (report.md: ALS > cooc > artist > title > popularity; kmeans, when
+# ranked, last but popularity)
+FINAL_FILL = ("als", "cooc", "artist", "title", "kmeans", "popularity")
 
 
 def _sources(spark: SparkSession, cfg: Config, ncf: NcfModel | None, clusters: DataFrame | None
@@ -63,6 +63,7 @@ def _sources(spark: SparkSession, cfg: Config, ncf: NcfModel | None, clusters: D
                                           r.block_rows),
         "popularity": lambda d, q: popularity.recommend(d, q, n["popularity"]),
         "title": lambda d, q: title.recommend(d, q, n["title"], r.title_min_playlists),
+        "artist": lambda d, q: artist.recommend(d, q, n["artist"]),
         "cooc": lambda d, q: cooc.recommend(d, q, n["cooc"], r.cooc_neighbours, r.cooc_beta,
                                             r.cooc_max_playlists_per_seed, cfg.seed),
         "kmeans": lambda d, q: kmeans.recommend(d, q, ncf, clusters, r.kmeans_tracks),
