@@ -148,6 +148,21 @@ def test_two_stage_ranking_is_fitted_on_the_training_challenge_and_scored_on_all
     assert (run_dir / "rank" / "final" / "blend_model").is_dir()
 
 
+def test_title_only_playlists_keep_the_title_sources_list(spark, run):
+    """The final submission's title-only (seedless) playlists are the title submission's, track for
+    track; every other playlist is the blend's, which differs from it."""
+    _, run_dir, _ = run
+    read = lambda m: {(r.pid, r.rank): r.track_uri for r in spark.read.parquet(  # noqa: E731
+        str(run_dir / "rank" / m / "submission_recommendations")).select("pid", "rank", "track_uri").collect()}
+    final, by_title = read("final"), read("title")
+    categories = {r["pid"]: r["category"] for r in pq.read_table(run_dir / "validation" / "categories").to_pylist()}
+    seedless = {pid for pid, c in categories.items() if c == 1}
+    assert seedless
+    assert {k: v for k, v in final.items() if k[0] in seedless} == {k: v for k, v in by_title.items() if k[0] in seedless}
+    assert {k: v for k, v in final.items() if k[0] not in seedless} != {
+        k: v for k, v in by_title.items() if k[0] not in seedless}
+
+
 def test_baselines_rank_as_expected(run):
     """Co-occurrence beats popularity overall; the title model beats popularity on title-only lists."""
     _, _, report = run
