@@ -38,15 +38,15 @@ def test_artist_postings_sample_popular_artists_the_same_way_every_time():
     rng = np.random.default_rng(1)
     rows = [sorted({0, *rng.choice(np.arange(1, 20), 3, replace=False).tolist()}) for _ in range(4000)]
     playlist_artists = _csr(rows)
-    postings, counts = artist_postings(playlist_artists, np.array([0, 5]), 1000, seed=9)
+    postings, counts = artist_postings(playlist_artists, np.array([0, 5]), 20, 1000, seed=9)
     assert counts[0] == 4000
     kept = set(postings[1][postings[0][0]:postings[0][1]].tolist())
     assert 850 < len(kept) < 1150 and kept <= set(range(4000))
     five = {p for p, r in enumerate(rows) if 5 in r}
     assert set(postings[1][postings[0][5]:postings[0][6]].tolist()) == five  # in about 630: all kept
     assert postings[0][2] == postings[0][3]  # not asked for
-    again, _ = artist_postings(playlist_artists, np.array([0, 5]), 1000, seed=9)
-    other, _ = artist_postings(playlist_artists, np.array([0, 5]), 1000, seed=10)
+    again, _ = artist_postings(playlist_artists, np.array([0, 5]), 20, 1000, seed=9)
+    other, _ = artist_postings(playlist_artists, np.array([0, 5]), 20, 1000, seed=10)
     assert np.array_equal(again[1], postings[1]) and not np.array_equal(other[1], postings[1])
 
 

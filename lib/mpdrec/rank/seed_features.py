@@ -126,12 +126,12 @@ def _unit_hash(a: np.ndarray, b: np.ndarray, seed: int) -> np.ndarray:
     return (x >> np.uint64(11)).astype(np.float64) / float(2 ** 53)
 
 
-def artist_postings(playlist_artists: Csr, artists: np.ndarray, max_per_seed: int, seed: int) -> tuple[Csr, np.ndarray]:
-    """The playlists of each of `artists` (CSR over all artist codes; other rows empty), an artist in
-    more than `max_per_seed` playlists keeping each with probability max_per_seed / its playlists;
-    and every artist's number of playlists."""
+def artist_postings(playlist_artists: Csr, artists: np.ndarray, width: int, max_per_seed: int, seed: int
+                    ) -> tuple[Csr, np.ndarray]:
+    """The playlists of each of `artists` (CSR over the artist codes 0..width-1; other rows empty),
+    an artist in more than `max_per_seed` playlists keeping each with probability max_per_seed / its
+    playlists; and every artist's number of playlists (0 for an artist in none)."""
     offsets, values = playlist_artists
-    width = int(values.max(initial=0)) + 1
     counts = np.bincount(values, minlength=width)
     wanted = np.zeros(width, bool)
     wanted[artists] = True
@@ -152,7 +152,8 @@ def with_seed_cooc(rows: DataFrame, queries: Queries, data: RankingData, max_per
                 for a, b in zip(starts[:-1], starts[1:])}
     postings = sampled_postings(data, queries.seeds.select("track_idx").distinct(), max_per_seed, seed)
     seed_artists = np.unique(data.track_artists[ordered["track_idx"].to_numpy(np.int64)])
-    by_artist, artist_counts = artist_postings(data.playlist_artists, seed_artists, max_per_seed, seed)
+    by_artist, artist_counts = artist_postings(data.playlist_artists, seed_artists,
+                                               int(data.track_artists.max(initial=0)) + 1, max_per_seed, seed)
     shared = rows.sparkSession.sparkContext.broadcast(_Shared(
         seeds_of, csr(postings, "track_idx", "q", data.num_tracks), data.playlist_tracks, data.track_artists,
         by_artist, data.playlist_artists, np.log1p(artist_counts)))
