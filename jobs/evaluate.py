@@ -11,20 +11,25 @@ import sys
 from mpdrec.cli import run_job
 from mpdrec.config import Config
 from mpdrec.evaluation import evaluate
-from mpdrec.rank.assemble import FINAL, submissions
+from mpdrec.rank.assemble import FINAL, blend_variants, submissions
 from mpdrec.spark import build_spark
 
 
 def main(args: argparse.Namespace, cfg: Config) -> None:
     spark = build_spark(cfg.spark, "mpdrec-evaluate")
-    report = evaluate(spark, cfg.paths.run_dir, submissions(cfg.rank), FINAL, cfg.seed, cfg.as_dict())
-    print(f"{'model':<12} {'R-prec':>8} {'NDCG':>8} {'clicks':>8}")
+    report = evaluate(spark, cfg.paths.run_dir, submissions(cfg.rank), FINAL, cfg.seed, cfg.as_dict(),
+                      tuple(blend_variants(cfg.rank)))
+    print(f"{'model':<18} {'R-prec':>8} {'NDCG':>8} {'clicks':>8}")
     for name, m in report["models"].items():
         o = m["overall"]
-        print(f"{name:<12} {o['r_precision']:>8.4f} {o['ndcg']:>8.4f} {o['clicks']:>8.2f}")
-    for metric, c in report.get("final_vs_best", {}).items():
-        print(f"final - {c['best_source']} {metric}: {c['difference']:+.4f} "
+        print(f"{name:<18} {o['r_precision']:>8.4f} {o['ndcg']:>8.4f} {o['clicks']:>8.2f}")
+    comparisons = [(c["best_source"], metric, c) for metric, c in report.get("final_vs_best", {}).items()]
+    comparisons += [(v, metric, c) for v, diff in report.get("final_vs_variants", {}).items() for metric, c in diff.items()]
+    for other, metric, c in comparisons:
+        print(f"final - {other} {metric}: {c['difference']:+.4f} "
               f"(95% interval {c['low']:+.4f} .. {c['high']:+.4f}, {c['playlists']} playlists)")
+    for name, m in report["leave_one_out"].items():
+        print(f"leave-one-out {name:<10} hr@10 {m['hr@10']:.4f}  ndcg@10 {m['ndcg@10']:.4f}  auc {m['auc']:.4f}")
     print(f"report: {cfg.paths.run_dir}/report.md and report.json")
 
 

@@ -1,5 +1,7 @@
-"""Stage 4: implicit ALS (Spark ML) over the grid in config, each point scored on the validation
-challenge; the best point's model and factors are written to <paths.run_dir>/als/.
+"""Stage 4: implicit ALS (Spark ML) over the grid in config, each point scored on the blend-training
+challenge; the best point's model and factors are written to <paths.run_dir>/als/. With a
+leave-one-out set (jobs/sample_negatives.py), the best point is also scored as NCF is
+(<paths.run_dir>/als_leave_one_out/).
 
     python jobs/train_als.py --set paths.run_dir=runs/local
     python jobs/train_als.py --set als.grid_rank=[32,64] --set als.grid_alpha=[5,20,40]
@@ -12,6 +14,7 @@ import sys
 from mpdrec.cli import run_job
 from mpdrec.config import Config
 from mpdrec.models.als_grid import run_als
+from mpdrec.models.als_leave_one_out import run_als_leave_one_out
 from mpdrec.spark import build_spark
 
 
@@ -25,6 +28,11 @@ def train(args: argparse.Namespace, cfg: Config) -> None:
               f"{g['clicks']:>7.2f} {g['mpr']:>7.4f} {g['seconds_per_iteration']:>7.2f}")
     state = "up to date" if m.get("skipped") else "trained"
     print(f"als: {state}; best by {m['select']}: {m['best']}; written to {cfg.paths.run_dir}/als")
+    loo = run_als_leave_one_out(spark, cfg, force=args.force)
+    if loo is not None:
+        print("als leave-one-out (NCF's protocol, same candidates): "
+              + "  ".join(f"{k} {v:.4f}" for k, v in loo["metrics"].items())
+              + f"  (popularity hr@10 {loo['popularity']['hr@10']:.4f})")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 """Benchmark the main job's quality on real and synthetic playlists, beside `implicit` ALS; prints JSON.
 
 For each data set it runs the main job's stages as `scripts/run_local.sh` does (ingest, the two
-held-out challenges and the interactions, ALS, the rank stage, evaluate; `--ncf-model` adds the
-negatives and an NCF model trained under `horovodrun -np 2`), then trains the `implicit` library's
+held-out challenges and the interactions, the negatives, ALS, the NCF model of `rank.ncf_model`
+trained under `horovodrun -np 2` (none with `--set rank.ncf_model=null`), the rank stage, evaluate),
+then trains the `implicit` library's
 ALS (a `dev` extra: the single-machine reference a user would try first) on the very same training
 interactions: a small grid (factors x alpha x regularisation, 15 iterations) whose point is chosen on
 the blend-training challenge, seeds filtered, popularity filling the title-only playlists. Every
@@ -13,10 +14,13 @@ fitted or tuned on; intervals are paired bootstraps over its playlists.
 Data sets: `real` is `../shared/real-sample/data` (3,774 real MPD playlists; read in place, never
 copied), `synthetic` the generator's MPD at `--slices`. Targets (issue 20): final >= 1.10x the better
 of `implicit` and the best single source on R-precision and NDCG on the real sample, and >= the best
-single source on both with the synthetic data.
+single source on both with the synthetic data; the NCF model's leave-one-out HR@10 >= popularity's
++ 0.08 on the real sample. Printed beside them: ALS on the same leave-one-out candidates, and final
+minus final_without_ncf (what the NCF score adds to the blend).
 
     python scripts/bench_quality.py --workdir /tmp/bench_quality                       # real and synthetic
     python scripts/bench_quality.py --workdir /tmp/bq --data real --set rank.blend.method=gbt
+    python scripts/bench_quality.py --workdir /tmp/bq --data real --set rank.ncf_model=null   # no NCF
 """
 from __future__ import annotations
 
@@ -45,26 +49,20 @@ def _job(job: str, sets: list[str], launcher: list[str] | None = None) -> None:
         raise SystemExit(f"{job} failed (exit {done.returncode})")
 
 
-def run_main_job(mpd: Path, run_dir: Path, sets: list[str], ncf_model: str) -> dict[str, float]:
-    """The main job's stages (skipped where up to date); seconds per stage."""
+def run_main_job(mpd: Path, run_dir: Path, sets: list[str], ncf_model: str | None) -> dict[str, float]:
+    """The main job's stages, as scripts/run_local.sh runs them (skipped where up to date); seconds per
+    stage. `ncf_model`: rank.ncf_model, trained on two Horovod ranks (None: no NCF stage)."""
     sets = [f"paths.mpd={mpd}", "paths.challenge=", f"paths.run_dir={run_dir}", *sets]
-    stages = ["ingest_mpd", "build_interactions", "train_als"]
+    horovodrun = [str(Path(sys.executable).parent / "horovodrun"), "-np", "2", "-H", "localhost:2", "--gloo",
+                  sys.executable]
+    stages = [("ingest_mpd", sets, None), ("build_interactions", sets, None), ("sample_negatives", sets, None),
+              ("train_als", sets, None)]
     if ncf_model:
-        stages.append("sample_negatives")
+        stages.append(("train_ncf", [*sets, f"ncf.model={ncf_model}"], horovodrun))
     seconds: dict[str, float] = {}
-    for job in stages:
+    for job, job_sets, launcher in [*stages, ("rank_candidates", sets, None), ("evaluate", sets, None)]:
         started = time.perf_counter()
-        _job(job, sets)
-        seconds[job] = round(time.perf_counter() - started, 1)
-    if ncf_model:
-        started = time.perf_counter()
-        _job("train_ncf", [*sets, f"ncf.model={ncf_model}"],
-             [str(Path(sys.executable).parent / "horovodrun"), "-np", "2", "-H", "localhost:2", "--gloo", sys.executable])
-        seconds["train_ncf"] = round(time.perf_counter() - started, 1)
-        sets = [*sets, f"rank.ncf_model={ncf_model}"]
-    for job in ("rank_candidates", "evaluate"):
-        started = time.perf_counter()
-        _job(job, sets)
+        _job(job, job_sets, launcher)
         seconds[job] = round(time.perf_counter() - started, 1)
     return seconds
 
@@ -127,17 +125,17 @@ def implicit_baseline(spark: Any, cfg: Any, run_dir: Path, work: Path) -> tuple[
     return summary, per_playlist
 
 
-def measure(name: str, mpd: Path, work: Path, sets: list[str], ncf_model: str) -> dict[str, Any]:
+def measure(name: str, mpd: Path, work: Path, sets: list[str]) -> dict[str, Any]:
     from mpdrec.config import SparkConfig, load_config
     from mpdrec.evaluation import ValidationTruth
     from mpdrec.metrics.bootstrap import paired_difference
-    from mpdrec.rank.assemble import FINAL
+    from mpdrec.rank.assemble import FINAL, blend_variants
     from mpdrec.spark import build_spark
 
     run_dir = work / name / "run"
-    seconds = run_main_job(mpd, run_dir, sets, ncf_model)
-    report = json.loads((run_dir / "report.json").read_text())
     cfg = load_config(ROOT / "conf", "local", [], [f"paths.run_dir={run_dir}", *sets])
+    seconds = run_main_job(mpd, run_dir, sets, cfg.rank.ncf_model)
+    report = json.loads((run_dir / "report.json").read_text())
     spark = build_spark(SparkConfig(master="local[2]", conf={"spark.driver.memory": "6g", "spark.ui.enabled": "false"}),
                         "bench-quality")
     started = time.perf_counter()
@@ -146,10 +144,12 @@ def measure(name: str, mpd: Path, work: Path, sets: list[str], ncf_model: str) -
     final = ValidationTruth.load(spark, str(run_dir)).submission_scores(spark, str(run_dir / "rank" / FINAL / "submission.csv"))
     spark.stop()
     models = {m: {k: round(v["overall"][k], 4) for k in METRICS} for m, v in report["models"].items()}
-    sources = {m: v for m, v in models.items() if m != FINAL}
+    sources = {m: v for m, v in models.items() if m != FINAL and m not in blend_variants(cfg.rank)}
     out: dict[str, Any] = {"validation_playlists": report["scored_playlists"],
                            "train_playlists": report["validation"]["train_playlists"], "models": models,
                            "implicit": implicit, "final_vs_best_source": report.get("final_vs_best"),
+                           "final_vs_variants": report.get("final_vs_variants"),
+                           "leave_one_out": report.get("leave_one_out"),
                            "blend": report["rank"]["blend"], "candidate_recall": report["rank"]["candidates"]["recall"],
                            "seconds": seconds}
     for metric in ("r_precision", "ndcg"):
@@ -158,6 +158,9 @@ def measure(name: str, mpd: Path, work: Path, sets: list[str], ncf_model: str) -
         out[f"final_over_best_{metric}"] = round(models[FINAL][metric] / reference, 4)
         out[f"final_minus_implicit_{metric}"] = paired_difference(
             final[metric].to_numpy(), implicit_scores[metric].to_numpy(), cfg.seed)
+    loo = report.get("leave_one_out") or {}
+    if cfg.rank.ncf_model in loo:
+        out["ncf_minus_popularity_hr@10"] = round(loo[cfg.rank.ncf_model]["hr@10"] - loo["popularity"]["hr@10"], 4)
     return out
 
 
@@ -167,7 +170,6 @@ def main() -> None:
     ap.add_argument("--data", choices=["real", "synthetic", "both"], default="both")
     ap.add_argument("--slices", type=int, default=20, help="synthetic MPD size (run_local.sh's default)")
     ap.add_argument("--real-per-category", type=int, default=50, help="validation playlists per category, real sample")
-    ap.add_argument("--ncf-model", default="", help="gmf | mlp | neumf | nncf: trained and fed to the blend")
     ap.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
                     help="a config key for every job, e.g. --set rank.blend.method=gbt (repeatable)")
     args = ap.parse_args()
@@ -176,11 +178,11 @@ def main() -> None:
         if not REAL_SAMPLE.is_dir():
             raise SystemExit(f"{REAL_SAMPLE} is missing: the real sample lives in ../shared/real-sample")
         results["real"] = measure("real", REAL_SAMPLE, args.workdir, [
-            f"validation.per_category={args.real_per_category}", *args.overrides], args.ncf_model)
+            f"validation.per_category={args.real_per_category}", *args.overrides])
     if args.data in ("synthetic", "both"):
         mpd = args.workdir / f"mpd{args.slices}"
         _job("synth_mpd", [f"synth.num_slices={args.slices}", f"synth.out_dir={mpd}"])
-        results["synthetic"] = measure("synthetic", mpd, args.workdir, args.overrides, args.ncf_model)
+        results["synthetic"] = measure("synthetic", mpd, args.workdir, args.overrides)
     print(json.dumps(results, indent=1))
 
 

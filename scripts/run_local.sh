@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job, on this machine: synthetic MPD (unless MPD_DIR is given) -> ingest -> validation
-# challenge + interactions -> negatives -> ALS -> rank (every source and their learned blend) ->
-# evaluate; prints the metrics table.
+# challenge + interactions -> negatives -> ALS -> NCF (horovodrun -np 2) -> rank (every source and
+# their learned blend, with and without the NCF score) -> evaluate; prints the metrics table.
 #
 #   scripts/run_local.sh                                # synthetic MPD, 20 slices, run in runs/local
 #   MPD_DIR=/data/mpd/data CHALLENGE=/data/challenge_set.json scripts/run_local.sh
@@ -35,8 +35,10 @@ echo "== build_interactions: validation challenge, ids, interactions"
 python jobs/build_interactions.py --set "paths.run_dir=$RUN_DIR" "$@"
 echo "== sample_negatives: labelled training examples for the neural models"
 python jobs/sample_negatives.py --set "paths.run_dir=$RUN_DIR" "$@"
-echo "== train_als: implicit ALS, best grid point by validation NDCG"
+echo "== train_als: implicit ALS, best grid point by the blend-training challenge's NDCG"
 python jobs/train_als.py --set "paths.run_dir=$RUN_DIR" "$@"
+echo "== train_ncf: the NCF model of rank.ncf_model on two Horovod ranks (Gloo)"
+horovodrun -np 2 -H localhost:2 --gloo python jobs/train_ncf.py --set "paths.run_dir=$RUN_DIR" "$@"
 echo "== rank: validated submissions per source and for their learned blend (rank/final)"
 python jobs/rank_candidates.py --set "paths.run_dir=$RUN_DIR" "$@"
 echo "== evaluate: official metrics on the validation challenge"

@@ -1,5 +1,5 @@
-"""Implicit ALS: the confidence weightings, and blocked top-N scoring of real ALS factors against
-Spark's own `ALSModel.recommendForUserSubset`."""
+"""Implicit ALS: the confidence weightings, blocked top-N scoring of real ALS factors against
+Spark's own `ALSModel.recommendForUserSubset`, and ALS on NCF's leave-one-out protocol."""
 from __future__ import annotations
 
 import math
@@ -10,6 +10,8 @@ import pytest
 from conftest import make_config
 from mpdrec.config import ConfigError
 from mpdrec.models import als
+from mpdrec.models.als_leave_one_out import score as leave_one_out_score
+from mpdrec.models.leave_one_out import LeaveOneOut
 from mpdrec.rank.blocked_topn import top_n
 
 
@@ -57,3 +59,31 @@ def test_grid_config_is_checked():
         make_config(["als.weighting=square"])
     with pytest.raises(ConfigError, match="als.grid_rank"):
         make_config(["als.grid_rank=[0]"])
+
+
+def test_leave_one_out_refits_without_the_held_out_tracks(spark):
+    """Twin playlists (2i, 2i + 1) share eight tracks no other pair has; 2i's last track is held
+    out. Refitted without it, ALS still ranks it first among other pairs' tracks (its twin holds
+    it), while popularity, counted without it, puts it last (1 playlist against 2 for every
+    negative): with the held-out rows left in, popularity would tie it with all of them. A negative
+    that no playlist holds has no factors and scores 0."""
+    pairs, per_pair, negatives = 20, 8, 21
+    rows = [(p, pair * per_pair + t, t, 1.0) for pair in range(pairs) for p in (2 * pair, 2 * pair + 1)
+            for t in range(per_pair)]
+    ratings = als.ratings(spark.createDataFrame(rows, "playlist_idx int, track_idx int, pos int, weight float"),
+                          "binary", 1.0)
+    rng = np.random.default_rng(5)
+    unheld = pairs * per_pair  # a track id no playlist holds
+    candidates = []
+    for pair in range(pairs):
+        others = [t for t in range(pairs * per_pair) if t // per_pair != pair and t % per_pair != per_pair - 1]
+        candidates.append([pair * per_pair + per_pair - 1, unheld,
+                           *rng.choice(others, negatives - 1, replace=False)])
+    loo = LeaveOneOut(np.arange(0, 2 * pairs, 2), np.array(candidates))
+    cfg = make_config(["als.max_iter=10"])
+    got = leave_one_out_score(ratings, loo, cfg, {"rank": 8, "alpha": 20.0, "reg_param": 0.01})
+    assert got["playlists"] == pairs and got["negatives"] == negatives
+    assert got["metrics"]["hr@10"] > 0.9 and got["metrics"]["auc"] > 0.9, got["metrics"]
+    # popularity: every negative but `unheld` (no playlist) outranks the held-out track (one playlist)
+    assert got["popularity"]["hr@10"] == 0.0
+    assert got["popularity"]["auc"] == pytest.approx(1 / negatives)

@@ -18,8 +18,9 @@ from pyspark.sql import functions as F
 
 from conftest import ROOT, make_config, python_env
 from mpdrec.errors import InputError
-from mpdrec.models.ncf.data import describe_training_data, rank_batches, read_leave_one_out
-from mpdrec.models.ncf.leave_one_out import metric_sums, summarize
+from mpdrec.metrics.leave_one_out import metric_sums, summarize
+from mpdrec.models.leave_one_out import read_leave_one_out
+from mpdrec.models.ncf.data import describe_training_data, rank_batches
 
 # tiny data, a few dozen steps per epoch: learning rates far above the defaults
 GMF = ["ncf.model=gmf", "ncf.factors=16", "ncf.batch_size=4096", "ncf.lr=0.25", "ncf.dense_lr=0.05", "ncf.patience=0"]
@@ -221,23 +222,39 @@ def test_executors_score_candidates_like_the_model(spark, run_dir, horovodrun_re
 
 def test_rank_stage_blends_with_the_ncf_score(spark, run_dir, horovodrun_result):
     """rank.ncf_model: the candidates get the model's score as a feature, rank/ncf is a validated
-    submission of the candidates in its order, and the report scores it beside the others."""
-    from mpdrec.evaluation import evaluate
-    from mpdrec.rank.assemble import FINAL, submissions
+    submission of the candidates in its order, a second blend fitted without the score is
+    final_without_ncf, and the report scores both beside the others, compares final with the best
+    single source only (never with its own variant) and with the variant, and puts the NCF model
+    and popularity in its leave-one-out table."""
+    from mpdrec.evaluation import evaluate, markdown
+    from mpdrec.rank.assemble import FINAL, WITHOUT_NCF, blend_variants, submissions
     from mpdrec.rank.stage import run_rank
 
     cfg = make_config([f"paths.run_dir={run_dir}", "paths.challenge=", "rank.models=[popularity,title,cooc,kmeans]",
                        "rank.ncf_model=gmf", "rank.cooc_neighbours=50", "rank.blend.trees=10",
                        "rank.kmeans_clusters=5"])
     manifest = run_rank(spark, cfg)
-    names = {"popularity", "title", "cooc", "kmeans", "ncf", "final"}
+    names = {"popularity", "title", "cooc", "kmeans", "ncf", "final", WITHOUT_NCF}
     assert set(manifest["submission"]["models"]) == names
     assert "ncf_score" in manifest["blend"]["feature_importances"]
+    assert "ncf_score" not in manifest["blend_without_ncf"]["feature_importances"]
+    assert set(manifest["blend_without_ncf"]["feature_importances"]) == \
+        set(manifest["blend"]["feature_importances"]) - {"ncf_score"}
     assert "candidates and features with gmf scores" in dict(manifest["submission"]["seconds"])
     assert manifest["submission"]["candidates"]["recall"]["kmeans"] > 0
-    report = evaluate(spark, str(run_dir), submissions(cfg.rank), FINAL, cfg.seed)
+    variants = tuple(blend_variants(cfg.rank))
+    report = evaluate(spark, str(run_dir), submissions(cfg.rank), FINAL, cfg.seed, variants=variants)
     assert set(report["models"]) == names
     assert report["models"]["ncf"]["overall"]["ndcg"] > report["models"]["popularity"]["overall"]["ndcg"]
+    assert {c["best_source"] for c in report["final_vs_best"].values()} <= {"popularity", "title", "cooc", "kmeans",
+                                                                          "ncf"}
+    diff = report["final_vs_variants"][WITHOUT_NCF]["ndcg"]
+    got = report["models"]["final"]["overall"]["ndcg"] - report["models"][WITHOUT_NCF]["overall"]["ndcg"]
+    assert diff["difference"] == pytest.approx(got, abs=1e-9) and diff["low"] <= diff["difference"] <= diff["high"]
+    gmf = json.loads((run_dir / "ncf" / "gmf" / "_manifest.json").read_text())
+    assert report["leave_one_out"]["gmf"] == gmf["metrics"] and report["leave_one_out"]["popularity"] == gmf["popularity"]
+    text = markdown(report)
+    assert f"## Final minus {WITHOUT_NCF}" in text and "## Leave-one-out (the NCF paper's protocol)" in text
 
 
 def test_kmeans_source_proposes_its_clusters_commonest_tracks_by_ncf_score(spark, run_dir, horovodrun_result):

@@ -109,7 +109,7 @@ def test_job_stage_reads_the_runs_interactions(spark, synth_dir, tmp_path):
     from mpdrec.etl.stages import run_interactions, run_negatives, run_validation
 
     cfg = make_config([f"paths.mpd={synth_dir}", f"paths.run_dir={tmp_path}", "paths.challenge=",
-                       "negatives.k=2", "negatives.shards=3"])
+                       "negatives.k=2", "negatives.shards=3", "negatives.epochs=1"])
     for stage in (run_ingest, run_validation, run_interactions):
         stage(spark, cfg)
     m = run_negatives(spark, cfg)

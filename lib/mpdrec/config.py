@@ -125,6 +125,7 @@ class BlendConfig:
     depth: int
     learning_rate: float  # ranker and gbt: shrinkage of each tree
     negatives_per_positive: int  # non-hidden candidates sampled per hidden one for fitting
+    compare_without_ncf: bool  # with rank.ncf_model: also fit without the NCF score (rank/final_without_ncf)
 
     def __post_init__(self) -> None:
         _require(self.method in BLEND_METHODS, "rank.blend.method", f"must be one of {', '.join(BLEND_METHODS)}")
@@ -192,6 +193,7 @@ class AlsConfig:
     grid_alpha: list[float]  # alphas tried; empty = [alpha]
     grid_reg_param: list[float]  # regParams tried; empty = [reg_param]
     select: str  # r_precision | ndcg | clicks | mpr: how the grid's best point is chosen
+    leave_one_out: bool  # the chosen point also scored by NCF's leave-one-out protocol, when the run has the set
 
     def __post_init__(self) -> None:
         _require(self.rank >= 1, "als.rank", "must be at least 1")

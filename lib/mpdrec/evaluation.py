@@ -110,16 +110,24 @@ class ValidationTruth:
         return per_playlist_scores(hashed[hashed["pid"].isin(self.categories["pid"])], self.truth)
 
 
-def compare_with_best_source(scores: dict[str, pd.DataFrame], final: str, seed: int) -> dict[str, Any]:
-    """`final` minus the best other model, per metric (r_precision, ndcg): the difference of means
-    over the playlists and its paired bootstrap 95% interval (`mpdrec.metrics.bootstrap`)."""
-    others = [m for m in scores if m != final]
+def compare_with_best_source(scores: dict[str, pd.DataFrame], final: str, seed: int,
+                             variants: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`final` minus the best other model (never one of the blend `variants`: they are re-rankings,
+    not sources), per metric (r_precision, ndcg): the difference of means over the playlists and its
+    paired bootstrap 95% interval (`mpdrec.metrics.bootstrap`)."""
+    others = [m for m in scores if m != final and m not in variants]
     out: dict[str, Any] = {}
     for metric in ("r_precision", "ndcg"):
         best = max(others, key=lambda m: scores[m][metric].mean())
-        out[metric] = {"best_source": best, **paired_difference(
-            scores[final][metric].to_numpy(), scores[best][metric].to_numpy(), seed)}
+        out[metric] = {"best_source": best, **compare(scores, final, best, seed, (metric,))[metric]}
     return out
+
+
+def compare(scores: dict[str, pd.DataFrame], model: str, other: str, seed: int,
+            metrics: tuple[str, ...] = ("r_precision", "ndcg")) -> dict[str, Any]:
+    """`model` minus `other` per metric: the difference of means and its paired bootstrap 95% interval."""
+    return {metric: paired_difference(scores[model][metric].to_numpy(), scores[other][metric].to_numpy(), seed)
+            for metric in metrics}
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -138,6 +146,16 @@ def markdown(report: dict[str, Any]) -> str:
                 "| --- | --- | --- | --- |"]
         out += [f"| {metric} | {c['best_source']} | {c['difference']:+.4f} | [{c['low']:+.4f}, {c['high']:+.4f}] |"
                 for metric, c in report["final_vs_best"].items()]
+    for variant, diff in report.get("final_vs_variants", {}).items():
+        out += ["", f"## Final minus {variant}", "", "The same candidates and fitting rows; only the "
+                "re-ranker's inputs differ.", "", "| metric | difference | 95% interval |", "| --- | --- | --- |"]
+        out += [f"| {metric} | {c['difference']:+.4f} | [{c['low']:+.4f}, {c['high']:+.4f}] |"
+                for metric, c in diff.items()]
+    if report.get("leave_one_out"):
+        out += ["", "## Leave-one-out (the NCF paper's protocol)", "", LEAVE_ONE_OUT, "",
+                "| model | HR@10 | NDCG@10 | AUC |", "| --- | --- | --- | --- |"]
+        out += [f"| {name} | {m['hr@10']:.4f} | {m['ndcg@10']:.4f} | {m['auc']:.4f} |"
+                for name, m in report["leave_one_out"].items()]
     for metric in METRICS:
         out += ["", f"## {metric} by category", "",
                 "| model | " + " | ".join(f"{c.id}: {c.label}" for c in CATEGORIES) + " |",
@@ -177,7 +195,24 @@ def _rank_sections(rank: dict[str, Any]) -> list[str]:
     return out
 
 
-STAGES = ("ingest", "validation", "interactions", "negatives", "als", *(f"ncf/{m}" for m in NCF_MODELS), "rank")
+STAGES = ("ingest", "validation", "interactions", "negatives", "als", "als_leave_one_out",
+          *(f"ncf/{m}" for m in NCF_MODELS), "rank")
+LEAVE_ONE_OUT = ("Each evaluated training playlist's last track is held out of the models' training data and "
+                 "ranked among the same sampled non-positive tracks for every model (HR@10: in the top 10; "
+                 "NDCG@10: 1 / log2(rank + 2) there; AUC: the share of negatives ranked below it).")
+
+
+def leave_one_out_table(fs: HadoopFS, run_dir: str) -> dict[str, dict[str, float]]:
+    """Popularity, ALS (`als_leave_one_out`) and each trained NCF model on the leave-one-out set."""
+    table: dict[str, dict[str, float]] = {}
+    manifests = {"als": join(run_dir, "als_leave_one_out", MANIFEST),
+                 **{m: join(run_dir, "ncf", m, MANIFEST) for m in NCF_MODELS}}
+    for name, uri in manifests.items():
+        if fs.exists(uri):
+            m = json.loads(fs.read_text(uri))
+            table.setdefault("popularity", m["popularity"])
+            table[name] = m["metrics"]
+    return table
 
 
 def _stage_seconds(fs: HadoopFS, run_dir: str) -> list[list[Any]]:
@@ -204,10 +239,11 @@ def _figures(fs: HadoopFS, run_dir: str, report: dict[str, Any]) -> dict[str, by
 
 
 def evaluate(spark: SparkSession, run_dir_path: str, models: list[str], final: str, seed: int,
-             config: dict[str, Any] | None = None) -> dict[str, Any]:
+             config: dict[str, Any] | None = None, variants: tuple[str, ...] = ()) -> dict[str, Any]:
     """Score rank/<model>/submission.csv for each model; write report.json, report.md and the
     report_*.png figures beside them. `final`: the model compared with the best of the others (with
-    a bootstrap of seed `seed`); `config`: the run's configuration, recorded in the report."""
+    a bootstrap of seed `seed`) and with each of `variants` (other blends among `models`); `config`:
+    the run's configuration, recorded in the report."""
     fs, run_dir = HadoopFS(spark), to_uri(run_dir_path)
     validation = json.loads(fs.read_text(join(run_dir, "validation", "_manifest.json")))
     scorer = ValidationTruth.load(spark, run_dir)
@@ -225,7 +261,9 @@ def evaluate(spark: SparkSession, run_dir_path: str, models: list[str], final: s
         report["models"][model] = summarise(scores[model], scorer.categories)
         log.info("evaluate: %s %s", model, report["models"][model]["overall"])
     if final in scores and len(scores) > 1:
-        report["final_vs_best"] = compare_with_best_source(scores, final, seed)
+        report["final_vs_best"] = compare_with_best_source(scores, final, seed, variants)
+        report["final_vs_variants"] = {v: compare(scores, final, v, seed) for v in variants if v in scores}
+    report["leave_one_out"] = leave_one_out_table(fs, run_dir)
     report["stage_seconds"] = _stage_seconds(fs, run_dir)
     if config is not None:
         report["config"] = config

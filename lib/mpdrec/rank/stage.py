@@ -10,10 +10,12 @@ their candidates) fill what the candidates leave short of 500. Title-only playli
 source's list (`_final`).
 
 Outputs (`<run_dir>/rank/<model>/` for each of rank.models, `ncf` with rank.ncf_model, and `final`,
-the blend): submission.csv
-(validation challenge) and challenge_submission.csv (real challenge), each with a `*_recommendations`
-Parquet copy with scores; `final/blend_model` (the fitted Spark ML pipeline, when one was fitted).
-The manifest holds per-step timings, the candidates' recall by source and the blend's weights.
+the blend): submission.csv (validation challenge) and challenge_submission.csv (real challenge),
+each with a `*_recommendations` Parquet copy with scores; `final/blend_model` (the fitted Spark ML
+pipeline, when one was fitted). With an NCF model (and rank.blend.compare_without_ncf), a second
+blend fitted on the same rows without the NCF score, `final_without_ncf` (validation challenge
+only: what the report compares final with, to show what NCF adds). The manifest holds per-step
+timings, the candidates' recall by source and the blends' weights.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ from mpdrec.io.paths import join, to_uri
 from mpdrec.io.stage import fingerprint, run_stage
 from mpdrec.models import als, artist, cooc, popularity, title
 from mpdrec.models.data import Queries, RankingData
-from mpdrec.rank.assemble import FINAL, SUBMISSION_SIZE, after_candidates, assemble, fill_after
+from mpdrec.rank.assemble import FINAL, SUBMISSION_SIZE, WITHOUT_NCF, after_candidates, assemble, fill_after
 from mpdrec.rank.blend import Blend, fit_blend, labelled, with_features
 from mpdrec.rank import kmeans
 from mpdrec.rank.candidates import candidate_recall, candidate_table, ranked_list
@@ -102,15 +104,15 @@ class _Step:
 
 
 def _rank_challenge(spark: SparkSession, cfg: Config, data: RankingData, tables_dir: str, staging: str,
-                    name: str, blend: Blend, truth: DataFrame | None, ncf: NcfModel | None,
+                    name: str, blends: dict[str, Blend], truth: DataFrame | None, ncf: NcfModel | None,
                     sources: dict[str, Callable[[RankingData, Queries], DataFrame]]) -> dict[str, Any]:
     """Every single-source submission, the NCF model's (with `ncf`: the candidates ordered by its
     score) and the blend's (`final`); with `truth` (the validation challenge's hidden tracks as pid,
-    track_idx), the candidates' recall."""
+    track_idx), the candidates' recall and the other `blends`' submissions."""
     queries, seeds = _queries(spark, data, tables_dir)
     step = _Step(spark, name)
     with Publisher() as publisher:
-        report = _rank_lists(cfg, data, queries, blend, truth, ncf, sources,
+        report = _rank_lists(cfg, data, queries, blends, truth, ncf, sources,
                              _Submit(publisher, data, seeds, staging, name, cfg), step)
         with step("submissions written and validated"):
             out = {m: {**info, "file": f"rank/{m}/{name}.csv"} for m, info in publisher.results().items()}
@@ -159,7 +161,7 @@ def _candidate_rows(cfg: Config, data: RankingData, queries: Queries, lists: dic
     return candidates, rows, depth
 
 
-def _rank_lists(cfg: Config, data: RankingData, queries: Queries, blend: Blend, truth: DataFrame | None,
+def _rank_lists(cfg: Config, data: RankingData, queries: Queries, blends: dict[str, Blend], truth: DataFrame | None,
                 ncf: NcfModel | None, sources: dict[str, Callable[[RankingData, Queries], DataFrame]],
                 submit: _Submit, step: _Step) -> dict[str, Any]:
     """The lists, candidates, NCF scores and blend of one challenge, each ranking handed to `submit`."""
@@ -184,8 +186,10 @@ def _rank_lists(cfg: Config, data: RankingData, queries: Queries, blend: Blend, 
     if truth is not None:
         with step("candidate recall"):
             report["recall"] = candidate_recall(candidates, truth, models)
-    with step("final submission"):
-        submit(FINAL, _final(after_candidates(FINAL, blend.score(rows), fill), lists, queries))
+    for name, blend in blends.items():
+        if name == FINAL or truth is not None:
+            with step(f"{name} submission"):
+                submit(name, _final(after_candidates(name, blend.score(rows), fill), lists, queries))
     for df in [*lists.values(), candidates, rows, fill, queries.playlists, queries.seeds]:
         df.unpersist()
     return report
@@ -204,12 +208,12 @@ def _final(blended: DataFrame, lists: dict[str, DataFrame], queries: Queries) ->
     return blended.join(seedless, "pid", "left_anti").unionByName(by_title)
 
 
-def _train_blend(spark: SparkSession, cfg: Config, data: RankingData, run_dir: str, staging: str,
-                 ncf: NcfModel | None, sources: dict[str, Callable[[RankingData, Queries], DataFrame]]
-                 ) -> tuple[Blend, list[list[Any]]]:
+def _train_blends(spark: SparkSession, cfg: Config, data: RankingData, run_dir: str, staging: str,
+                  ncf: NcfModel | None, sources: dict[str, Callable[[RankingData, Queries], DataFrame]]
+                  ) -> tuple[dict[str, Blend], list[list[Any]]]:
     """The blend fitted on the blend-training challenge's candidates (ranked by every source exactly
-    as the validation challenge is), a fitted Spark ML pipeline saved under final/blend_model; and
-    the steps' seconds."""
+    as the validation challenge is), a fitted Spark ML pipeline saved under final/blend_model (with
+    an NCF model, also the one without its score, under final_without_ncf/); and the steps' seconds."""
     tables = join(staging, "train_queries")
     held_out = challenge_dir(run_dir, "train")
     process_file(join(held_out, "challenge_set.json"), "challenge", tables)
@@ -217,15 +221,20 @@ def _train_blend(spark: SparkSession, cfg: Config, data: RankingData, run_dir: s
     step = _Step(spark, "blend training")
     lists = _ranked_lists(cfg, data, queries, set(cfg.rank.models), sources, step)
     candidates, rows, _ = _candidate_rows(cfg, data, queries, lists, ncf, step)
-    with step("blend fit"):
-        blend = fit_blend(labelled(rows, hidden_track_ids(spark, held_out, data.track_ids)), cfg.rank.models,
-                          cfg.rank.blend, cfg.seed, ncf=ncf is not None)
-        if blend.model is not None:
-            blend.model.write().overwrite().save(join(staging, FINAL, "blend_model"))
+    fit_rows = labelled(rows, hidden_track_ids(spark, held_out, data.track_ids))
+    variants = {FINAL: ncf is not None}
+    if ncf is not None and cfg.rank.blend.compare_without_ncf:
+        variants[WITHOUT_NCF] = False
+    blends = {}
+    for name, with_ncf in variants.items():
+        with step(f"{name} blend fit"):
+            blends[name] = fit_blend(fit_rows, cfg.rank.models, cfg.rank.blend, cfg.seed, ncf=with_ncf)
+            if blends[name].model is not None:
+                blends[name].model.write().overwrite().save(join(staging, name, "blend_model"))
     for df in [*lists.values(), candidates, rows, queries.playlists, queries.seeds]:
         df.unpersist()
     HadoopFS(spark).delete(tables)
-    return blend, step.seconds
+    return blends, step.seconds
 
 
 def run_rank(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:
@@ -245,20 +254,22 @@ def run_rank(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str,
         clusters = (kmeans.fit_clusters(spark, data, ncf, cfg.rank.kmeans_clusters, cfg.seed).cache()
                     if ncf is not None and "kmeans" in cfg.rank.models else None)
         sources = _sources(spark, cfg, ncf, clusters)
-        blend, train_seconds = _train_blend(spark, cfg, data, run_dir, staging, ncf, sources)
+        blends, train_seconds = _train_blends(spark, cfg, data, run_dir, staging, ncf, sources)
         # the validation challenge goes through the same parser as the real one
         tables = join(staging, "validation_queries")
         process_file(join(run_dir, "validation", "challenge_set.json"), "challenge", tables)
         truth = hidden_track_ids(spark, challenge_dir(run_dir, "validation"), data.track_ids).cache()
         body: dict[str, Any] = {"blend_training": {"seconds": train_seconds}}
-        body["submission"] = _rank_challenge(spark, cfg, data, tables, staging, "submission", blend, truth, ncf,
+        body["submission"] = _rank_challenge(spark, cfg, data, tables, staging, "submission", blends, truth, ncf,
                                              sources)
         fs.delete(tables)
         truth.unpersist()
         if fs.exists(join(run_dir, "ingest", "challenge_playlists")):
             body["challenge_submission"] = _rank_challenge(spark, cfg, data, join(run_dir, "ingest"), staging,
-                                                           "challenge_submission", blend, None, ncf, sources)
-        body["blend"] = blend.info
+                                                           "challenge_submission", blends, None, ncf, sources)
+        body["blend"] = blends[FINAL].info
+        if WITHOUT_NCF in blends:
+            body["blend_without_ncf"] = blends[WITHOUT_NCF].info
         if clusters is not None:
             clusters.unpersist()
         return body

@@ -1,4 +1,4 @@
-"""NCF input: labelled example shards streamed into tf.data, and the leave-one-out evaluation set.
+"""NCF input: labelled example shards streamed into tf.data (the leave-one-out set: `mpdrec.models.leave_one_out`).
 
 Each Horovod rank reads only its own shards (shard s belongs to rank s % size), batch by batch with
 pyarrow, so no process ever holds the dataset. Shards are near-equal but not equal, and Horovod's
@@ -154,36 +154,3 @@ def positive_counts(files: list[str], num_tracks: int) -> np.ndarray:
             tracks = rb.column(0).to_numpy()
             counts += np.bincount(tracks[rb.column(1).to_numpy() == 1], minlength=num_tracks)
     return counts
-
-
-@dataclass(frozen=True)
-class LeaveOneOut:
-    """Per evaluated playlist: its held-out track in column 0 of `candidates`, sampled negatives after."""
-    playlists: np.ndarray  # (n,)
-    candidates: np.ndarray  # (n, 1 + negatives)
-
-    def max_ids(self) -> tuple[int, int]:
-        return int(self.playlists.max()), int(self.candidates.max())
-
-
-def read_leave_one_out(uri: str) -> LeaveOneOut:
-    """A (playlist_idx, track_idx, negatives array<int>) Parquet file or directory, every row with the
-    same number of negatives (the protocol ranks each held-out track among equally many)."""
-    fs, path = resolve(uri)
-    try:
-        table = pq.read_table(path, filesystem=fs)
-    except (FileNotFoundError, pa.ArrowInvalid) as exc:
-        raise InputError(f"{uri}: cannot read the leave-one-out set ({exc})") from exc
-    missing = [c for c in ("playlist_idx", "track_idx", "negatives") if c not in table.column_names]
-    if missing or not table.num_rows:
-        raise InputError(f"{uri}: expected rows of (playlist_idx, track_idx, negatives array<int>); "
-                         f"missing columns {missing}" if missing else f"{uri}: the leave-one-out set is empty")
-    negatives = table.column("negatives").combine_chunks()
-    lengths = np.diff(negatives.offsets.to_numpy())
-    if len(set(lengths.tolist())) != 1 or lengths[0] < 1:
-        raise InputError(f"{uri}: rows have {sorted(set(lengths.tolist()))[:5]} negatives; every row needs the same "
-                         "number (at least one)")
-    flat = negatives.flatten().to_numpy().astype(np.int64).reshape(len(lengths), lengths[0])
-    held = table.column("track_idx").to_numpy().astype(np.int64)
-    return LeaveOneOut(table.column("playlist_idx").to_numpy().astype(np.int64),
-                       np.concatenate([held[:, None], flat], axis=1))

@@ -35,9 +35,9 @@ from mpdrec.io.paths import MANIFEST, join, to_uri
 from mpdrec.io.stage import begin_stage, fingerprint, publish_stage, read_manifest, staging_uri, up_to_date
 from mpdrec.models.ncf.artifacts import (
     download_dir, latest_checkpoint, plot_history, restore_checkpoint, save_checkpoint, upload_dir, write_embeddings)
-from mpdrec.models.ncf.data import (
-    LeaveOneOut, TrainingData, describe_training_data, positive_counts, read_leave_one_out, training_dataset)
-from mpdrec.models.ncf.leave_one_out import METRICS, metric_sums, summarize
+from mpdrec.metrics.leave_one_out import METRICS, metric_sums, summarize
+from mpdrec.models.leave_one_out import LeaveOneOut, leave_one_out_files, leave_one_out_uri, read_leave_one_out
+from mpdrec.models.ncf.data import TrainingData, describe_training_data, positive_counts, training_dataset
 
 PROGRESS_EVERY_S = 30.0  # in-epoch progress lines (rank 0)
 EVAL_BATCH = 1 << 16  # (playlist, track) pairs scored per call during evaluation
@@ -54,9 +54,8 @@ def config_digest(cfg: Config, ranks: int) -> str:
 def _sources(cfg: Config, run_dir: str) -> tuple[str, str, list[FileInfo]]:
     """(training data URI, leave-one-out URI, the leave-one-out files)."""
     train = to_uri(cfg.ncf.train_path) if cfg.ncf.train_path else join(run_dir, "negatives", "data")
-    evaluation = to_uri(cfg.ncf.eval_path) if cfg.ncf.eval_path else join(run_dir, "negatives", "eval")
-    store = store_for(evaluation)
-    files = store.glob(join(evaluation, "*.parquet")) or store.glob(evaluation)
+    evaluation = leave_one_out_uri(cfg)
+    files = leave_one_out_files(evaluation)
     if not files:
         hint = ("set ncf.eval_path to a Parquet table (playlist_idx, track_idx, negatives)" if cfg.ncf.eval_path else
                 "run jobs/sample_negatives.py with negatives.eval_playlists > 0, or set ncf.eval_path")

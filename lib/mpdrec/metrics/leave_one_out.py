@@ -1,5 +1,7 @@
 """The NCF paper's evaluation protocol, apart from any model (as in the paper's own code): each
 evaluated playlist's held-out track is ranked among its sampled negatives; HR@10, NDCG@10, and AUC.
+NCF is scored by it in training and ALS after its grid, on the same candidates, so the two compare
+like for like.
 
 Ties are broken uniformly at random *in expectation*: the held-out track's rank is equally likely to
 be anywhere among the candidates with its score. A model that scores everything alike (or popularity
