@@ -18,7 +18,7 @@ from mpdrec.spark import build_spark
 def main(args: argparse.Namespace, cfg: Config) -> None:
     spark = build_spark(cfg.spark, "mpdrec-evaluate")
     report = evaluate(spark, cfg.paths.run_dir, submissions(cfg.rank), FINAL, cfg.seed, cfg.as_dict(),
-                      tuple(blend_variants(cfg.rank)))
+                      tuple(blend_variants(cfg.rank)), ("als", *([cfg.rank.ncf_model] if cfg.rank.ncf_model else [])))
     print(f"{'model':<18} {'R-prec':>8} {'NDCG':>8} {'clicks':>8}")
     for name, m in report["models"].items():
         o = m["overall"]

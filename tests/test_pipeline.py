@@ -242,3 +242,21 @@ def test_an_invalid_submission_is_refused(spark, run, tmp_path):
                          cfg.rank.team_name, cfg.rank.team_email)
         with pytest.raises(InvalidSubmission, match="seed"):
             publisher.results()
+
+
+def test_leave_one_out_table_leaves_out_models_scored_on_another_set(spark, tmp_path):
+    """Popularity on the same leave-one-out set is the same in every manifest: a model whose
+    manifest has another popularity (an output left from an older set) is not compared."""
+    from mpdrec.evaluation import leave_one_out_table
+    from mpdrec.io.fs import HadoopFS
+    from mpdrec.io.paths import to_uri
+
+    same, other = {"hr@10": 0.4, "ndcg@10": 0.3, "auc": 0.6}, {"hr@10": 0.5, "ndcg@10": 0.3, "auc": 0.6}
+    for stage, popularity, hr in (("als_leave_one_out", same, 0.55), ("ncf/gmf", same, 0.52), ("ncf/mlp", other, 0.9)):
+        (tmp_path / stage).mkdir(parents=True)
+        (tmp_path / stage / "_manifest.json").write_text(json.dumps(
+            {"popularity": popularity, "metrics": {"hr@10": hr, "ndcg@10": 0.3, "auc": 0.7}}))
+    table = leave_one_out_table(HadoopFS(spark), to_uri(str(tmp_path)), ("als", "gmf", "mlp", "neumf"))
+    assert list(table) == ["popularity", "als", "gmf"]
+    assert table["popularity"] == same and table["gmf"]["hr@10"] == 0.52
+

@@ -23,6 +23,13 @@ def test_cooc_shares_by_hand():
     shares = cooc_shares(np.array([0, 1]), np.array([6, 5, 9]), postings, tracks)
     # seed 0: 6 in one of its two playlists, 5 in both, 9 in none; seed 1: 6 in its only playlist
     np.testing.assert_allclose(shares, [[0.5, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    # a repeated seed (two seeds by one artist, in the artist features) gets its row again; a scratch
+    # array shared between calls gives the same shares and is left as it was
+    slots = np.full(12, -1, np.int64)
+    again = cooc_shares(np.array([1, 0, 1]), np.array([6, 5, 9]), postings, tracks, slots)
+    np.testing.assert_allclose(again, shares[[1, 0, 1]])
+    np.testing.assert_allclose(cooc_shares(np.array([0]), np.array([7, 0]), postings, tracks, slots), [[0.0, 1.0]])
+    assert (slots == -1).all()
 
 
 def test_distinct_rows_and_transpose_by_hand():

@@ -202,16 +202,22 @@ LEAVE_ONE_OUT = ("Each evaluated training playlist's last track is held out of t
                  "NDCG@10: 1 / log2(rank + 2) there; AUC: the share of negatives ranked below it).")
 
 
-def leave_one_out_table(fs: HadoopFS, run_dir: str) -> dict[str, dict[str, float]]:
-    """Popularity, ALS (`als_leave_one_out`) and each trained NCF model on the leave-one-out set."""
+def leave_one_out_table(fs: HadoopFS, run_dir: str, models: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """Popularity, then each of `models` ("als": `als_leave_one_out/`; an NCF model: `ncf/<model>/`)
+    that the run has, on the leave-one-out set. Popularity on the same candidates and positives is
+    the same number in every manifest; a model whose manifest has another was scored on another set
+    (a stale output) and is left out, with a warning, rather than compared."""
     table: dict[str, dict[str, float]] = {}
-    manifests = {"als": join(run_dir, "als_leave_one_out", MANIFEST),
-                 **{m: join(run_dir, "ncf", m, MANIFEST) for m in NCF_MODELS}}
-    for name, uri in manifests.items():
-        if fs.exists(uri):
-            m = json.loads(fs.read_text(uri))
-            table.setdefault("popularity", m["popularity"])
-            table[name] = m["metrics"]
+    for name in models:
+        uri = join(run_dir, "als_leave_one_out" if name == "als" else join("ncf", name), MANIFEST)
+        if not fs.exists(uri):
+            continue
+        m = json.loads(fs.read_text(uri))
+        if table.setdefault("popularity", m["popularity"]) != m["popularity"]:
+            log.warning("evaluate: %s was scored on another leave-one-out set than %s; left out of the table",
+                        uri, ", ".join(k for k in table if k != "popularity"))
+            continue
+        table[name] = m["metrics"]
     return table
 
 
@@ -239,11 +245,13 @@ def _figures(fs: HadoopFS, run_dir: str, report: dict[str, Any]) -> dict[str, by
 
 
 def evaluate(spark: SparkSession, run_dir_path: str, models: list[str], final: str, seed: int,
-             config: dict[str, Any] | None = None, variants: tuple[str, ...] = ()) -> dict[str, Any]:
+             config: dict[str, Any] | None = None, variants: tuple[str, ...] = (),
+             leave_one_out: tuple[str, ...] = ()) -> dict[str, Any]:
     """Score rank/<model>/submission.csv for each model; write report.json, report.md and the
     report_*.png figures beside them. `final`: the model compared with the best of the others (with
     a bootstrap of seed `seed`) and with each of `variants` (other blends among `models`); `config`:
-    the run's configuration, recorded in the report."""
+    the run's configuration, recorded in the report; `leave_one_out`: the models whose leave-one-out
+    scores the report tabulates (`leave_one_out_table`)."""
     fs, run_dir = HadoopFS(spark), to_uri(run_dir_path)
     validation = json.loads(fs.read_text(join(run_dir, "validation", "_manifest.json")))
     scorer = ValidationTruth.load(spark, run_dir)
@@ -263,7 +271,7 @@ def evaluate(spark: SparkSession, run_dir_path: str, models: list[str], final: s
     if final in scores and len(scores) > 1:
         report["final_vs_best"] = compare_with_best_source(scores, final, seed, variants)
         report["final_vs_variants"] = {v: compare(scores, final, v, seed) for v in variants if v in scores}
-    report["leave_one_out"] = leave_one_out_table(fs, run_dir)
+    report["leave_one_out"] = leave_one_out_table(fs, run_dir, leave_one_out)
     report["stage_seconds"] = _stage_seconds(fs, run_dir)
     if config is not None:
         report["config"] = config

@@ -46,18 +46,35 @@ SEED_FEATURES = COOC_FEATURES + ARTIST_FEATURES
 LAST_SEEDS = 5  # seed_cooc_last: the mean share over the last (highest-position) seeds shown
 
 
-def cooc_shares(seeds: np.ndarray, candidates: np.ndarray, postings: Csr, tracks: Csr) -> np.ndarray:
-    """shares[i, j] = share of seed i's (sampled) training playlists that hold candidates[j]."""
-    held, per_seed = csr_rows(postings, seeds.astype(np.int64))
-    hit_tracks, per_playlist = csr_rows(tracks, held.astype(np.int64))
-    seed_of_hit = np.repeat(np.repeat(np.arange(len(seeds)), per_seed), per_playlist)
-    order = np.argsort(candidates, kind="stable")
-    ranked = candidates[order]
-    at = np.minimum(np.searchsorted(ranked, hit_tracks), len(ranked) - 1)
-    kept = ranked[at] == hit_tracks
-    counts = np.bincount(seed_of_hit[kept] * len(candidates) + order[at[kept]],
-                         minlength=len(seeds) * len(candidates)).reshape(len(seeds), len(candidates))
-    return counts / np.maximum(per_seed, 1)[:, None]
+def cooc_shares(seeds: np.ndarray, candidates: np.ndarray, postings: Csr, rows: Csr,
+                slots: np.ndarray | None = None) -> np.ndarray:
+    """shares[i, j] = share of seed i's (sampled) training playlists whose row in `rows` (their
+    tracks, or their artists) holds candidates[j] (distinct ids).
+
+    Each distinct seed and each distinct playlist is read once (a query's seeds share artists, and
+    popular seeds share playlists), and whether a value is a candidate is one lookup in `slots`: a
+    scratch array over the value ids, all -1, restored before returning (made here when None; a
+    task passes one for all its queries). A sorted search per value took 6x the time (the synthetic
+    data's blend-training queries: 71 ms a query against 11 ms, the same shares)."""
+    distinct, seed_back = np.unique(seeds, return_inverse=True)
+    held, per_seed = csr_rows(postings, distinct.astype(np.int64))
+    playlists, held_back = np.unique(held, return_inverse=True)
+    values, per_playlist = csr_rows(rows, playlists.astype(np.int64))
+    if slots is None:
+        slots = np.full(max(int(values.max(initial=0)), int(candidates.max(initial=0))) + 1, -1, np.int64)
+    slots[candidates] = np.arange(len(candidates))
+    column = slots[values]
+    slots[candidates] = -1
+    kept = column >= 0
+    # the candidates each distinct playlist holds (CSR), then read once per (seed, playlist) posting
+    offsets = np.zeros(len(playlists) + 1, np.int64)
+    np.cumsum(np.bincount(np.repeat(np.arange(len(playlists)), per_playlist)[kept], minlength=len(playlists)),
+              out=offsets[1:])
+    columns, held_lengths = csr_rows((offsets, column[kept]), held_back.astype(np.int64))
+    seed_of = np.repeat(np.repeat(np.arange(len(distinct)), per_seed), held_lengths)
+    counts = np.bincount(seed_of * len(candidates) + columns, minlength=len(distinct) * len(candidates))
+    shares = counts.reshape(len(distinct), len(candidates)) / np.maximum(per_seed, 1)[:, None]
+    return shares[seed_back]
 
 
 def _features(shares: np.ndarray) -> list[np.ndarray]:
@@ -81,15 +98,16 @@ class _Shared:
     artist_popularity: np.ndarray
 
 
-def _artist_features(seeds: np.ndarray | None, candidates: np.ndarray, shared: _Shared) -> list[np.ndarray]:
-    """ARTIST_FEATURES of each candidate track."""
+def _artist_features(seeds: np.ndarray | None, candidates: np.ndarray, shared: _Shared,
+                     slots: np.ndarray | None = None) -> list[np.ndarray]:
+    """ARTIST_FEATURES of each candidate track (`slots`: cooc_shares' scratch over artist ids)."""
     artists = shared.track_artists[candidates]
     popularity = shared.artist_popularity[artists]
     if seeds is None or not len(seeds):
         return [np.zeros(len(candidates)), np.zeros(len(candidates)), popularity]
     distinct, back = np.unique(artists, return_inverse=True)  # cooc_shares wants each candidate once
     shares = cooc_shares(shared.track_artists[seeds], distinct, shared.artist_postings,
-                         shared.playlist_artists)[:, back]
+                         shared.playlist_artists, slots)[:, back]
     return [shares.max(axis=0), shares.mean(axis=0), popularity]
 
 
@@ -97,6 +115,8 @@ def _with_cooc(shared: Broadcast) -> Callable[[Iterator[pa.RecordBatch]], Iterat
     """Rows sorted by pid -> the same rows with SEED_FEATURES appended."""
     def add(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         tables: _Shared = shared.value
+        track_slots = np.full(len(tables.track_artists), -1, np.int64)  # cooc_shares' scratch, one per task
+        artist_slots = np.full(len(tables.artist_popularity), -1, np.int64)
         for cols in whole_groups(batches, "pid"):
             pids = cols["pid"]
             out = [np.zeros(len(pids)) for _ in SEED_FEATURES]
@@ -105,8 +125,9 @@ def _with_cooc(shared: Broadcast) -> Callable[[Iterator[pa.RecordBatch]], Iterat
                 seeds = tables.seeds_of.get(int(pids[start]))
                 candidates = cols["track_idx"][start:end].astype(np.int64)
                 cooc = ([np.zeros(len(candidates)) for _ in COOC_FEATURES] if seeds is None else
-                        _features(cooc_shares(seeds, candidates, tables.track_postings, tables.playlist_tracks)))
-                for column, values in zip(out, cooc + _artist_features(seeds, candidates, tables)):
+                        _features(cooc_shares(seeds, candidates, tables.track_postings, tables.playlist_tracks,
+                                              track_slots)))
+                for column, values in zip(out, cooc + _artist_features(seeds, candidates, tables, artist_slots)):
                     column[start:end] = values
             names = list(cols)
             yield pa.RecordBatch.from_arrays([pa.array(cols[c]) for c in names] + [pa.array(v) for v in out],
