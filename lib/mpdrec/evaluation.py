@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -213,7 +214,8 @@ def leave_one_out_table(fs: HadoopFS, run_dir: str, models: tuple[str, ...]) -> 
         if not fs.exists(uri):
             continue
         m = json.loads(fs.read_text(uri))
-        if table.setdefault("popularity", m["popularity"]) != m["popularity"]:
+        reference = table.setdefault("popularity", m["popularity"])
+        if not all(math.isclose(reference[k], m["popularity"][k], rel_tol=1e-9) for k in reference):  # sums by rank
             log.warning("evaluate: %s was scored on another leave-one-out set than %s; left out of the table",
                         uri, ", ".join(k for k in table if k != "popularity"))
             continue
