@@ -37,6 +37,7 @@ SETTINGS = [
     "ncf.model=gmf", "ncf.factors=16", "ncf.batch_size=4096", "ncf.lr=0.25", "ncf.epochs=1", "ncf.patience=0",
     "ncf.launcher=spark", "ncf.num_proc=2",
     "rank.models=[als]", "rank.ncf_model=gmf", "rank.block_rows=5000", "rank.blend.method=logistic",
+    "rank.blend.compare_ncf=false",  # the NCF blend variant: tests/test_ncf_train.py
 ]
 # (job, stage name in the outputs, tables it writes under the run directory)
 JOBS = [

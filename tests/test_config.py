@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import CONF_DIR, ROOT, python_env
+from conftest import CONF_DIR, ROOT, make_config, python_env
 from mpdrec.config import load_config, parse_set
 from mpdrec.errors import ConfigError
 
@@ -94,3 +94,16 @@ def test_jobs_fail_before_spark_with_one_line(job, args, message):
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
     assert "SparkContext" not in proc.stderr
+
+
+def test_the_ncf_blend_variant_is_the_blend_final_is_not():
+    """With an NCF model, the rank stage also writes the blend that differs from final by the NCF
+    score (rank.blend.compare_ncf): with it when final has none, without it when final has it."""
+    from mpdrec.rank.assemble import WITH_NCF, WITHOUT_NCF, blend_variants, submissions
+
+    rank = lambda *sets: make_config(list(sets)).rank  # noqa: E731
+    assert blend_variants(rank("rank.ncf_model=gmf")) == [WITH_NCF]
+    assert blend_variants(rank("rank.ncf_model=gmf", "rank.blend.ncf_feature=true")) == [WITHOUT_NCF]
+    assert blend_variants(rank("rank.ncf_model=gmf", "rank.blend.compare_ncf=false")) == []
+    assert blend_variants(rank("rank.ncf_model=null")) == []
+    assert submissions(rank("rank.ncf_model=gmf"))[-3:] == ["ncf", "final", WITH_NCF]

@@ -221,9 +221,9 @@ def test_executors_score_candidates_like_the_model(spark, run_dir, horovodrun_re
 
 
 def test_rank_stage_blends_with_the_ncf_score(spark, run_dir, horovodrun_result):
-    """rank.ncf_model: the candidates get the model's score as a feature, rank/ncf is a validated
-    submission of the candidates in its order, a second blend fitted without the score is
-    final_without_ncf, and the report scores both beside the others, compares final with the best
+    """rank.ncf_model (with rank.blend.ncf_feature): the candidates get the model's score as a
+    feature, rank/ncf is a validated submission of the candidates in its order, a second blend
+    fitted without the score is final_without_ncf, and the report scores both beside the others, compares final with the best
     single source only (never with its own variant) and with the variant, and puts the NCF model
     and popularity in its leave-one-out table."""
     from mpdrec.evaluation import evaluate, markdown
@@ -231,14 +231,13 @@ def test_rank_stage_blends_with_the_ncf_score(spark, run_dir, horovodrun_result)
     from mpdrec.rank.stage import run_rank
 
     cfg = make_config([f"paths.run_dir={run_dir}", "paths.challenge=", "rank.models=[popularity,title,cooc,kmeans]",
-                       "rank.ncf_model=gmf", "rank.cooc_neighbours=50", "rank.blend.trees=10",
-                       "rank.kmeans_clusters=5"])
+                       "rank.ncf_model=gmf", "rank.blend.ncf_feature=true", "rank.cooc_neighbours=50",
+                       "rank.blend.trees=10", "rank.kmeans_clusters=5"])
     manifest = run_rank(spark, cfg)
     names = {"popularity", "title", "cooc", "kmeans", "ncf", "final", WITHOUT_NCF}
     assert set(manifest["submission"]["models"]) == names
     assert "ncf_score" in manifest["blend"]["feature_importances"]
-    assert "ncf_score" not in manifest["blend_without_ncf"]["feature_importances"]
-    assert set(manifest["blend_without_ncf"]["feature_importances"]) == \
+    assert set(manifest["blend_variants"][WITHOUT_NCF]["feature_importances"]) == \
         set(manifest["blend"]["feature_importances"]) - {"ncf_score"}
     assert "candidates and features with gmf scores" in dict(manifest["submission"]["seconds"])
     assert manifest["submission"]["candidates"]["recall"]["kmeans"] > 0

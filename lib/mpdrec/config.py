@@ -125,7 +125,8 @@ class BlendConfig:
     depth: int
     learning_rate: float  # ranker and gbt: shrinkage of each tree
     negatives_per_positive: int  # non-hidden candidates sampled per hidden one for fitting
-    compare_without_ncf: bool  # with rank.ncf_model: also fit without the NCF score (rank/final_without_ncf)
+    ncf_feature: bool  # with rank.ncf_model: final's re-ranker takes the NCF score among its features
+    compare_ncf: bool  # with rank.ncf_model: also fit the other blend (final_with_ncf or final_without_ncf)
 
     def __post_init__(self) -> None:
         _require(self.method in BLEND_METHODS, "rank.blend.method", f"must be one of {', '.join(BLEND_METHODS)}")

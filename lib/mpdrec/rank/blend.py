@@ -37,8 +37,9 @@ TRACK_FEATURES = ["popularity", "artist_share", "sources_hit"]
 
 def feature_names(sources: list[str], ncf: bool = False) -> list[str]:
     """The re-ranker's inputs, in order: each source's score, rank and relative score, the NCF
-    model's score of the candidate (when the rank stage has one), the candidate against the seeds
-    (`mpdrec.rank.seed_features`; `als_dot` when ALS is a source), then the rest."""
+    model's score of the candidate (with `ncf`: rank.blend.ncf_feature, or the NCF blend variant),
+    the candidate against the seeds (`mpdrec.rank.seed_features`; `als_dot` when ALS is a source),
+    then the rest."""
     return ([f"{s}_{k}" for s in sorted(sources) for k in ("score", "rank", "rel")] + (["ncf_score"] if ncf else [])
             + SEED_FEATURES + (["als_dot"] if "als" in sources else []) + QUERY_FEATURES + TRACK_FEATURES)
 

@@ -12,10 +12,11 @@ source's list (`_final`).
 Outputs (`<run_dir>/rank/<model>/` for each of rank.models, `ncf` with rank.ncf_model, and `final`,
 the blend): submission.csv (validation challenge) and challenge_submission.csv (real challenge),
 each with a `*_recommendations` Parquet copy with scores; `final/blend_model` (the fitted Spark ML
-pipeline, when one was fitted). With an NCF model (and rank.blend.compare_without_ncf), a second
-blend fitted on the same rows without the NCF score, `final_without_ncf` (validation challenge
-only: what the report compares final with, to show what NCF adds). The manifest holds per-step
-timings, the candidates' recall by source and the blends' weights.
+pipeline, when one was fitted). With an NCF model, its score is a feature of final's re-ranker when
+rank.blend.ncf_feature is set, and rank.blend.compare_ncf fits the other blend on the same rows:
+`final_with_ncf` (or `final_without_ncf`), validation challenge only, what the report compares
+final with to show what the NCF score adds. The manifest holds per-step timings, the candidates'
+recall by source and the blends' weights.
 """
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ from mpdrec.io.paths import join, to_uri
 from mpdrec.io.stage import fingerprint, run_stage
 from mpdrec.models import als, artist, cooc, popularity, title
 from mpdrec.models.data import Queries, RankingData
-from mpdrec.rank.assemble import FINAL, SUBMISSION_SIZE, WITHOUT_NCF, after_candidates, assemble, fill_after
+from mpdrec.rank.assemble import (FINAL, SUBMISSION_SIZE, WITH_NCF, after_candidates, assemble, blend_variants,
+                                  fill_after)
 from mpdrec.rank.blend import Blend, fit_blend, labelled, with_features
 from mpdrec.rank import kmeans
 from mpdrec.rank.candidates import candidate_recall, candidate_table, ranked_list
@@ -212,8 +214,8 @@ def _train_blends(spark: SparkSession, cfg: Config, data: RankingData, run_dir: 
                   ncf: NcfModel | None, sources: dict[str, Callable[[RankingData, Queries], DataFrame]]
                   ) -> tuple[dict[str, Blend], list[list[Any]]]:
     """The blend fitted on the blend-training challenge's candidates (ranked by every source exactly
-    as the validation challenge is), a fitted Spark ML pipeline saved under final/blend_model (with
-    an NCF model, also the one without its score, under final_without_ncf/); and the steps' seconds."""
+    as the validation challenge is), a fitted Spark ML pipeline saved under final/blend_model (and
+    the NCF variant's under its own name: `blend_variants`); and the steps' seconds."""
     tables = join(staging, "train_queries")
     held_out = challenge_dir(run_dir, "train")
     process_file(join(held_out, "challenge_set.json"), "challenge", tables)
@@ -222,9 +224,9 @@ def _train_blends(spark: SparkSession, cfg: Config, data: RankingData, run_dir: 
     lists = _ranked_lists(cfg, data, queries, set(cfg.rank.models), sources, step)
     candidates, rows, _ = _candidate_rows(cfg, data, queries, lists, ncf, step)
     fit_rows = labelled(rows, hidden_track_ids(spark, held_out, data.track_ids))
-    variants = {FINAL: ncf is not None}
-    if ncf is not None and cfg.rank.blend.compare_without_ncf:
-        variants[WITHOUT_NCF] = False
+    variants = {FINAL: ncf is not None and cfg.rank.blend.ncf_feature}
+    if ncf is not None:
+        variants.update({name: name == WITH_NCF for name in blend_variants(cfg.rank)})
     blends = {}
     for name, with_ncf in variants.items():
         with step(f"{name} blend fit"):
@@ -268,8 +270,7 @@ def run_rank(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str,
             body["challenge_submission"] = _rank_challenge(spark, cfg, data, join(run_dir, "ingest"), staging,
                                                            "challenge_submission", blends, None, ncf, sources)
         body["blend"] = blends[FINAL].info
-        if WITHOUT_NCF in blends:
-            body["blend_without_ncf"] = blends[WITHOUT_NCF].info
+        body["blend_variants"] = {name: b.info for name, b in blends.items() if name != FINAL}
         if clusters is not None:
             clusters.unpersist()
         return body
