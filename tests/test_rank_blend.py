@@ -10,7 +10,7 @@ from pyspark.sql import functions as F
 
 from conftest import make_config
 from mpdrec.models.data import Queries, RankingData
-from mpdrec.rank.blend import RRF_K, feature_names, fit_blend, labelled, with_features
+from mpdrec.rank.blend import RRF_K, feature_names, fit_blend, fit_sample, labelled, with_features
 from mpdrec.rank.candidates import candidate_recall, candidate_table, ranked_list
 
 
@@ -77,6 +77,11 @@ def test_features_fill_missing_sources_and_describe_query_and_track(spark):
     assert t1["title_support"] == pytest.approx(math.log1p(2))  # two training playlists named "rock" (not 103)
     assert t1["popularity"] == pytest.approx(math.log1p(20))
     assert (other["num_seeds"], other["has_title"], other["title_support"], other["artist_share"]) == (0, 0, 0.0, 0.0)
+    # a row's features do not depend on the other candidates: the blend-training challenge computes
+    # them for its fit sample alone, labels carried along
+    sample = candidate_table(lists, depth).where("track_idx = 3").withColumn("label", F.lit(1.0))
+    alone = with_features(sample, q, data, depth, 100, 1).collect()
+    assert [r.asDict() for r in alone] == [{**t3, "label": 1.0}]
 
 
 def _training_rows(spark, n: int = 4000):
@@ -95,7 +100,7 @@ def _training_rows(spark, n: int = 4000):
 def test_fitted_blend_learns_the_signal_and_is_deterministic(spark, method):
     rows = _training_rows(spark, 16_000)  # fit rows > 10,000: trees sample their split candidates
     cfg = make_config([f"rank.blend.method={method}", "rank.blend.trees=10", "rank.blend.negatives_per_positive=2"])
-    blend = fit_blend(rows, ["a", "b"], cfg.rank.blend, seed=3)
+    blend = fit_blend(fit_sample(rows, cfg.rank.blend.negatives_per_positive, seed=3), ["a", "b"], cfg.rank.blend, seed=3)
     assert blend.info["method"] == method and blend.info["fit_positives"] > 500
     assert 0 < blend.info["negative_share"] < 1  # negatives were sampled down
     scored = blend.score(rows).join(rows.select("track_idx", "label", "a_rank"), "track_idx").toPandas()
@@ -110,7 +115,7 @@ def test_fitted_blend_learns_the_signal_and_is_deterministic(spark, method):
         assert blend.info["coefficients"]["a_rank"] < 0  # a later rank, a lower score
     # the same model from the same rows however they are partitioned and ordered (a cluster's are not local mode's)
     shuffled = rows.repartition(3).orderBy(F.desc("track_idx"))
-    again = fit_blend(shuffled, ["a", "b"], cfg.rank.blend, seed=3).score(rows).toPandas()
+    again = fit_blend(fit_sample(shuffled, cfg.rank.blend.negatives_per_positive, seed=3), ["a", "b"], cfg.rank.blend, seed=3).score(rows).toPandas()
     assert np.array_equal(scored.sort_values("track_idx").score.to_numpy(),
                           again.sort_values("track_idx").score.to_numpy())
 
@@ -118,7 +123,7 @@ def test_fitted_blend_learns_the_signal_and_is_deterministic(spark, method):
 def test_fixed_blend_is_the_reciprocal_rank_sum_and_the_fallback_without_labels(spark):
     rows = _training_rows(spark, 200).withColumn("label", F.lit(0.0))
     cfg = make_config([])
-    blend = fit_blend(rows, ["a", "b"], cfg.rank.blend, seed=3)
+    blend = fit_blend(fit_sample(rows, 5, seed=3), ["a", "b"], cfg.rank.blend, seed=3)
     assert blend.model is None and blend.info["reason"] == "no labelled fit rows"
     got = blend.score(rows).join(rows, ["pid", "track_idx"]).toPandas()
     expected = 1 / (RRF_K + got.a_rank) + 1 / (RRF_K + got.b_rank)

@@ -9,6 +9,12 @@ from pyspark.sql import DataFrame
 Csr = tuple[np.ndarray, np.ndarray]  # (offsets: row i is values[offsets[i]:offsets[i + 1]], values)
 
 
+def row_ids(lengths: np.ndarray) -> np.ndarray:
+    """The row (int64) of each entry of rows laid end to end with these `lengths`: what every
+    per-entry computation on a CSR (a hash of (row, value), a bincount by row) pairs values with."""
+    return np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+
+
 def csr(table: DataFrame, key: str, value: str, rows: int) -> Csr:
     """Two int columns of `table`, collected, as CSR: row k holds the values of key k (their order
     within a row is not defined; every use here counts them)."""
@@ -30,7 +36,7 @@ def distinct_rows(matrix: Csr, mapping: np.ndarray) -> Csr:
     """Each row's values mapped through `mapping` (e.g. track -> artist), duplicates within a row
     dropped, values sorted."""
     offsets, values = matrix
-    rows = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
+    rows = row_ids(np.diff(offsets))
     width = int(mapping.max(initial=0)) + 1
     keys = np.unique(rows * width + mapping[values])
     out = np.zeros(len(offsets), np.int64)
@@ -42,8 +48,8 @@ def transposed(matrix: Csr, keep: np.ndarray, columns: int) -> Csr:
     """The transpose (row c: the rows holding value c) of the entries where `keep` (a boolean per
     entry of `matrix`'s values) is true."""
     offsets, values = matrix
-    rows = np.repeat(np.arange(len(offsets) - 1, dtype=np.int32), np.diff(offsets))[keep]
+    rows = row_ids(np.diff(offsets))[keep]
     kept = values[keep]
     out = np.zeros(columns + 1, np.int64)
     np.cumsum(np.bincount(kept, minlength=columns), out=out[1:])
-    return out, rows[np.argsort(kept, kind="stable")]
+    return out, rows[np.argsort(kept, kind="stable")].astype(np.int32)

@@ -46,7 +46,7 @@ def feature_names(sources: list[str], ncf: bool = False) -> list[str]:
 
 def with_features(candidates: DataFrame, queries: Queries, data: RankingData, depth: dict[str, int],
                   max_per_seed: int, seed: int, factors: als.Factors | None = None) -> DataFrame:
-    """The candidate table (with any extra feature columns it carries, e.g. ncf_score) plus every
+    """The candidate table (with its ncf_score or label, when it carries one) plus every
     feature column (no nulls: a source that did not propose a track gives it score and relative
     score 0 and rank = its depth, one past its last). The seed features sample each seed's
     playlists down to `max_per_seed` (seeded by `seed`); `factors` (ALS's) give `als_dot`.
@@ -71,7 +71,7 @@ def with_features(candidates: DataFrame, queries: Queries, data: RankingData, de
     filled = [F.coalesce(f"{s}_{k}", F.lit(0.0)).alias(f"{s}_{k}") for s in names for k in ("score", "rel")] + [
         F.coalesce(f"{s}_rank", F.lit(depth[s])).alias(f"{s}_rank") for s in names]
     hit = sum((F.col(f"{s}_rank").isNotNull().cast("int") for s in names), F.lit(0))
-    extra = [c for c in candidates.columns if c == "ncf_score"]
+    extra = [c for c in candidates.columns if c in ("ncf_score", "label")]
     # every table joined is broadcast (at most the catalogue's tracks, 2.3M rows for the full MPD): the
     # candidates, millions of rows, are never shuffled here
     rows = (candidates.select("pid", "track_idx", *filled, *extra, hit.alias("sources_hit"))
@@ -109,20 +109,44 @@ class Blend:
         return scored.select("pid", "track_idx", score.alias("score"))
 
 
-def fit_blend(rows: DataFrame, sources: list[str], cfg: BlendConfig, seed: int, ncf: bool = False) -> Blend:
-    """Fit on labelled feature rows: every positive and about `negatives_per_positive` negatives each,
-    sampled by a seeded hash of (pid, track_idx) so that the same config fits the same model."""
+@dataclass(frozen=True)
+class FitRows:
+    """What a re-ranker is fitted on: every positive of the labelled candidates and a seeded sample
+    of the negatives (`negative_share` of them, by a hash of (pid, track_idx)), and the counts
+    before sampling."""
+    rows: DataFrame
+    positives: int
+    negatives: int
+    negative_share: float
+
+    @property
+    def expected_rows(self) -> int:
+        """The sample's size as the counts predict it: what the fit's partition layout follows."""
+        return round(self.positives + self.negative_share * self.negatives)
+
+
+def fit_sample(rows: DataFrame, negatives_per_positive: int, seed: int) -> FitRows:
+    """Every positive of labelled `rows` and about `negatives_per_positive` negatives each.
+
+    Made from the candidates before their features, since no feature of a row depends on the
+    others': the blend-training challenge's features are then computed for the sample alone (at 100
+    slices about 1 candidate in 15) and the model is the one fitted from all rows' features."""
     counts = {r.label: r["count"] for r in rows.groupBy("label").count().collect()}
     positives, negatives = int(counts.get(1.0, 0)), int(counts.get(0.0, 0))
-    info: dict[str, Any] = {"method": cfg.method, "fit_positives": positives}
-    if cfg.method == "fixed" or positives == 0:
+    share = min(1.0, negatives_per_positive * positives / max(negatives, 1))
+    bucket = (F.abs(F.xxhash64(F.lit(seed), "pid", "track_idx")) % 1_000_000) / 1_000_000.0
+    return FitRows(rows.where((F.col("label") == 1.0) | (bucket < share)), positives, negatives, share)
+
+
+def fit_blend(fit: FitRows, sources: list[str], cfg: BlendConfig, seed: int, ncf: bool = False) -> Blend:
+    """Fit on the sampled feature rows (`fit_sample`) so that the same config fits the same model:
+    they are laid out by (pid, track_idx) alone (`fixed_layout`)."""
+    info: dict[str, Any] = {"method": cfg.method, "fit_positives": fit.positives}
+    if cfg.method == "fixed" or fit.positives == 0:
         info.update(method="fixed", reason="configured" if cfg.method == "fixed" else "no labelled fit rows")
         return Blend(sources, None, info)
-    share = min(1.0, cfg.negatives_per_positive * positives / max(negatives, 1))
-    bucket = (F.abs(F.xxhash64(F.lit(seed), "pid", "track_idx")) % 1_000_000) / 1_000_000.0
     # cached: the estimator reads its input more than once (row counts, split candidates, then training)
-    sample = fixed_layout(rows.where((F.col("label") == 1.0) | (bucket < share)), ["pid", "track_idx"],
-                          round(positives + share * negatives)).persist()
+    sample = fixed_layout(fit.rows, ["pid", "track_idx"], fit.expected_rows).persist()
     names = feature_names(sources, ncf)
     try:
         if cfg.method == "ranker":
@@ -133,7 +157,7 @@ def fit_blend(rows: DataFrame, sources: list[str], cfg: BlendConfig, seed: int, 
             model = Pipeline(stages=[VectorAssembler(inputCols=names, outputCol="features"), learner]).fit(sample)
     finally:
         sample.unpersist()
-    info.update(negative_share=round(share, 6), **_weights(cfg.method, model.stages[-1], names))
+    info.update(negative_share=round(fit.negative_share, 6), **_weights(cfg.method, model.stages[-1], names))
     return Blend(sources, model, info)
 
 

@@ -28,6 +28,8 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from mpdrec.csr import row_ids
+
 QUERY_CHUNK = 256  # query rows per matrix product: bounds a task's score matrix to 256 x block_rows floats
 REFERENCE_FACTOR = 4  # the bound of step 3 comes from the REFERENCE_FACTOR * n most popular tracks
 ROUNDING_MARGIN = 1e-4  # relative: far above float32's rounding of a 64..256-term dot product
@@ -131,7 +133,7 @@ class _Pair:
 
     def excluded(self) -> tuple[np.ndarray, np.ndarray]:
         """(query row, position in this track block) of every excluded track present in the block."""
-        rows = np.repeat(np.arange(len(self.excl_off) - 1), np.diff(self.excl_off))
+        rows = row_ids(np.diff(self.excl_off))
         pos = np.minimum(np.searchsorted(self.t_ids, self.excl), max(len(self.t_ids) - 1, 0))
         hit = self.t_ids[pos] == self.excl if len(self.t_ids) else np.zeros(len(self.excl), bool)
         return rows[hit], pos[hit]
@@ -266,7 +268,7 @@ def top_n(queries: DataFrame, items: DataFrame, n: int, block_rows: int) -> Data
         ids = np.concatenate([np.frombuffer(b, np.int32) for b in group["ids"]])
         scores = np.concatenate([np.frombuffer(b, np.float32) for b in group["scores"]])
         counts = [np.frombuffer(b, np.int32) for b in group["counts"]]
-        rows = np.concatenate([np.repeat(np.arange(len(c)), c) for c in counts])
+        rows = np.concatenate([row_ids(c) for c in counts])
         order = np.lexsort((ids, -scores, rows))  # per query: score descending, then track_idx
         rows, ids, scores = rows[order], ids[order], scores[order]
         rank = np.arange(len(rows)) - np.searchsorted(rows, rows)

@@ -34,7 +34,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StructField
 
-from mpdrec.csr import Csr, csr, csr_rows, transposed
+from mpdrec.csr import Csr, csr, csr_rows, row_ids, transposed
 from mpdrec.models import als
 from mpdrec.models.cooc import sampled_postings
 from mpdrec.models.data import Queries, RankingData
@@ -68,10 +68,10 @@ def cooc_shares(seeds: np.ndarray, candidates: np.ndarray, postings: Csr, rows: 
     kept = column >= 0
     # the candidates each distinct playlist holds (CSR), then read once per (seed, playlist) posting
     offsets = np.zeros(len(playlists) + 1, np.int64)
-    np.cumsum(np.bincount(np.repeat(np.arange(len(playlists)), per_playlist)[kept], minlength=len(playlists)),
+    np.cumsum(np.bincount(row_ids(per_playlist)[kept], minlength=len(playlists)),
               out=offsets[1:])
     columns, held_lengths = csr_rows((offsets, column[kept]), held_back.astype(np.int64))
-    seed_of = np.repeat(np.repeat(np.arange(len(distinct)), per_seed), held_lengths)
+    seed_of = np.repeat(row_ids(per_seed), held_lengths)
     counts = np.bincount(seed_of * len(candidates) + columns, minlength=len(distinct) * len(candidates))
     shares = counts.reshape(len(distinct), len(candidates)) / np.maximum(per_seed, 1)[:, None]
     return shares[seed_back]
@@ -156,7 +156,7 @@ def artist_postings(playlist_artists: Csr, artists: np.ndarray, width: int, max_
     counts = np.bincount(values, minlength=width)
     wanted = np.zeros(width, bool)
     wanted[artists] = True
-    rows = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
+    rows = row_ids(np.diff(offsets))
     keep_share = np.minimum(1.0, max_per_seed / np.maximum(counts, 1))
     keep = wanted[values] & (_unit_hash(rows, values, seed) < keep_share[values])
     return transposed(playlist_artists, keep, width), counts

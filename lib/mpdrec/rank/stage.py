@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator
 
 from pyspark.sql import DataFrame, SparkSession
@@ -40,7 +40,7 @@ from mpdrec.models import als, artist, cooc, popularity, title
 from mpdrec.models.data import Queries, RankingData
 from mpdrec.rank.assemble import (FINAL, SUBMISSION_SIZE, WITH_NCF, after_candidates, assemble, blend_variants,
                                   fill_after)
-from mpdrec.rank.blend import Blend, fit_blend, labelled, with_features
+from mpdrec.rank.blend import Blend, fit_blend, fit_sample, labelled, with_features
 from mpdrec.rank import kmeans
 from mpdrec.rank.candidates import candidate_recall, candidate_table, ranked_list
 from mpdrec.rank.ncf_scores import NcfModel
@@ -152,15 +152,26 @@ def _candidate_rows(cfg: Config, data: RankingData, queries: Queries, lists: dic
                     ncf: NcfModel | None, step: _Step) -> tuple[DataFrame, DataFrame, dict[str, int]]:
     """The candidate table and its feature rows (with the NCF scores, computed with the features so
     that the rows are cached once), both persisted, and each source's depth."""
-    depth = {s: getattr(cfg.rank.candidates, s) for s in cfg.rank.models}
     with step("candidates and features" + (f" with {ncf.name} scores" if ncf is not None else "")):
-        candidates = candidate_table(lists, depth).persist()
-        factors = (als.Factors.load(data.interactions.sparkSession, join(to_uri(cfg.paths.run_dir), "als"))
-                   if "als" in cfg.rank.models else None)
-        rows = with_features(candidates, queries, data, depth, cfg.rank.cooc_max_playlists_per_seed, cfg.seed, factors)
-        rows = (rows if ncf is None else ncf.scores(rows, queries)).persist()
+        candidates = candidate_table(lists, _depth(cfg)).persist()
+        rows = _features(cfg, data, queries, candidates, ncf).persist()
         rows.count()
-    return candidates, rows, depth
+    return candidates, rows, _depth(cfg)
+
+
+def _depth(cfg: Config) -> dict[str, int]:
+    """Each source's candidates per playlist."""
+    return {s: getattr(cfg.rank.candidates, s) for s in cfg.rank.models}
+
+
+def _features(cfg: Config, data: RankingData, queries: Queries, candidates: DataFrame,
+              ncf: NcfModel | None) -> DataFrame:
+    """`candidates` with every blend feature, the NCF score among them with `ncf`."""
+    factors = (als.Factors.load(data.interactions.sparkSession, join(to_uri(cfg.paths.run_dir), "als"))
+               if "als" in cfg.rank.models else None)
+    rows = with_features(candidates, queries, data, _depth(cfg), cfg.rank.cooc_max_playlists_per_seed, cfg.seed,
+                         factors)
+    return rows if ncf is None else ncf.scores(rows, queries)
 
 
 def _rank_lists(cfg: Config, data: RankingData, queries: Queries, blends: dict[str, Blend], truth: DataFrame | None,
@@ -222,18 +233,22 @@ def _train_blends(spark: SparkSession, cfg: Config, data: RankingData, run_dir: 
     queries = Queries.load(spark, data, tables)
     step = _Step(spark, "blend training")
     lists = _ranked_lists(cfg, data, queries, set(cfg.rank.models), sources, step)
-    candidates, rows, _ = _candidate_rows(cfg, data, queries, lists, ncf, step)
-    fit_rows = labelled(rows, hidden_track_ids(spark, held_out, data.track_ids))
+    with step("candidates, fit sample and features" + (f" with {ncf.name} scores" if ncf is not None else "")):
+        candidates = candidate_table(lists, _depth(cfg)).persist()
+        fit = fit_sample(labelled(candidates, hidden_track_ids(spark, held_out, data.track_ids)),
+                         cfg.rank.blend.negatives_per_positive, cfg.seed)
+        fit = replace(fit, rows=_features(cfg, data, queries, fit.rows, ncf).persist())
+        fit.rows.count()
     variants = {FINAL: ncf is not None and cfg.rank.blend.ncf_feature}
     if ncf is not None:
         variants.update({name: name == WITH_NCF for name in blend_variants(cfg.rank)})
     blends = {}
     for name, with_ncf in variants.items():
         with step(f"{name} blend fit"):
-            blends[name] = fit_blend(fit_rows, cfg.rank.models, cfg.rank.blend, cfg.seed, ncf=with_ncf)
+            blends[name] = fit_blend(fit, cfg.rank.models, cfg.rank.blend, cfg.seed, ncf=with_ncf)
             if blends[name].model is not None:
                 blends[name].model.write().overwrite().save(join(staging, name, "blend_model"))
-    for df in [*lists.values(), candidates, rows, queries.playlists, queries.seeds]:
+    for df in [*lists.values(), candidates, fit.rows, queries.playlists, queries.seeds]:
         df.unpersist()
     HadoopFS(spark).delete(tables)
     return blends, step.seconds
