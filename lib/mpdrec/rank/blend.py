@@ -130,7 +130,7 @@ def fit_sample(rows: DataFrame, negatives_per_positive: int, seed: int) -> FitRo
 
     Made from the candidates before their features, since no feature of a row depends on the
     others': the blend-training challenge's features are then computed for the sample alone (at 100
-    slices about 1 candidate in 15) and the model is the one fitted from all rows' features."""
+    slices about 1 candidate in 11) and the model is the one fitted from all rows' features."""
     counts = {r.label: r["count"] for r in rows.groupBy("label").count().collect()}
     positives, negatives = int(counts.get(1.0, 0)), int(counts.get(0.0, 0))
     share = min(1.0, negatives_per_positive * positives / max(negatives, 1))
