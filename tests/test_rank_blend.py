@@ -100,7 +100,8 @@ def _training_rows(spark, n: int = 4000):
 def test_fitted_blend_learns_the_signal_and_is_deterministic(spark, method):
     rows = _training_rows(spark, 16_000)  # fit rows > 10,000: trees sample their split candidates
     cfg = make_config([f"rank.blend.method={method}", "rank.blend.trees=10", "rank.blend.negatives_per_positive=2"])
-    blend = fit_blend(fit_sample(rows, cfg.rank.blend.negatives_per_positive, seed=3), ["a", "b"], cfg.rank.blend, seed=3)
+    per_positive = cfg.rank.blend.negatives_per_positive
+    blend = fit_blend(fit_sample(rows, per_positive, seed=3), ["a", "b"], cfg.rank.blend, seed=3)
     assert blend.info["method"] == method and blend.info["fit_positives"] > 500
     assert 0 < blend.info["negative_share"] < 1  # negatives were sampled down
     scored = blend.score(rows).join(rows.select("track_idx", "label", "a_rank"), "track_idx").toPandas()
@@ -115,7 +116,8 @@ def test_fitted_blend_learns_the_signal_and_is_deterministic(spark, method):
         assert blend.info["coefficients"]["a_rank"] < 0  # a later rank, a lower score
     # the same model from the same rows however they are partitioned and ordered (a cluster's are not local mode's)
     shuffled = rows.repartition(3).orderBy(F.desc("track_idx"))
-    again = fit_blend(fit_sample(shuffled, cfg.rank.blend.negatives_per_positive, seed=3), ["a", "b"], cfg.rank.blend, seed=3).score(rows).toPandas()
+    again = fit_blend(fit_sample(shuffled, per_positive, seed=3), ["a", "b"], cfg.rank.blend, seed=3)
+    again = again.score(rows).toPandas()
     assert np.array_equal(scored.sort_values("track_idx").score.to_numpy(),
                           again.sort_values("track_idx").score.to_numpy())
 

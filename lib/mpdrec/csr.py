@@ -9,10 +9,11 @@ from pyspark.sql import DataFrame
 Csr = tuple[np.ndarray, np.ndarray]  # (offsets: row i is values[offsets[i]:offsets[i + 1]], values)
 
 
-def row_ids(lengths: np.ndarray) -> np.ndarray:
-    """The row (int64) of each entry of rows laid end to end with these `lengths`: what every
-    per-entry computation on a CSR (a hash of (row, value), a bincount by row) pairs values with."""
-    return np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+def row_ids(lengths: np.ndarray, dtype: type = np.int64) -> np.ndarray:
+    """The row of each entry of rows laid end to end with these `lengths`: what every per-entry
+    computation on a CSR (a hash of (row, value), a bincount by row) pairs values with. `dtype`
+    int32 where the rows are stored as values (a transpose), half the memory of int64."""
+    return np.repeat(np.arange(len(lengths), dtype=dtype), lengths)
 
 
 def csr(table: DataFrame, key: str, value: str, rows: int) -> Csr:
@@ -48,8 +49,8 @@ def transposed(matrix: Csr, keep: np.ndarray, columns: int) -> Csr:
     """The transpose (row c: the rows holding value c) of the entries where `keep` (a boolean per
     entry of `matrix`'s values) is true."""
     offsets, values = matrix
-    rows = row_ids(np.diff(offsets))[keep]
+    rows = row_ids(np.diff(offsets), np.int32)[keep]
     kept = values[keep]
     out = np.zeros(columns + 1, np.int64)
     np.cumsum(np.bincount(kept, minlength=columns), out=out[1:])
-    return out, rows[np.argsort(kept, kind="stable")].astype(np.int32)
+    return out, rows[np.argsort(kept, kind="stable")]

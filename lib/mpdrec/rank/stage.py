@@ -149,14 +149,19 @@ def _ranked_lists(cfg: Config, data: RankingData, queries: Queries, names: set[s
 
 
 def _candidate_rows(cfg: Config, data: RankingData, queries: Queries, lists: dict[str, DataFrame],
-                    ncf: NcfModel | None, step: _Step) -> tuple[DataFrame, DataFrame, dict[str, int]]:
+                    ncf: NcfModel | None, step: _Step) -> tuple[DataFrame, DataFrame]:
     """The candidate table and its feature rows (with the NCF scores, computed with the features so
-    that the rows are cached once), both persisted, and each source's depth."""
-    with step("candidates and features" + (f" with {ncf.name} scores" if ncf is not None else "")):
+    that the rows are cached once), both persisted."""
+    with step("candidates and features" + _scored_by(ncf)):
         candidates = candidate_table(lists, _depth(cfg)).persist()
         rows = _features(cfg, data, queries, candidates, ncf).persist()
         rows.count()
-    return candidates, rows, _depth(cfg)
+    return candidates, rows
+
+
+def _scored_by(ncf: NcfModel | None) -> str:
+    """The features step's name ends with the NCF model whose scores it adds."""
+    return f" with {ncf.name} scores" if ncf is not None else ""
 
 
 def _depth(cfg: Config) -> dict[str, int]:
@@ -184,7 +189,8 @@ def _rank_lists(cfg: Config, data: RankingData, queries: Queries, blends: dict[s
     for model in models:
         with step(f"{model} submission"):
             submit(model, assemble([(m, lists[m]) for m in [model, *FALLBACKS[model]]], queries))
-    candidates, rows, depth = _candidate_rows(cfg, data, queries, lists, ncf, step)
+    candidates, rows = _candidate_rows(cfg, data, queries, lists, ncf, step)
+    depth = _depth(cfg)
     report: dict[str, Any] = {"rows": rows.count(), "depth": depth}
     with step("fill after the candidates"):
         # a source's top `depth` tracks are candidates, scored (by the blend, by NCF) ahead of any
@@ -233,7 +239,7 @@ def _train_blends(spark: SparkSession, cfg: Config, data: RankingData, run_dir: 
     queries = Queries.load(spark, data, tables)
     step = _Step(spark, "blend training")
     lists = _ranked_lists(cfg, data, queries, set(cfg.rank.models), sources, step)
-    with step("candidates, fit sample and features" + (f" with {ncf.name} scores" if ncf is not None else "")):
+    with step("candidates, fit sample and features" + _scored_by(ncf)):
         candidates = candidate_table(lists, _depth(cfg)).persist()
         fit = fit_sample(labelled(candidates, hidden_track_ids(spark, held_out, data.track_ids)),
                          cfg.rank.blend.negatives_per_positive, cfg.seed)
