@@ -12,9 +12,12 @@ kind = mpd | validation | blend_train | challenge, num_tracks = training interac
 from __future__ import annotations
 
 import logging
-from typing import Any
+from contextlib import contextmanager
+from itertools import accumulate
+from typing import Any, Iterator
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from mpdrec.etl.split import TRAIN_DIR, training_entries
@@ -24,9 +27,28 @@ from mpdrec.io.paths import join
 log = logging.getLogger("mpdrec.index")
 
 
-def dense_ids(df: DataFrame, order: list, name: str) -> DataFrame:
-    """0-based ids in a total order (one sorted partition: fine for millions of rows)."""
-    return df.withColumn(name, (F.row_number().over(Window.orderBy(*order)) - 1).cast("int"))
+@contextmanager
+def dense_ids(df: DataFrame, order: list[str | Column], name: str) -> Iterator[DataFrame]:
+    """`df` with `name`: 0-based ids in `order`, which must be unique per row, assigned in parallel.
+
+    A window over the whole table (row_number without partitionBy) moves every row into one task
+    (2.26M tracks at full MPD, and a WindowExec warning in the log). A global sort range-partitions
+    the rows instead: each sorted partition holds a contiguous run of the order, so a row's id is the
+    rows of the partitions before its own plus its place in its own. The sorted rows are persisted
+    while the caller uses them, so that the counts and the ids come from one partitioning (the range
+    bounds are sampled when the sort runs).
+    """
+    ranked = (df.orderBy(*order).withColumn("_part", F.spark_partition_id())
+              .withColumn("_place", F.monotonically_increasing_id()).persist(StorageLevel.MEMORY_AND_DISK))
+    try:
+        counts = dict(ranked.groupBy("_part").count().collect())
+        sizes = [counts.get(p, 0) for p in range(max(counts, default=-1) + 1)]
+        offsets = F.array(*[F.lit(o) for o in [0, *accumulate(sizes)][:-1]] or [F.lit(0)])
+        # monotonically_increasing_id is (partition << 33) + the row's place in its partition
+        local = F.col("_place") - F.shiftleft(F.col("_part").cast("long"), 33)
+        yield ranked.select(*df.columns, (offsets[F.col("_part")] + local).cast("int").alias(name))
+    finally:
+        ranked.unpersist()
 
 
 def build_interactions(spark: SparkSession, ingest_dir: str, validation_dir: str, out_dir: str,
@@ -42,10 +64,10 @@ def build_interactions(spark: SparkSession, ingest_dir: str, validation_dir: str
         artists = (artists.unionByName(challenge_tracks.select("track_uri", "artist_uri"))
                    .groupBy("track_uri").agg(F.min("artist_uri").alias("artist_uri")))
     popularity = train.groupBy("track_uri").agg(F.countDistinct("pid").alias("playlist_count"))
-    track_ids = dense_ids(popularity.join(artists, "track_uri", "left"),
-                          [F.desc("playlist_count"), "track_uri"], "track_idx")
-    track_ids.select("track_idx", "track_uri", "artist_uri", "playlist_count").write.mode("overwrite").parquet(
-        join(out_dir, "track_ids"))
+    with dense_ids(popularity.join(artists, "track_uri", "left"),
+                   [F.desc("playlist_count"), "track_uri"], "track_idx") as track_ids:
+        track_ids.select("track_idx", "track_uri", "artist_uri", "playlist_count").write.mode("overwrite").parquet(
+            join(out_dir, "track_ids"))
 
     categories = (spark.read.parquet(join(validation_dir, "categories")).select("pid", F.lit("validation").alias("v"))
                   .unionByName(spark.read.parquet(join(validation_dir, TRAIN_DIR, "categories"))
@@ -57,9 +79,9 @@ def build_interactions(spark: SparkSession, ingest_dir: str, validation_dir: str
         pls = pls.unionByName(spark.read.parquet(join(ingest_dir, "challenge_playlists"))
                               .select("pid", "name_norm", F.lit("challenge").alias("kind")))
     per_playlist = train.groupBy("pid").agg(F.countDistinct("track_uri").alias("num_tracks"))
-    playlist_ids = dense_ids(pls.join(per_playlist, "pid", "left").fillna(0, ["num_tracks"]), ["pid"], "playlist_idx")
-    playlist_ids.select("playlist_idx", "pid", "name_norm", "kind", F.col("num_tracks").cast("int")).write.mode(
-        "overwrite").parquet(join(out_dir, "playlist_ids"))
+    with dense_ids(pls.join(per_playlist, "pid", "left").fillna(0, ["num_tracks"]), ["pid"], "playlist_idx") as ids:
+        ids.select("playlist_idx", "pid", "name_norm", "kind", F.col("num_tracks").cast("int")).write.mode(
+            "overwrite").parquet(join(out_dir, "playlist_ids"))
 
     tids = spark.read.parquet(join(out_dir, "track_ids")).select("track_uri", "track_idx")
     pids = spark.read.parquet(join(out_dir, "playlist_ids")).select("pid", "playlist_idx")
