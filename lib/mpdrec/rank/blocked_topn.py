@@ -15,8 +15,9 @@ top N. Here the work is done in numpy on blocks instead:
    scored first on the driver, and in the blocks only the tracks at or above that bound are kept
    (a comparison instead of a partial sort of every score; exact, ties included), at most N per
    playlist and block; for targets, the number of tracks scoring above each target is counted;
-4. the blocks of a query block are merged (grouped by query block, so a group is small) into the
-   final top N per playlist, ordered by score, then track_idx.
+4. the track blocks' lists are merged per chunk of QUERY_CHUNK query rows (grouped by query block
+   and chunk: a group is small, and a challenge's 10,000 queries, one query block, are merged in
+   40 groups rather than one task) into the final top N per playlist, ordered by score, then track_idx.
 """
 from __future__ import annotations
 
@@ -205,15 +206,16 @@ def _pair_top_n(blocks: list[QueryBlock], n: int, block_rows: int
         for tracks in _track_blocks(block_rows)(batches):
             for block in blocks:
                 pair, bound = _Pair(block, tracks), np.frombuffer(block["bound"], np.float32)
-                counts, ids, scores = np.zeros(len(pair.q_mat), np.int32), [], []
+                starts, counts, ids, scores = [], [], [], []
                 for start, s in pair.scores():
                     rows, pos = _kept(s, bound[start:start + len(s)], min(n, len(pair.t_ids)))
-                    counts[start:start + len(s)] = np.bincount(rows, minlength=len(s))
-                    ids.append(pair.t_ids[pos])
-                    scores.append(s[rows, pos])
+                    starts.append(start)
+                    counts.append(np.bincount(rows, minlength=len(s)).astype(np.int32).tobytes())
+                    ids.append(pair.t_ids[pos].tobytes())
+                    scores.append(s[rows, pos].tobytes())
                 yield pa.RecordBatch.from_pydict({
-                    "q_block": [block["q_block"]], "counts": [counts.tobytes()],
-                    "ids": [np.concatenate(ids).tobytes()], "scores": [np.concatenate(scores).tobytes()]})
+                    "q_block": [block["q_block"]] * len(starts), "q_start": pa.array(starts, pa.int32()),
+                    "counts": counts, "ids": ids, "scores": scores})
     return top
 
 
@@ -262,7 +264,7 @@ def top_n(queries: DataFrame, items: DataFrame, n: int, block_rows: int) -> Data
     _bounds(blocks, items, n)
     pids = {b["q_block"]: np.frombuffer(b["q_ids"], np.int64) for b in blocks}
     pairs = items.select("track_idx", "features").mapInArrow(
-        _pair_top_n(blocks, n, block_rows), "q_block long, counts binary, ids binary, scores binary")
+        _pair_top_n(blocks, n, block_rows), "q_block long, q_start int, counts binary, ids binary, scores binary")
 
     def merge(group: pd.DataFrame) -> pd.DataFrame:
         ids = np.concatenate([np.frombuffer(b, np.int32) for b in group["ids"]])
@@ -273,10 +275,11 @@ def top_n(queries: DataFrame, items: DataFrame, n: int, block_rows: int) -> Data
         rows, ids, scores = rows[order], ids[order], scores[order]
         rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
         keep = rank < n
-        return pd.DataFrame({"pid": pids[group["q_block"].iloc[0]][rows[keep]], "track_idx": ids[keep],
+        chunk = pids[group["q_block"].iloc[0]][group["q_start"].iloc[0]:]
+        return pd.DataFrame({"pid": chunk[rows[keep]], "track_idx": ids[keep],
                              "score": scores[keep], "rank": rank[keep].astype(np.int32)})
 
-    return pairs.groupBy("q_block").applyInPandas(merge, "pid long, track_idx int, score float, rank int")
+    return pairs.groupBy("q_block", "q_start").applyInPandas(merge, "pid long, track_idx int, score float, rank int")
 
 
 def percentile_ranks(queries: DataFrame, items: DataFrame, targets: DataFrame, block_rows: int) -> DataFrame:
