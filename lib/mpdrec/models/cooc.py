@@ -73,11 +73,12 @@ def _best(q: np.ndarray, overlap: np.ndarray, keep: int, weight: np.ndarray, tra
     return _top(ids, summed[ids] * weight[ids], keep)
 
 
-def _scored(neighbours: int, n: int, shared: Broadcast) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+def _scored(neighbours: int, n: int, lookups: Broadcast, playlist_tracks: Broadcast
+            ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """Queries' seeds (pid, track_idx, their own playlist_idx `self`), sorted by pid -> each query's
-    n best non-seed tracks, ranked, from the broadcast (weight, postings, tracks)."""
+    n best non-seed tracks, ranked, from the broadcast (weight, postings) and playlists' tracks."""
     def scored(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        weight, postings, tracks = shared.value
+        (weight, postings), tracks = lookups.value, playlist_tracks.value
         for cols in whole_groups(batches, "pid"):
             pids, ranked = cols["pid"], []
             bounds = group_starts(pids)
@@ -96,15 +97,14 @@ def _scored(neighbours: int, n: int, shared: Broadcast) -> Callable[[Iterator[pa
 def recommend(data: RankingData, queries: Queries, n: int, neighbours: int, beta: float,
               max_per_seed: int, seed: int) -> DataFrame:
     """pid, track_idx, score, rank (0-based): each query's n best non-seed tracks, ranked by score
-    then track_idx."""
+    then track_idx. Its broadcasts last until `data.release()`."""
     popularity = data.track_ids.select("track_idx", "playlist_count").toPandas()
     weight = np.zeros(data.num_tracks, np.float64)
     weight[popularity["track_idx"].to_numpy()] = popularity["playlist_count"].to_numpy(np.float64) ** -beta
     postings = sampled_postings(data, queries.seeds.select("track_idx").distinct(), max_per_seed, seed)
-    shared = data.interactions.sparkSession.sparkContext.broadcast((
-        weight, csr(postings, "track_idx", "q", data.num_tracks), data.playlist_tracks))
+    lookups = data.broadcast((weight, csr(postings, "track_idx", "q", data.num_tracks)))
     query_self = queries.playlists.select("pid", F.col("playlist_idx").alias("self"))
     # `self` a double: null (a query without a training playlist) reads as NaN in numpy
     seeds = queries.seeds.join(F.broadcast(query_self), "pid").select("pid", "track_idx", F.col("self").cast("double"))
-    return sorted_by(seeds, "pid").mapInArrow(_scored(neighbours, n, shared),
+    return sorted_by(seeds, "pid").mapInArrow(_scored(neighbours, n, lookups, data.shared("playlist_tracks")),
                                               "pid long, track_idx int, score double, rank int")

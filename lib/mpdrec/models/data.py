@@ -6,10 +6,12 @@ seeds or fewer than n rows; `mpdrec.rank.assemble` drops seeds, dedupes and fill
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
+from pyspark import Broadcast
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -23,12 +25,35 @@ class RankingData:
     track_ids: DataFrame  # track_idx, track_uri, artist_uri, playlist_count
     playlist_ids: DataFrame  # playlist_idx, pid, name_norm, kind, num_tracks
     num_tracks: int  # track ids are 0..num_tracks-1
+    _broadcasts: dict[str | int, Broadcast] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def load(cls, spark: SparkSession, interactions_dir: str) -> "RankingData":
         read = lambda t: spark.read.parquet(join(interactions_dir, t))  # noqa: E731
         track_ids = read("track_ids")
         return cls(read("data"), track_ids, read("playlist_ids"), track_ids.count())
+
+    def shared(self, table: str) -> Broadcast:
+        """One of the driver-side tables below (e.g. "playlist_tracks") broadcast to the executors,
+        once for every source and feature that reads it, until `release`."""
+        if table not in self._broadcasts:
+            self._broadcasts[table] = self.interactions.sparkSession.sparkContext.broadcast(getattr(self, table))
+        return self._broadcasts[table]
+
+    def broadcast(self, value: Any) -> Broadcast:
+        """`value` (a query set's lookups) broadcast to the executors until `release`."""
+        made = self.interactions.sparkSession.sparkContext.broadcast(value)
+        self._broadcasts[id(made)] = made
+        return made
+
+    def release(self) -> None:
+        """Destroys the broadcasts made through `shared` and `broadcast`, on the driver and every
+        executor, once nothing that reads them will run again (a challenge's lists and features are
+        done): Spark otherwise keeps each until the context stops, hundreds of MB per challenge at
+        full MPD scale."""
+        for made in self._broadcasts.values():
+            made.destroy()
+        self._broadcasts.clear()
 
     @cached_property
     def track_uris(self) -> np.ndarray:

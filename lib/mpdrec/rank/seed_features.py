@@ -84,11 +84,15 @@ def _features(shares: np.ndarray) -> list[np.ndarray]:
     return [shares.max(axis=0), shares.mean(axis=0), (shares > 0).mean(axis=0), shares[-LAST_SEEDS:].mean(axis=0)]
 
 
+TABLES = ("playlist_tracks", "track_artists", "playlist_artists")  # RankingData's, shared with other readers
+
+
 @dataclass(frozen=True)
 class _Shared:
-    """What every task reads (broadcast once): the seeds of each query in order, the sampled
-    postings of the seed tracks and seed artists, the playlists' tracks and artists, each track's
-    artist and each artist's log popularity."""
+    """What every task reads: the query set's lookups (the seeds of each query in order, the sampled
+    postings of the seed tracks and seed artists, each artist's log popularity), broadcast together,
+    and the training TABLES (the playlists' tracks and artists, each track's artist), each broadcast
+    once for every reader (`RankingData.shared`)."""
     seeds_of: dict[int, np.ndarray]
     track_postings: Csr
     playlist_tracks: Csr
@@ -111,10 +115,11 @@ def _artist_features(seeds: np.ndarray | None, candidates: np.ndarray, shared: _
     return [shares.max(axis=0), shares.mean(axis=0), popularity]
 
 
-def _with_cooc(shared: Broadcast) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+def _with_cooc(lookups: Broadcast, shared: dict[str, Broadcast]
+               ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """Rows sorted by pid -> the same rows with SEED_FEATURES appended."""
     def add(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        tables: _Shared = shared.value
+        tables = _Shared(**lookups.value, **{name: table.value for name, table in shared.items()})
         track_slots = np.full(len(tables.track_artists), -1, np.int64)  # cooc_shares' scratch, one per task
         artist_slots = np.full(len(tables.artist_popularity), -1, np.int64)
         for cols in whole_groups(batches, "pid"):
@@ -164,7 +169,7 @@ def artist_postings(playlist_artists: Csr, artists: np.ndarray, width: int, max_
 
 def with_seed_cooc(rows: DataFrame, queries: Queries, data: RankingData, max_per_seed: int, seed: int) -> DataFrame:
     """`rows` (pid, track_idx, ...) with SEED_FEATURES. The seeds' order is their position in the
-    playlist (`Queries.seed_positions`)."""
+    playlist (`Queries.seed_positions`). Its broadcasts last until `data.release()`."""
     positions = (queries.seed_positions if queries.seed_positions is not None
                  else queries.seeds.withColumn("pos", F.col("track_idx")))  # hand-made queries: track order
     ordered = positions.orderBy("pid", "pos").toPandas()
@@ -176,13 +181,12 @@ def with_seed_cooc(rows: DataFrame, queries: Queries, data: RankingData, max_per
     seed_artists = np.unique(data.track_artists[tracks])
     by_artist, artist_counts = artist_postings(data.playlist_artists, seed_artists,
                                                int(data.track_artists.max(initial=0)) + 1, max_per_seed, seed)
-    shared = rows.sparkSession.sparkContext.broadcast(_Shared(
-        seeds_of, csr(postings, "track_idx", "q", data.num_tracks), data.playlist_tracks, data.track_artists,
-        by_artist, data.playlist_artists, np.log1p(artist_counts)))
+    lookups = data.broadcast({"seeds_of": seeds_of, "track_postings": csr(postings, "track_idx", "q", data.num_tracks),
+                              "artist_postings": by_artist, "artist_popularity": np.log1p(artist_counts)})
     schema = rows.schema
     for name in SEED_FEATURES:
         schema = schema.add(StructField(name, DoubleType(), False))
-    return sorted_by(rows, "pid").mapInArrow(_with_cooc(shared), schema)
+    return sorted_by(rows, "pid").mapInArrow(_with_cooc(lookups, {t: data.shared(t) for t in TABLES}), schema)
 
 
 def with_als_dot(rows: DataFrame, queries: Queries, factors: als.Factors) -> DataFrame:

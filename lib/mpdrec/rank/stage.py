@@ -211,6 +211,7 @@ def _rank_lists(cfg: Config, data: RankingData, queries: Queries, blends: dict[s
                 submit(name, _final(after_candidates(name, blend.score(rows), fill), lists, queries))
     for df in [*lists.values(), candidates, rows, fill, queries.playlists, queries.seeds]:
         df.unpersist()
+    data.release()
     return report
 
 
@@ -256,6 +257,7 @@ def _train_blends(spark: SparkSession, cfg: Config, data: RankingData, run_dir: 
                 blends[name].model.write().overwrite().save(join(staging, name, "blend_model"))
     for df in [*lists.values(), candidates, fit.rows, queries.playlists, queries.seeds]:
         df.unpersist()
+    data.release()
     HadoopFS(spark).delete(tables)
     return blends, step.seconds
 
