@@ -1,10 +1,15 @@
 """Atomic, skippable stage outputs.
 
-A stage writes everything into `<parent>/_staging/<name>-<fingerprint>`, writes `_manifest.json`
-there last, then swaps the directory into `<parent>/<name>`. So a partial output is never visible
-under the final path, a crashed run leaves nothing to clean by hand (its staging directory is
-reused by the generator, emptied by Spark stages, removed once published), and a rerun whose
-inputs, config and code are unchanged is skipped. A stage's output is valid if and only if its `_manifest.json` exists.
+A stage writes everything into `<parent>/_staging/<name>-<fingerprint>`, then publishes it as
+`<parent>/<name>`: the old output's `_manifest.json` is deleted first, then its data, the staging
+directory is moved in, and the new `_manifest.json` is written last. A stage's output is valid if
+and only if its `_manifest.json` exists, so no crash leaves a manifest over partial data, even on an
+object store, where deleting or moving a directory is one operation per object in no set order (a
+manifest moved with its directory could land before the data, or outlive it in a delete). A crash
+while publishing leaves the old output, the whole new one, or none (the next run rebuilds that stage
+only); a crashed run leaves nothing to clean by hand (its staging directory is reused by the
+generator, emptied by Spark stages, removed once published), and a rerun whose inputs, config and
+code are unchanged is skipped.
 """
 from __future__ import annotations
 
@@ -108,7 +113,7 @@ def begin_stage(fs: FileStore, parent_dir: str, name: str, fp: dict[str, Any], r
 
 def publish_stage(fs: FileStore, parent_dir: str, name: str, fp: dict[str, Any], staging: str,
                   body: dict[str, Any], started: float) -> dict[str, Any]:
-    """Write the manifest last, swap staging into `<parent_dir>/<name>`, drop stale tries; the manifest."""
+    """Replace `<parent_dir>/<name>` by staging, its manifest written last; drop stale tries; the manifest."""
     final = join(parent_dir, name)
     manifest = {
         "stage": name,
@@ -119,10 +124,12 @@ def publish_stage(fs: FileStore, parent_dir: str, name: str, fp: dict[str, Any],
         "seconds_total": round(time.time() - started, 3),
         "versions": versions(),
     }
-    fs.write_text(join(staging, MANIFEST), json.dumps(manifest, indent=2, sort_keys=True))
+    fs.delete(join(staging, MANIFEST))  # a resumed try's; the manifest travels alone, last
     if fs.exists(final):
+        fs.delete(join(final, MANIFEST))  # the old output is invalid before any of its data goes
         fs.delete(final)
     fs.rename(staging, final)
+    fs.write_text(join(final, MANIFEST), json.dumps(manifest, indent=2, sort_keys=True))
     # stale tries of this stage with other inputs/config/code (16 hex digits: not another stage "name-x")
     fs.delete_glob(join(parent_dir, "_staging", f"{name}-{'[0-9a-f]' * 16}-*"))
     log.info("%s: published %s in %.1fs", name, final, manifest["seconds_total"])
