@@ -72,12 +72,14 @@ def main() -> None:
                     help="a config key for the rank stage, e.g. --set rank.cooc_neighbours=100 (repeatable)")
     args = ap.parse_args()
 
+    from mpdrec.cli import setup_logging
     from mpdrec.config import SparkConfig, load_config
     from mpdrec.evaluation import evaluate
     from mpdrec.rank.assemble import FINAL, submissions
     from mpdrec.rank.stage import run_rank
     from mpdrec.spark import build_spark
 
+    setup_logging("INFO")  # each step's seconds on stderr as the stage goes (20 minutes at 100 slices); JSON on stdout
     mpd, run_dir = args.workdir / f"mpd{args.slices}", args.workdir / "run"
     sets = [f"synth.num_slices={args.slices}", f"synth.out_dir={mpd}", f"paths.mpd={mpd}", f"paths.run_dir={run_dir}",
             "paths.challenge=", f"validation.per_category={args.per_category}",
