@@ -8,7 +8,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from mpdrec.models.ncf.model import (  # noqa: E402
-    SplitOptimizer, build_model, dense_layer_flops, init_neumf_from, start_at_label_prior)
+    SplitOptimizer, build_model, dense_layer_flops, embedding_tables, head_of, init_neumf_from, start_at_label_prior)
 
 P, T = 50, 80
 
@@ -31,6 +31,22 @@ def test_parameter_counts_follow_the_config(name, factors, layers, expected):
     assert model.count_params() == expected
     out = model([tf.constant([0, 3, 49]), tf.constant([1, 79, 5])], training=False)
     assert out.shape == (3,)
+
+
+@pytest.mark.parametrize("name", ["gmf", "mlp", "neumf", "nncf"])
+def test_the_head_scores_the_looked_up_rows_like_the_model(name):
+    model = build_model(name, P, T, 6, [16, 8, 4])
+    for layer in model.layers:  # weights away from their initial values, batch-norm statistics too
+        layer.set_weights([w + np.random.default_rng(len(layer.name)).normal(0, 0.3, w.shape).astype(w.dtype)
+                           for w in layer.get_weights()])
+    head = head_of(model, name, 6, [16, 8, 4])
+    assert not any(isinstance(layer, tf.keras.layers.Embedding) for layer in head.layers)
+    p, t = np.array([0, 3, 49, 7]), np.array([1, 79, 5, 5])
+    rows = {**{k: v[p] for k, v in embedding_tables(model, "playlist").items()},
+            **{k: v[t] for k, v in embedding_tables(model, "track").items()}}
+    assert set(rows) == {i.name for i in head.inputs}
+    expected = model([tf.constant(p), tf.constant(t)], training=False).numpy()
+    np.testing.assert_allclose(head(rows, training=False).numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
 def _batch_gradients(model: tf.keras.Model, opt: SplitOptimizer) -> list:

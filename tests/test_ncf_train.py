@@ -24,7 +24,7 @@ from mpdrec.models.ncf.data import describe_training_data, rank_batches
 
 # tiny data, a few dozen steps per epoch: learning rates far above the defaults
 GMF = ["ncf.model=gmf", "ncf.factors=16", "ncf.batch_size=4096", "ncf.lr=0.25", "ncf.dense_lr=0.05", "ncf.patience=0"]
-OUTPUTS = {"_manifest.json", "model.keras", "history.json", "history.png", "embeddings/playlists.parquet",
+OUTPUTS = {"_manifest.json", "model.keras", "head.keras", "history.json", "history.png", "embeddings/playlists.parquet",
            "embeddings/tracks.parquet"}
 
 
@@ -191,8 +191,9 @@ def test_pretrained_neumf_keeps_its_start_when_fine_tuning_makes_it_worse(run_di
 
 
 def test_executors_score_candidates_like_the_model(spark, run_dir, horovodrun_result):
-    """NcfModel.scores (mapInPandas in the Python workers) gives the exported model's logits; a
-    playlist outside the model's table, or without seeds, gets 0."""
+    """NcfModel.scores (the embedding rows joined in Spark, head.keras in the Python workers) gives
+    the exported model's logits; a playlist outside the model's table, or without seeds, gets 0,
+    and the rows keep their other columns."""
     import tensorflow as tf
 
     from mpdrec.io.fs import store_for
@@ -208,11 +209,11 @@ def test_executors_score_candidates_like_the_model(spark, run_dir, horovodrun_re
     rng = np.random.default_rng(4)
     pids = [r.pid for r in playlists.collect()]
     pairs = spark.createDataFrame([(int(pid), int(t)) for pid in pids for t in rng.integers(0, 200, 20)],
-                                  "pid long, track_idx int").repartition(3)
+                                  "pid long, track_idx int").repartition(3).withColumn("other", F.lit("kept"))
     model = NcfModel.load(store_for(str(run_dir)), str(run_dir), "gmf",
                           json.loads((run_dir / "ncf" / "gmf" / "_manifest.json").read_text())["num_tracks"])
     got = model.scores(pairs, queries).join(playlists, "pid", "left").toPandas()
-    assert len(got) == pairs.count()
+    assert len(got) == pairs.count() and (got.other == "kept").all()
     assert (got.loc[got.pid.isin([-5, -6]), "ncf_score"] == 0).all() and (got.pid == -6).any()
     inside = got[~got.pid.isin([-5, -6])]
     keras = tf.keras.models.load_model(run_dir / "ncf" / "gmf" / "model.keras", compile=False)

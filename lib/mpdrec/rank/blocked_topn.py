@@ -30,6 +30,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from mpdrec.csr import row_ids
+from mpdrec.vectors import vector_matrix
 
 QUERY_CHUNK = 256  # query rows per matrix product: bounds a task's score matrix to 256 x block_rows floats
 REFERENCE_FACTOR = 4  # the bound of step 3 comes from the REFERENCE_FACTOR * n most popular tracks
@@ -37,20 +38,6 @@ ROUNDING_MARGIN = 1e-4  # relative: far above float32's rounding of a 64..256-te
 QUERY_BLOCKS = ("q_block long, q_ids binary, q_mat binary, excl_off binary, excl binary, "
                 "tgt_off binary, tgt binary, tgt_scores binary")
 QueryBlock = dict  # one row of QUERY_BLOCKS (+ "bound": float32 per query row, for the top N)
-
-
-def _matrix(column: pa.ChunkedArray | pa.Array, name: str) -> np.ndarray:
-    """A list<float> column of equal-length vectors as a float32 (rows, dim) matrix."""
-    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if len(arr) == 0:
-        return np.zeros((0, 0), np.float32)
-    if arr.null_count:
-        raise ValueError(f"{name}: {arr.null_count} null factor vector(s)")
-    lengths = np.diff(np.asarray(arr.offsets))
-    if lengths.min() != lengths.max():
-        raise ValueError(f"{name}: factor vectors of different lengths ({lengths.min()} and {lengths.max()})")
-    values = np.asarray(arr.flatten(), dtype=np.float32)
-    return values.reshape(len(arr), int(lengths[0]))
 
 
 def _csr(column: pa.Array | None, rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -76,7 +63,7 @@ def _pack_queries(block_rows: int) -> Callable[[Iterator[pa.RecordBatch]], Itera
         if table.num_rows == 0:
             return
         ids = np.asarray(table.column("pid"), dtype=np.int64)
-        mat = _matrix(table.column("features"), "playlist factors")
+        mat = vector_matrix(table.column("features"), "playlist factors")
         names = table.column_names
         excl_off, excl = _csr(table.column("exclude") if "exclude" in names else None, len(ids))
         tgt_off, tgt = _csr(table.column("targets") if "targets" in names else None, len(ids))
@@ -117,7 +104,7 @@ def _track_blocks(block_rows: int) -> Callable[[Iterator[pa.RecordBatch]], Itera
         if table.num_rows == 0:
             return
         tracks = _Tracks(np.asarray(table.column("track_idx"), dtype=np.int32),
-                         _matrix(table.column("features"), "track factors"))
+                         vector_matrix(table.column("features"), "track factors"))
         for start in range(0, len(tracks.ids), block_rows):
             yield _Tracks(tracks.ids[start:start + block_rows], tracks.mat[start:start + block_rows])
     return blocks

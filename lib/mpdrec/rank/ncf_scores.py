@@ -1,11 +1,15 @@
-"""NCF scores of the blend's candidates, computed inside the executors.
+"""NCF scores of the blend's candidates: the embedding rows joined in Spark, the dense layers in
+the executors.
 
-The trained model (`<run_dir>/ncf/<model>/model.keras`) is loaded once per Python worker process
-(Spark reuses them across tasks) and applied to Arrow batches of (playlist_idx, track_idx) by an
-iterator pandas UDF: the score is a new column of the rows as they are (only the two ids go to
-Python; no join back, which cost as much as the scoring), no collect, no per-row Python. TensorFlow gets one thread per task, since Spark
-already runs one task per core. A playlist the model knows nothing about gets a logit of 0: one
-outside its table, or one without seeds (`num_samples` 0: its row was never trained).
+Spark joins each (pid, track_idx) row to its query playlist's rows of the exported embedding tables
+(broadcast: a challenge's playlists only) and to its track's (a join with the track table). The
+network after its lookups (`head.keras`: `mpdrec.models.ncf.model.head_of`, a few MB) is loaded once
+per Python worker process (Spark reuses them across tasks) and applied to Arrow batches of those
+rows; the score is a new column of the rows as they are, no collect, no per-row Python. The tables
+themselves never reach a Python worker (a worker holding the whole model held 2 GB of NeuMF tables
+at full MPD). TensorFlow gets one thread per task, since Spark already runs one task per core. A
+playlist the model knows nothing about gets a logit of 0: one outside its table, or one without
+seeds (`num_samples` 0: its row was never trained).
 """
 from __future__ import annotations
 
@@ -13,26 +17,28 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
-import pandas as pd
-from pyspark.sql import DataFrame
+import pyarrow as pa
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import FloatType, StructField, StructType
 
 from mpdrec.errors import InputError
 from mpdrec.io.fs import FileStore
 from mpdrec.io.paths import MANIFEST, join
 from mpdrec.models.data import Queries
+from mpdrec.models.ncf.artifacts import HEAD
+from mpdrec.vectors import vector_matrix
 
-SCORE_BATCH = 1 << 16  # (playlist, track) pairs per model call
-_loaded: dict[tuple[str, str], Any] = {}  # (model URI, version) -> Keras model, per Python worker process
+_loaded: dict[tuple[str, str], Any] = {}  # (model URI, version) -> its Keras head, per Python worker process
+PREFIX = "_ncf_"  # the joined embedding rows' columns, for the scoring only
 
 
-def _model(uri: str, version: str) -> Any:
-    """The Keras model at `uri` (a directory holding model.keras), loaded on first use; `version`
-    (when it was published) keeps a worker that Spark reuses from scoring with a retrained model's
-    predecessor."""
+def _head(uri: str, version: str) -> Any:
+    """The Keras head in the model directory `uri`, loaded on first use; `version` (when it was
+    published) keeps a worker that Spark reuses from scoring with a retrained model's predecessor."""
     if (uri, version) not in _loaded:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import tensorflow as tf
@@ -45,17 +51,16 @@ def _model(uri: str, version: str) -> Any:
         except RuntimeError:  # TensorFlow already started in this process: keep its threads
             pass
         with tempfile.TemporaryDirectory() as tmp:
-            download_dir(uri, tmp)
-            _loaded[(uri, version)] = tf.keras.models.load_model(os.path.join(tmp, "model.keras"), compile=False)
+            download_dir(join(uri, HEAD), os.path.join(tmp, HEAD))
+            _loaded[(uri, version)] = tf.keras.models.load_model(os.path.join(tmp, HEAD), compile=False)
     return _loaded[(uri, version)]
 
 
 @dataclass(frozen=True)
 class NcfModel:
-    """A trained `<run_dir>/ncf/<name>/` and the size of its playlist table."""
+    """A trained `<run_dir>/ncf/<name>/`."""
     name: str
     uri: str
-    num_playlists: int
     version: str  # the manifest's finished_at
 
     @classmethod
@@ -66,35 +71,44 @@ class NcfModel:
         if m["num_tracks"] != num_tracks:
             raise InputError(f"rank.ncf_model: {uri} was trained on {m['num_tracks']:,} tracks, the run's "
                              f"interactions have {num_tracks:,}; retrain it with jobs/train_ncf.py")
-        return cls(name, uri, int(m["num_playlists"]), m["finished_at"])
+        return cls(name, uri, m["finished_at"])
 
     def scores(self, rows: DataFrame, queries: Queries) -> DataFrame:
         """`rows` (pid, track_idx, any other columns) with ncf_score: the model's logit."""
-        ids = queries.playlists.select(F.col("pid").alias(_PID), F.when(F.col("num_samples") > 0, F.col("playlist_idx"))
-                                       .alias(_PLAYLIST))
-        score = _score_udf(self.uri, self.version, self.num_playlists)
-        return (rows.join(F.broadcast(ids), rows["pid"] == F.col(_PID), "left")
-                .withColumn("ncf_score", score(_PLAYLIST, "track_idx")).drop(_PID, _PLAYLIST))
+        playlist_table, track_table = (rows.sparkSession.read.parquet(join(self.uri, "embeddings", f"{side}s.parquet"))
+                                       for side in ("playlist", "track"))
+        playlists = (queries.playlists.where(F.col("num_samples") > 0).select("pid", "playlist_idx")
+                     .join(playlist_table, "playlist_idx").select("pid", *_prefixed(playlist_table, "playlist_idx")))
+        # the whole track table: a join with only the rows' tracks would compute the rows twice
+        tracks = track_table.select("track_idx", *_prefixed(track_table, "track_idx"))
+        names = [c[len(PREFIX):] for c in playlists.columns + tracks.columns if c.startswith(PREFIX)]
+        columns = rows.columns
+        joined = (rows.join(F.broadcast(playlists), "pid", "left").join(tracks, "track_idx", "left")
+                  .select(*columns, *(PREFIX + n for n in names)))
+        schema = StructType([*rows.schema.fields, StructField("ncf_score", FloatType(), False)])
+        return joined.mapInArrow(_scored(self.uri, self.version, columns, names), schema)
 
 
-_PID, _PLAYLIST = "_ncf_pid", "_ncf_playlist_idx"  # the query's playlist row, for the UDF only
+def _prefixed(table: DataFrame, key: str) -> list[Column]:
+    """A table's embedding columns, renamed apart from the rows' own."""
+    return [F.col(c).alias(PREFIX + c) for c in table.columns if c != key]
 
 
-def _score_udf(model_uri: str, version: str, num_playlists: int) -> Any:
-    @F.pandas_udf("float")  # type: ignore[call-overload]
-    def score(batches: Iterator[tuple[pd.Series, pd.Series]]) -> Iterator[pd.Series]:
-        import tensorflow as tf
-
-        model = _model(model_uri, version)
-        for playlist, track in batches:
-            p = playlist.fillna(-1).to_numpy(np.int64)
-            known = (p >= 0) & (p < num_playlists)
-            logits = np.zeros(len(p), dtype=np.float32)
-            rows = np.flatnonzero(known)
-            t = track.to_numpy(np.int32)
-            for i in range(0, len(rows), SCORE_BATCH):
-                chunk = rows[i:i + SCORE_BATCH]
-                logits[chunk] = model([tf.constant(p[chunk], tf.int32), tf.constant(t[chunk], tf.int32)],
-                                      training=False).numpy().reshape(-1)
-            yield pd.Series(logits)
+def _scored(uri: str, version: str, columns: list[str], names: list[str]
+            ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """Rows with their embedding rows (null where the playlist or the track has none) -> the rows
+    with ncf_score, the head's logit (0 where a row is missing)."""
+    def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        head = _head(uri, version)
+        for batch in batches:
+            known = np.ones(batch.num_rows, bool)
+            for n in names:
+                known &= np.asarray(batch.column(PREFIX + n).is_valid())
+            rows = pa.array(np.flatnonzero(known))
+            logits = np.zeros(batch.num_rows, np.float32)
+            if len(rows):
+                inputs = {n: vector_matrix(batch.column(PREFIX + n).take(rows), n) for n in names}
+                logits[np.asarray(rows)] = head(inputs, training=False).numpy().reshape(-1)
+            yield pa.RecordBatch.from_arrays([*(batch.column(c) for c in columns), pa.array(logits)],
+                                             names=[*columns, "ncf_score"])
     return score

@@ -23,6 +23,7 @@ from mpdrec.io.fs import FileStore
 from mpdrec.io.paths import basename, join
 
 STATE = "state.json"
+HEAD = "head.keras"  # the network after its embedding lookups (`model.head_of`): what the ranking scores with
 _EPOCH_DIR = re.compile(r"epoch-(\d+)$")
 EMBEDDING_ROWS_PER_GROUP = 100_000
 
@@ -34,6 +35,7 @@ def upload_dir(local_dir: str, uri: str) -> None:
 
 
 def download_dir(uri: str, local_dir: str) -> None:
+    """A directory, or a single file when `uri` names one (to the local path `local_dir`)."""
     fs, path = resolve(uri)
     pafs.copy_files(path, local_dir, source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
 

@@ -8,6 +8,8 @@ The dense layers have their own optimizer (`SplitOptimizer`).
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy as np
 import tensorflow as tf
 
@@ -15,30 +17,36 @@ MODELS = ("gmf", "mlp", "neumf", "nncf")
 INIT_STDDEV = 0.1  # embeddings; with 0.01 (the paper's) and large batches GMF needed ~3x the epochs to move
 
 
+Embed = Callable[[int, int, str, Any], tf.Tensor]  # (rows, dim, table name, ids) -> the looked-up rows
+
+
 def _inputs() -> tuple[tf.keras.Input, tf.keras.Input]:
     return (tf.keras.Input(shape=(), dtype=tf.int32, name="playlist"),
             tf.keras.Input(shape=(), dtype=tf.int32, name="track"))
 
 
-def _embed(n: int, dim: int, name: str, x: tf.Tensor, l2: float) -> tf.Tensor:
-    """An embedding lookup. L2 applies to the rows a batch looks up (an activity penalty), not to the
+def _lookup(l2: float) -> Embed:
+    """Embedding lookups. L2 applies to the rows a batch looks up (an activity penalty), not to the
     whole table: a table-wide penalty would make every gradient dense again."""
     reg = tf.keras.regularizers.l2(l2) if l2 else None
-    return tf.keras.layers.Embedding(n, dim, name=name, embeddings_initializer=tf.keras.initializers.RandomNormal(
-        stddev=INIT_STDDEV), activity_regularizer=reg)(x)
+
+    def embed(n: int, dim: int, name: str, x: tf.Tensor) -> tf.Tensor:
+        return tf.keras.layers.Embedding(n, dim, name=name, embeddings_initializer=tf.keras.initializers.RandomNormal(
+            stddev=INIT_STDDEV), activity_regularizer=reg)(x)
+    return embed
 
 
-def _gmf_vector(p: tf.Tensor, t: tf.Tensor, num_playlists: int, num_tracks: int, factors: int, l2: float) -> tf.Tensor:
+def _gmf_vector(embed: Embed, p: Any, t: Any, num_playlists: int, num_tracks: int, factors: int) -> tf.Tensor:
     return tf.keras.layers.Multiply(name="gmf_product")([
-        _embed(num_playlists, factors, "gmf_playlist", p, l2), _embed(num_tracks, factors, "gmf_track", t, l2)])
+        embed(num_playlists, factors, "gmf_playlist", p), embed(num_tracks, factors, "gmf_track", t)])
 
 
-def _mlp_vector(p: tf.Tensor, t: tf.Tensor, num_playlists: int, num_tracks: int, layers: list[int],
-                l2: float, batch_norm: bool = False, dropout: float = 0.0, prefix: str = "mlp") -> tf.Tensor:
+def _mlp_vector(embed: Embed, p: Any, t: Any, num_playlists: int, num_tracks: int, layers: list[int],
+                batch_norm: bool = False, dropout: float = 0.0, prefix: str = "mlp") -> tf.Tensor:
     """The paper's tower: embeddings of layers[0] / 2 each, concatenated, then Dense(layers[1:])."""
     half = layers[0] // 2
     x = tf.keras.layers.Concatenate(name=f"{prefix}_concat")([
-        _embed(num_playlists, half, f"{prefix}_playlist", p, l2), _embed(num_tracks, half, f"{prefix}_track", t, l2)])
+        embed(num_playlists, half, f"{prefix}_playlist", p), embed(num_tracks, half, f"{prefix}_track", t)])
     for i, units in enumerate(layers[1:]):
         x = tf.keras.layers.Dense(units, activation="relu", name=f"{prefix}_dense_{i}")(x)
         if batch_norm:
@@ -48,30 +56,54 @@ def _mlp_vector(p: tf.Tensor, t: tf.Tensor, num_playlists: int, num_tracks: int,
     return x
 
 
+def _score(model: str, embed: Embed, p: Any, t: Any, num_playlists: int, num_tracks: int, factors: int,
+           layers: list[int], dropout: float) -> tf.Tensor:
+    """The network named `model` over the embeddings `embed` gives, down to its score."""
+    if model == "gmf":
+        x = _gmf_vector(embed, p, t, num_playlists, num_tracks, factors)
+    elif model == "mlp":
+        x = _mlp_vector(embed, p, t, num_playlists, num_tracks, layers)
+    elif model == "neumf":
+        x = tf.keras.layers.Concatenate(name="neumf_concat")([
+            _gmf_vector(embed, p, t, num_playlists, num_tracks, factors),
+            _mlp_vector(embed, p, t, num_playlists, num_tracks, layers)])
+    elif model == "nncf":
+        dot = tf.keras.layers.Dot(axes=1, name="mf_dot")([
+            embed(num_playlists, factors, "mf_playlist", p), embed(num_tracks, factors, "mf_track", t)])
+        mlp = _mlp_vector(embed, p, t, num_playlists, num_tracks, layers, batch_norm=True, dropout=dropout)
+        x = tf.keras.layers.Dense(layers[-1], activation="relu", name="combine")(
+            tf.keras.layers.Concatenate(name="streams")([dot, mlp]))
+    else:
+        raise ValueError(f"unknown model {model!r} (one of {', '.join(MODELS)})")
+    return tf.keras.layers.Reshape((), name="score")(tf.keras.layers.Dense(1, name="logit")(x))
+
+
 def build_model(model: str, num_playlists: int, num_tracks: int, factors: int, layers: list[int],
                 l2: float = 0.0, dropout: float = 0.2) -> tf.keras.Model:
     """The network named `model`. `factors`: GMF / NNCF dot-stream size; `layers`: MLP tower sizes
     (layers[0] = both embeddings together). NNCF: a dot product of `factors`-sized embeddings and an
     MLP stream with batch normalisation and dropout, combined by dense layers."""
     p, t = _inputs()
-    if model == "gmf":
-        x = _gmf_vector(p, t, num_playlists, num_tracks, factors, l2)
-    elif model == "mlp":
-        x = _mlp_vector(p, t, num_playlists, num_tracks, layers, l2)
-    elif model == "neumf":
-        x = tf.keras.layers.Concatenate(name="neumf_concat")([
-            _gmf_vector(p, t, num_playlists, num_tracks, factors, l2),
-            _mlp_vector(p, t, num_playlists, num_tracks, layers, l2)])
-    elif model == "nncf":
-        dot = tf.keras.layers.Dot(axes=1, name="mf_dot")([
-            _embed(num_playlists, factors, "mf_playlist", p, l2), _embed(num_tracks, factors, "mf_track", t, l2)])
-        mlp = _mlp_vector(p, t, num_playlists, num_tracks, layers, l2, batch_norm=True, dropout=dropout)
-        x = tf.keras.layers.Dense(layers[-1], activation="relu", name="combine")(
-            tf.keras.layers.Concatenate(name="streams")([dot, mlp]))
-    else:
-        raise ValueError(f"unknown model {model!r} (one of {', '.join(MODELS)})")
-    logit = tf.keras.layers.Dense(1, name="logit")(x)
-    return tf.keras.Model([p, t], tf.keras.layers.Reshape((), name="score")(logit), name=model)
+    score = _score(model, _lookup(l2), p, t, num_playlists, num_tracks, factors, layers, dropout)
+    return tf.keras.Model([p, t], score, name=model)
+
+
+def head_of(trained: tf.keras.Model, model: str, factors: int, layers: list[int]) -> tf.keras.Model:
+    """`trained`'s network after its embedding lookups, with its weights: one input per embedding
+    table, named as the table (its rows for a batch of pairs). What the ranking runs in the
+    executors, which then hold the dense layers only, while Spark joins the tables' rows to the
+    pairs: the tables (2 GB for NeuMF at full MPD) would be in every Python worker otherwise."""
+    inputs: dict[str, tf.Tensor] = {}
+
+    def embed(n: int, dim: int, name: str, x: Any) -> tf.Tensor:
+        inputs[name] = tf.keras.Input(shape=(dim,), name=name)
+        return inputs[name]
+
+    head = tf.keras.Model(inputs, _score(model, embed, None, None, 0, 0, factors, layers, 0.0), name=f"{model}_head")
+    for layer in head.layers:
+        if layer.weights:
+            layer.set_weights(trained.get_layer(layer.name).get_weights())
+    return head
 
 
 def init_neumf_from(neumf: tf.keras.Model, gmf: tf.keras.Model, mlp: tf.keras.Model, alpha: float = 0.5) -> None:

@@ -11,8 +11,9 @@ default for IndexedSlices, an allgather of the touched rows (ranks x batch x wid
 scales; `sparse_as_dense` would allreduce whole tables every step. The row-sparse optimizer then
 updates only those rows. `scripts/bench_ncf.py` measures both.
 
-Output (atomic, like every stage): `<run_dir>/ncf/<model>/` with model.keras, embeddings/*.parquet,
-history.json, history.png and _manifest.json. Checkpoints live in the stage's staging directory
+Output (atomic, like every stage): `<run_dir>/ncf/<model>/` with model.keras, head.keras (the network
+after its embedding lookups, which the ranking scores with), embeddings/*.parquet, history.json,
+history.png and _manifest.json. Checkpoints live in the stage's staging directory
 while it trains, so a killed run, started again with the same config, resumes after its last
 finished epoch; they are dropped once the output is published.
 """
@@ -34,7 +35,7 @@ from mpdrec.io.fs import FileInfo, FileStore, store_for
 from mpdrec.io.paths import MANIFEST, join, to_uri
 from mpdrec.io.stage import begin_stage, fingerprint, publish_stage, read_manifest, staging_uri, up_to_date
 from mpdrec.models.ncf.artifacts import (
-    download_dir, latest_checkpoint, plot_history, restore_checkpoint, save_checkpoint, upload_dir, write_embeddings)
+    HEAD, download_dir, latest_checkpoint, plot_history, restore_checkpoint, save_checkpoint, upload_dir, write_embeddings)
 from mpdrec.metrics.leave_one_out import METRICS, metric_sums, summarize
 from mpdrec.models.leave_one_out import LeaveOneOut, leave_one_out_files, leave_one_out_uri, read_leave_one_out
 from mpdrec.models.ncf.data import TrainingData, describe_training_data, positive_counts, training_dataset
@@ -300,12 +301,13 @@ def _export(model: Any, state: dict[str, Any], baseline: dict[str, float], stagi
             data: TrainingData, loo: LeaveOneOut, lrs: tuple[float, float], size: int, device: str
             ) -> dict[str, Any]:
     """Write model.keras, embeddings/, history.json and history.png to staging; the manifest body."""
-    from mpdrec.models.ncf.model import embedding_tables
+    from mpdrec.models.ncf.model import embedding_tables, head_of
 
     n = cfg.ncf
     history = state["history"]
     with tempfile.TemporaryDirectory() as tmp:
         model.save(os.path.join(tmp, "model.keras"))
+        head_of(model, n.model, n.factors, n.layers).save(os.path.join(tmp, HEAD))
         os.makedirs(os.path.join(tmp, "embeddings"))
         write_embeddings(embedding_tables(model, "playlist"), "playlist_idx", os.path.join(tmp, "embeddings",
                                                                                            "playlists.parquet"))
