@@ -32,7 +32,7 @@ import pyarrow as pa
 from pyspark import Broadcast
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import DoubleType, StructField
+from pyspark.sql.types import DoubleType, StructField, StructType
 
 from mpdrec.csr import Csr, csr, csr_rows, row_ids, transposed
 from mpdrec.models import als
@@ -183,9 +183,8 @@ def with_seed_cooc(rows: DataFrame, queries: Queries, data: RankingData, max_per
                                                int(data.track_artists.max(initial=0)) + 1, max_per_seed, seed)
     lookups = data.broadcast({"seeds_of": seeds_of, "track_postings": csr(postings, "track_idx", "q", data.num_tracks),
                               "artist_postings": by_artist, "artist_popularity": np.log1p(artist_counts)})
-    schema = rows.schema
-    for name in SEED_FEATURES:
-        schema = schema.add(StructField(name, DoubleType(), False))
+    # a new StructType: `add` would change the one `rows.schema` caches
+    schema = StructType([*rows.schema.fields, *(StructField(name, DoubleType(), False) for name in SEED_FEATURES)])
     return sorted_by(rows, "pid").mapInArrow(_with_cooc(lookups, {t: data.shared(t) for t in TABLES}), schema)
 
 
