@@ -93,15 +93,41 @@ def test_deterministic_fresh_per_epoch_and_balanced(spark, sampled, interactions
     assert hi <= 1.1 * lo
 
 
-def test_rows_in_a_shard_file_are_shuffled(sampled):
-    """Written row order is random, not playlist by playlist (Spark's planned write can undo a sort)."""
+def _shard_rows(root: str, epoch: int, shard: int) -> tuple[list[str], list[tuple]]:
+    """A shard's files and its rows, read in file-name order as an NCF rank reads them."""
+    import glob
+
     import pyarrow.parquet as pq
 
+    files = sorted(glob.glob(f"{root}/epoch={epoch}/shard={shard}/*.parquet"))
+    rows = [r for f in files for r in zip(*pq.read_table(f).to_pydict().values())]
+    return files, rows
+
+
+def _root(df) -> str:
+    """The directory a DataFrame of the negatives was read from."""
+    return df.inputFiles()[0].replace("file://", "").split("/epoch=")[0]
+
+
+def test_rows_in_a_shard_are_shuffled(sampled):
+    """Written row order is random, not playlist by playlist (Spark's planned write can undo a sort)."""
     _, df = sampled[0.0]
-    path = df.where("epoch = 0 and shard = 0").inputFiles()[0]
-    pl = pq.read_table(path.replace("file://", "")).column("playlist_idx").to_numpy()
+    _, rows = _shard_rows(_root(df), 0, 0)
+    pl = np.array([r[0] for r in rows])
     same_as_previous = float(np.mean(pl[1:] == pl[:-1]))
     assert len(pl) > 1000 and same_as_previous < 0.05  # grouped by playlist this would be ~0.97
+
+
+def test_the_write_is_split_by_size_and_shards_keep_their_order(spark, sampled, interactions, tmp_path):
+    """Tasks of 300 rows instead of one per shard: several files per shard, the same rows in the
+    same shuffled order."""
+    _, df = sampled[0.0]
+    small = tmp_path / "small_tasks"
+    build_negatives(spark, interactions, N_TRACKS, str(small), k=4, beta=0.0, epochs=2, shards=4, seed=9, task_rows=300)
+    for epoch, shard in [(0, 0), (1, 3)]:
+        files, rows = _shard_rows(str(small), epoch, shard)
+        _, expected = _shard_rows(_root(df), epoch, shard)
+        assert len(files) > 2 and rows == expected
 
 
 def test_job_stage_reads_the_runs_interactions(spark, synth_dir, tmp_path):

@@ -7,6 +7,10 @@ none is left. Only the sampling distribution (a cumulative array over track ids:
 is broadcast. Draws are counter-based hashes of (seed, epoch, playlist, draw), so a playlist's
 negatives depend on nothing else: not on partitioning, executors or retries. Each epoch set and
 shard is a directory `epoch=<e>/shard=<s>` of shuffled rows; a Horovod rank reads its own shards.
+The rows are range-partitioned on (epoch, shard, shuffle order) into tasks of about WRITE_TASK_ROWS
+rows, so the write runs in as many tasks as the data needs, whatever the shard count (330M rows per
+epoch set at full MPD went through one task per shard), and a shard's files, read in name order,
+hold its rows in the same shuffled order for any task size.
 
 Leave-one-out set (the NCF paper's protocol): for up to `eval_playlists` playlists, chosen by a
 seeded hash, the last track (highest position, the paper's "latest interaction") is held out of the
@@ -16,6 +20,7 @@ playlist's positives. Negatives never hit a held-out track either: it stays a po
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -32,6 +37,7 @@ OUTPUT_SCHEMA = "playlist_idx int, track_idx int, label byte, epoch int, shard i
 _POSITIVE_DRAW = np.int64(-1)  # draw index used to hash positives (negatives use 0, 1, ...)
 EVAL_STREAM = -1  # epoch key of the leave-one-out draws (training epoch sets are 0, 1, ...)
 EVAL_SCHEMA = "playlist_idx int, track_idx int, negatives array<int>"
+WRITE_TASK_ROWS = 4_000_000  # rows per write task (about 40 MB of Parquet)
 
 
 def sampling_cdf(counts: np.ndarray, beta: float) -> np.ndarray:
@@ -149,7 +155,8 @@ def choose_holdouts(positives: DataFrame, n: int, seed: int) -> DataFrame:
 
 def build_negatives(spark: SparkSession, interactions: DataFrame, num_tracks: int, out_dir: str, k: int,
                     beta: float, epochs: int, shards: int, seed: int, eval_dir: str | None = None,
-                    eval_playlists: int = 0, eval_negatives: int = 99) -> dict[str, Any]:
+                    eval_playlists: int = 0, eval_negatives: int = 99,
+                    task_rows: int = WRITE_TASK_ROWS) -> dict[str, Any]:
     """Write `out_dir/epoch=<e>/shard=<s>/` Parquet (playlist_idx, track_idx, label) and, with
     `eval_playlists`, the leave-one-out set to `eval_dir` (EVAL_SCHEMA); returns the manifest body."""
     if eval_playlists and "pos" not in interactions.columns:
@@ -168,10 +175,12 @@ def build_negatives(spark: SparkSession, interactions: DataFrame, num_tracks: in
     grouped = (positives.groupBy("playlist_idx").agg(F.sort_array(F.collect_list("track_idx")).alias("tracks"))
                .join(F.broadcast(holdouts), "playlist_idx", "left").fillna(-1, ["holdout"])).persist()
     rows = grouped.mapInArrow(_sampler(cdf_bc, k, seed, epochs, shards), OUTPUT_SCHEMA)
+    expected = (grouped.agg(F.sum(F.size("tracks"))).first()[0] or 0) * (1 + k) * epochs
+    tasks = max(epochs * shards, math.ceil(expected / task_rows))
     # sort on the partition columns first: Spark's planned write would otherwise add its own sort
     # on (epoch, shard) and drop this one, un-shuffling the rows (SPARK-50469)
-    (rows.repartition(epochs * shards, "epoch", "shard").sortWithinPartitions("epoch", "shard", "order").drop("order")
-     .write.mode("overwrite").partitionBy("epoch", "shard").parquet(out_dir))
+    (rows.repartitionByRange(tasks, "epoch", "shard", "order").sortWithinPartitions("epoch", "shard", "order")
+     .drop("order").write.mode("overwrite").partitionBy("epoch", "shard").parquet(out_dir))
     cdf_bc.unpersist()
     if eval_playlists:
         (grouped.where("holdout >= 0").mapInArrow(_eval_sampler(num_tracks, eval_negatives, seed), EVAL_SCHEMA)
