@@ -34,7 +34,8 @@ def test_weightings(interactions):
 
 def test_blocked_top_n_equals_spark_recommend_for_user_subset(spark, interactions):
     cfg = make_config(["als.max_iter=3"]).als
-    model = als.estimator(cfg, 6, 10.0, 0.05, seed=3).fit(als.ratings(interactions, "log", 1.0))
+    ratings = als.ratings(interactions, "log", 1.0)
+    model = als.estimator(cfg, 6, 10.0, 0.05, seed=3, ratings=ratings.count()).fit(ratings)
     factors = als.Factors.of(model)
     users = spark.createDataFrame([(u,) for u in range(0, 120, 7)], "playlist_idx int")
     want = {r.playlist_idx: [(x.track_idx, x.rating) for x in r.recommendations]

@@ -188,7 +188,7 @@ class AlsConfig:
     max_iter: int
     weighting: str  # r' from the interaction weight r: binary (1) | counts (r) | log (log(1 + r / eps))
     eps: float  # the log weighting's scale
-    blocks: int  # user and item blocks of Spark's ALS; 0 = Spark's default (10)
+    blocks: int  # user and item blocks of Spark's ALS; 0 = from the data (`mpdrec.models.als.blocks`)
     checkpoint_interval: int  # iterations between RDD checkpoints (cuts the lineage); 0 = never
     grid_rank: list[int]  # grid search: ranks tried; empty = [rank]
     grid_alpha: list[float]  # alphas tried; empty = [alpha]

@@ -8,6 +8,7 @@ multiplies regParam by each row's number of ratings (ALS-WR), unlike the paper a
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from pyspark.ml.recommendation import ALS, ALSModel
@@ -49,14 +50,25 @@ def ratings(interactions: DataFrame, weighting: str, eps: float) -> DataFrame:
     return interactions.select("playlist_idx", "track_idx", rating.cast("float").alias("rating"))
 
 
-def estimator(cfg: AlsConfig, rank: int, alpha: float, reg_param: float, seed: int) -> ALS:
-    """Spark's ALS for one grid point; the other settings from config."""
-    als = ALS(rank=rank, alpha=alpha, regParam=reg_param, maxIter=cfg.max_iter, implicitPrefs=True,
-              userCol="playlist_idx", itemCol="track_idx", ratingCol="rating", seed=seed,
-              checkpointInterval=cfg.checkpoint_interval or -1, coldStartStrategy="drop")
-    if cfg.blocks:
-        als = als.setNumUserBlocks(cfg.blocks).setNumItemBlocks(cfg.blocks)
-    return als
+SPARK_BLOCKS = 10  # Spark's default user and item blocks
+RATINGS_PER_BLOCK = 2_000_000
+
+
+def blocks(cfg: AlsConfig, ratings: int) -> int:
+    """User and item blocks: als.blocks, or from the data: Spark's 10 up to 20M ratings (as every
+    measured run had them), then one per 2M ratings (33 for the full MPD's 66M), so that a large
+    table is cut into as many parallel tasks as it needs. Never from the cluster's current cores: the
+    blocks seed the initial factors, and the same config must fit the same model anywhere."""
+    return cfg.blocks or max(SPARK_BLOCKS, math.ceil(ratings / RATINGS_PER_BLOCK))
+
+
+def estimator(cfg: AlsConfig, rank: int, alpha: float, reg_param: float, seed: int, ratings: int) -> ALS:
+    """Spark's ALS for one grid point, for a table of `ratings` rows; the other settings from config."""
+    n = blocks(cfg, ratings)
+    return ALS(rank=rank, alpha=alpha, regParam=reg_param, maxIter=cfg.max_iter, implicitPrefs=True,
+               userCol="playlist_idx", itemCol="track_idx", ratingCol="rating", seed=seed,
+               checkpointInterval=cfg.checkpoint_interval or -1, coldStartStrategy="drop",
+               numUserBlocks=n, numItemBlocks=n)
 
 
 def query_factors(factors: Factors, queries: Queries) -> DataFrame:

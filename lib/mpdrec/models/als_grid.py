@@ -74,7 +74,8 @@ def _train_point(spark: SparkSession, cfg: Config, ratings: DataFrame, point: di
                  out_dir: str) -> tuple[als.Factors, float]:
     """Fit one point and save model and factors under out_dir; (factors, seconds per iteration)."""
     started = time.perf_counter()
-    model = als.estimator(cfg.als, point["rank"], point["alpha"], point["reg_param"], cfg.seed).fit(ratings)
+    model = als.estimator(cfg.als, point["rank"], point["alpha"], point["reg_param"], cfg.seed,
+                          ratings.count()).fit(ratings)
     factors = als.Factors.of(model)
     factors.save(out_dir)
     seconds = time.perf_counter() - started  # factors are computed lazily: saving them ends the training

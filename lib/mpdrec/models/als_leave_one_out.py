@@ -51,7 +51,8 @@ def score(ratings: DataFrame, loo: LeaveOneOut, cfg: Config, point: dict[str, An
     held = spark.createDataFrame(pd.DataFrame({"playlist_idx": loo.playlists.astype(np.int32),
                                                "track_idx": loo.candidates[:, 0].astype(np.int32)}))
     train = ratings.join(F.broadcast(held), ["playlist_idx", "track_idx"], "left_anti").cache()
-    model = als.estimator(cfg.als, point["rank"], point["alpha"], point["reg_param"], cfg.seed).fit(train)
+    model = als.estimator(cfg.als, point["rank"], point["alpha"], point["reg_param"], cfg.seed,
+                          train.count()).fit(train)
     factors = als.Factors.of(model)
     users = _vectors(factors.playlists, "playlist_idx", loo.playlists, point["rank"])
     items = _vectors(factors.tracks, "track_idx", loo.candidates, point["rank"])
