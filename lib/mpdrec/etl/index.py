@@ -12,6 +12,7 @@ kind = mpd | validation | blend_train | challenge, num_tracks = training interac
 from __future__ import annotations
 
 import logging
+import math
 from contextlib import contextmanager
 from itertools import accumulate
 from typing import Any, Iterator
@@ -25,6 +26,7 @@ from mpdrec.io.fs import HadoopFS
 from mpdrec.io.paths import join
 
 log = logging.getLogger("mpdrec.index")
+ROWS_PER_FILE = 2_000_000  # interactions per Parquet file, at least (33 files for the full MPD)
 
 
 @contextmanager
@@ -88,7 +90,9 @@ def build_interactions(spark: SparkSession, ingest_dir: str, validation_dir: str
     data = (train.groupBy("pid", "track_uri").agg(F.min("pos").alias("pos"), F.count("*").cast("float").alias("weight"))
             .join(tids, "track_uri").join(pids, "pid")
             .select("playlist_idx", "track_idx", "pos", "weight"))
-    parts = files or 4 * spark.sparkContext.defaultParallelism
+    # about four per core seen at start, and at least one per ROWS_PER_FILE rows: under dynamic
+    # allocation a job starts with about 2 cores, and 66M interactions in 8 files cap every reader
+    parts = files or max(4 * spark.sparkContext.defaultParallelism, math.ceil(train.count() / ROWS_PER_FILE))
     data.repartition(parts, "playlist_idx").sortWithinPartitions("playlist_idx", "pos").write.mode(
         "overwrite").parquet(join(out_dir, "data"))
     train.unpersist()

@@ -35,6 +35,7 @@ log = logging.getLogger("mpdrec.ingest")
 SLICE_PATTERN = "mpd.slice.*.json"
 TABLES = ("playlists", "playlist_tracks", "tracks", "challenge_playlists", "challenge_tracks", "quarantine")
 TASKS_PER_CORE = 4  # more, smaller tasks balance load; fewer amortise the per-task cost
+FILES_PER_TASK = 4  # slice files per task when the cores seen at start are few (dynamic allocation)
 
 
 def resolve_slice_files(fs: FileStore, specs: list[str]) -> list[FileInfo]:
@@ -83,8 +84,11 @@ def _task_runner(out_dir: str) -> Callable[[Iterator[tuple[str, str]]], Iterator
 
 def _process_files(spark: SparkSession, items: list[tuple[str, str]], out_dir: str,
                    files_per_task: int) -> list[FileSummary]:
+    # from the files as well as the cores: under dynamic allocation a job starts with about 2 cores
+    # and grows, and 1,000 slice files in 8 tasks would stay 8 tasks however many executors come
     cores = spark.sparkContext.defaultParallelism
-    tasks = math.ceil(len(items) / files_per_task) if files_per_task else min(len(items), TASKS_PER_CORE * cores)
+    tasks = (math.ceil(len(items) / files_per_task) if files_per_task else
+             max(math.ceil(len(items) / FILES_PER_TASK), min(len(items), TASKS_PER_CORE * cores)))
     with job_step(spark, f"ingest: parse {len(items)} files in {tasks} tasks"):
         rows = spark.sparkContext.parallelize(items, tasks).mapPartitions(_task_runner(out_dir)).collect()
     return [FileSummary(**r) for r in rows]
