@@ -16,6 +16,7 @@ leave-one-out HR@10 / NDCG@10 / AUC against popularity ranking of the same 100 c
 
     python scripts/bench_ncf.py                     # 200k playlists x 500k tracks, batch 8192
     python scripts/bench_ncf.py --playlists 20000 --tracks 50000
+    python scripts/bench_ncf.py --playlists 1000000 --tracks 2262292 --dense-steps 0   # full MPD tables
     python scripts/bench_ncf.py --quality --workdir /tmp/bench_ncf
 """
 from __future__ import annotations
@@ -70,6 +71,17 @@ def throughput(args: argparse.Namespace, dense: bool, steps: int, hvd: object | 
     return steps * args.batch * (hvd.size() if hvd else 1) / (time.perf_counter() - start)
 
 
+TOUCHED_WIDTH = 2 * (32 + 128)  # floats per sample the allgather carries: a playlist and a track row, GMF + MLP
+
+
+def traffic(batch: int, ranks: int) -> int:
+    """Bytes one rank receives per step from Horovod's allgather of the touched embedding rows: the
+    other ranks' batches, TOUCHED_WIDTH float32 values and 4 int32 row ids per sample. It grows with
+    the ranks, while an allreduce of whole tables (`sparse_as_dense`) moves about twice the tables'
+    bytes per rank per step whatever the ranks."""
+    return (ranks - 1) * batch * (TOUCHED_WIDTH * 4 + 4 * 4)
+
+
 def horovod_worker(args: argparse.Namespace) -> None:
     """One rank of `horovodrun -np N scripts/bench_ncf.py --worker`: rank 0 prints a JSON line."""
     import horovod.tensorflow as hvd
@@ -78,7 +90,7 @@ def horovod_worker(args: argparse.Namespace) -> None:
     hvd.init()
     tf.config.threading.set_intra_op_parallelism_threads(max(1, (os.cpu_count() or 1) // hvd.local_size()))
     result = {"allgather": throughput(args, False, args.steps, hvd),
-              "sparse_as_dense": throughput(args, True, args.dense_steps, hvd)}
+              "sparse_as_dense": throughput(args, True, args.dense_steps, hvd) if args.dense_steps else None}
     if hvd.rank() == 0:
         print("RESULT " + json.dumps(result), flush=True)
 
@@ -125,7 +137,8 @@ def main() -> None:
     ap.add_argument("--tracks", type=int, default=500_000)
     ap.add_argument("--batch", type=int, default=8192)
     ap.add_argument("--steps", type=int, default=30)
-    ap.add_argument("--dense-steps", type=int, default=5)
+    ap.add_argument("--dense-steps", type=int, default=5,
+                    help="0: no dense-table steps (at full MPD size they need more memory than 24 GB holds)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--quality", action="store_true", help="train GMF, MLP, NeuMF on the default synthetic MPD")
     ap.add_argument("--workdir", default="/tmp/bench_ncf")
@@ -153,7 +166,7 @@ def main() -> None:
     flops_per_s = 20 * 2 * args.batch * 256 * 256 / (time.perf_counter() - start)
 
     sparse = throughput(args, False, args.steps)
-    dense = throughput(args, True, args.dense_steps)
+    dense = throughput(args, True, args.dense_steps) if args.dense_steps else None
     two = two_processes(args)
     probe = build_model("neumf", 10, 10, 32, [256, 128, 128, 64])
     per_sample = 3 * dense_layer_flops(probe)
@@ -163,12 +176,17 @@ def main() -> None:
         "device": [d.device_type for d in tf.config.list_physical_devices()],
         "model": "neumf latent 32, mlp [256, 128, 128, 64]",
         "tables": {"playlists": args.playlists, "tracks": args.tracks}, "batch": args.batch,
-        "one_process": {"sparse_updates_samples_per_s": round(sparse), "dense_updates_samples_per_s": round(dense),
-                        "sparse_over_dense": round(sparse / dense, 1)},
+        "one_process": {"sparse_updates_samples_per_s": round(sparse),
+                        **({"dense_updates_samples_per_s": round(dense), "sparse_over_dense": round(sparse / dense, 1)}
+                           if dense else {})},
         "two_processes_horovod": {"allgather_samples_per_s": round(two["allgather"]),
-                                  "sparse_as_dense_samples_per_s": round(two["sparse_as_dense"]),
-                                  "allgather_over_sparse_as_dense": round(two["allgather"] / two["sparse_as_dense"], 1),
+                                  **({"sparse_as_dense_samples_per_s": round(two["sparse_as_dense"]),
+                                      "allgather_over_sparse_as_dense": round(two["allgather"] / two["sparse_as_dense"],
+                                                                              1)}
+                                     if two["sparse_as_dense"] else {}),
                                   "over_one_process": round(two["allgather"] / sparse, 2)},
+        "allgather_bytes_per_rank_step": {n: traffic(args.batch, n) for n in (2, 8, 16)},
+        "sparse_as_dense_bytes_per_rank_step": 2 * (args.playlists + args.tracks) * (32 + 128) * 4,
         "roof": {"matmul_flops_per_s": round(flops_per_s), "training_flops_per_sample": per_sample,
                  "roof_samples_per_s": round(roof), "sparse_share_of_roof": round(sparse / roof, 3)},
         "target_samples_per_s": 100_000,

@@ -12,7 +12,8 @@ scales is the data's, not the queries'.
 Per job: seconds; peak resident memory of the JVM, of the job's own Python process (the driver;
 horovodrun for train_ncf) and of the largest other Python process (a Spark Python worker, a Horovod
 rank), sampled from /proc every `--sample-seconds`; shuffle bytes written and bytes spilled, from
-Spark's event log; the disk the run directory grew by; the tables its stage manifests count. Then per
+Spark's event log; the disk the run directory grew by; the tables its stage manifests count; the
+WindowExec warnings of a window over a whole table in its log. Then per
 job, between consecutive scales, the growth exponents log(x2 / x1) / log(s2 / s1) of time and memory
 (1 is linear).
 
@@ -40,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 JOBS = ("synth_mpd", "ingest_mpd", "build_interactions", "sample_negatives", "train_als", "train_ncf",
         "rank_candidates", "evaluate")
 MEMORY = ("jvm_peak_bytes", "python_driver_peak_bytes", "python_worker_peak_bytes")
+WINDOW_WARNING = "No Partition Defined for Window operation"  # Spark's WindowExec: every row in one task
 
 
 def _rss(pid: int) -> tuple[int, str]:
@@ -146,8 +148,10 @@ def measure(job: str, config: Path, sets: list[str], run_dir: Path, disk_dir: Pa
         memory.join()
     if rc:
         raise SystemExit(f"{job} failed (exit {rc}): see {logs / f'{job}.log'}")
+    text = (logs / f"{job}.log").read_text(errors="replace")
     return {"seconds": round(time.time() - started, 1), **memory.peaks, **_shuffle(events, started),
-            "disk_bytes": _disk_bytes(disk_dir) - disk_before, "tables": _tables(run_dir, started)}
+            "disk_bytes": _disk_bytes(disk_dir) - disk_before, "tables": _tables(run_dir, started),
+            "single_partition_window_warnings": text.count(WINDOW_WARNING)}
 
 
 def growth(results: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, dict[str, float]]]:
