@@ -189,7 +189,8 @@ def main() -> None:
     ap.add_argument("--per-category", type=int, default=1000, help="validation and blend-training playlists")
     ap.add_argument("--challenge-size", type=int, default=10_000)
     ap.add_argument("--ncf-epochs", type=int, default=2, help="= negatives.epochs: one fresh set per epoch")
-    ap.add_argument("--driver-memory", default="14g")
+    ap.add_argument("--driver-memory", default="6g",
+                    help="spark.driver.memory: the issue's driver budget, so a run that completes shows it holds")
     ap.add_argument("--sample-seconds", type=float, default=1.0)
     ap.add_argument("--force", action="store_true", help="measure the chosen jobs again")
     args = ap.parse_args()
