@@ -67,10 +67,12 @@ def test_leave_one_out_refits_without_the_held_out_tracks(spark):
     out. Refitted without it, ALS still ranks it first among other pairs' tracks (its twin holds
     it), while popularity, counted without it, puts it last (1 playlist against 2 for every
     negative): with the held-out rows left in, popularity would tie it with all of them. A negative
-    that no playlist holds has no factors and scores 0."""
+    that no playlist holds has no factors and scores 0; a trained track above every candidate id
+    (the least popular tracks at scale) is counted without error."""
     pairs, per_pair, negatives = 20, 8, 21
     rows = [(p, pair * per_pair + t, t, 1.0) for pair in range(pairs) for p in (2 * pair, 2 * pair + 1)
             for t in range(per_pair)]
+    rows.append((2 * pairs, pairs * per_pair + 1, 0, 1.0))
     ratings = als.ratings(spark.createDataFrame(rows, "playlist_idx int, track_idx int, pos int, weight float"),
                           "binary", 1.0)
     rng = np.random.default_rng(5)
