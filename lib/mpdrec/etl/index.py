@@ -26,7 +26,7 @@ from mpdrec.io.fs import HadoopFS
 from mpdrec.io.paths import join
 
 log = logging.getLogger("mpdrec.index")
-ROWS_PER_FILE = 2_000_000  # interactions per Parquet file, at least (33 files for the full MPD)
+ROWS_PER_FILE = 2_000_000  # interactions per Parquet file at most, about (33 files for the full MPD's 66M)
 
 
 @contextmanager
