@@ -122,7 +122,7 @@ def _tables(run_dir: Path, since: float) -> dict[str, Any]:
     for manifest in run_dir.rglob("_manifest.json") if run_dir.exists() else []:
         if manifest.stat().st_mtime >= since and "_staging" not in manifest.parts:
             body = json.loads(manifest.read_text())
-            if "tables" in body and not body.get("skipped"):
+            if "tables" in body:
                 out[str(manifest.parent.relative_to(run_dir))] = body["tables"]
     return out
 

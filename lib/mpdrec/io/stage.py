@@ -124,7 +124,6 @@ def publish_stage(fs: FileStore, parent_dir: str, name: str, fp: dict[str, Any],
         "seconds_total": round(time.time() - started, 3),
         "versions": versions(),
     }
-    fs.delete(join(staging, MANIFEST))  # a resumed try's; the manifest travels alone, last
     if fs.exists(final):
         fs.delete(join(final, MANIFEST))  # the old output is invalid before any of its data goes
         fs.delete(final)
