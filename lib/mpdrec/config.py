@@ -260,6 +260,114 @@ class NcfConfig:
         _require(self.launcher in ("horovodrun", "spark"), "ncf.launcher", "must be horovodrun or spark")
 
 
+TABLE_FORMATS = ("csv", "parquet")
+TABLE_COMBINE = ("sum", "mean", "max")
+
+
+@dataclass(frozen=True)
+class CsvConfig:
+    sep: str  # field separator
+    quote: str  # quote character
+    encoding: str  # a Java charset name: UTF-8, ISO-8859-1 (Latin-1), windows-1252
+    header: bool  # the first line names the columns; false: `names` does
+    names: list[str]  # column names of a file without a header line
+
+    def __post_init__(self) -> None:
+        _require(len(self.sep) >= 1, "table.csv.sep", "must be non-empty")
+        _require(len(self.quote) == 1, "table.csv.quote", "must be one character")
+        _require(self.header or bool(self.names), "table.csv.names",
+                 "a file without a header (table.csv.header=false) needs its column names here")
+
+
+@dataclass(frozen=True)
+class TableConfig:
+    path: list[str]  # CSV or Parquet files: files, directories (every data file in them) or globs
+    format: str  # csv | parquet
+    user: str  # column names of the user, the item, and the optional value and time
+    item: str
+    value: str | None  # None: every row is one interaction worth 1
+    time: str | None  # orders a user's interactions (numbers or timestamps); None: by item
+    attributes: list[str]  # item attribute columns, kept in interactions/item_ids
+    combine: str  # one (user, item) pair in several rows: sum | mean | max of their values
+    max_quarantine_share: float  # fail when bad rows / all rows exceeds this
+    csv: CsvConfig
+
+    def __post_init__(self) -> None:
+        _require(self.format in TABLE_FORMATS, "table.format", f"must be one of {', '.join(TABLE_FORMATS)}")
+        _require(self.combine in TABLE_COMBINE, "table.combine", f"must be one of {', '.join(TABLE_COMBINE)}")
+        _require(0.0 <= self.max_quarantine_share <= 1.0, "table.max_quarantine_share", "must be within [0, 1]")
+        named = [self.user, self.item, self.value, self.time, *self.attributes]
+        used = [c for c in named if c is not None]
+        _require(len(set(used)) == len(used), "table", f"a column is mapped twice: {used}")
+
+    def columns(self) -> dict[str, str]:
+        """Output column -> input column, for the mapped columns that are set."""
+        roles = {"user": self.user, "item": self.item, "value": self.value, "time": self.time}
+        return {k: v for k, v in roles.items() if v is not None} | {a: a for a in self.attributes}
+
+
+EXPLICIT_MODELS = ("jaccard", "als", "dot", "deep")
+EXPLICIT_TARGETS = ("original", "adjusted", "binary")
+EXPLICIT_LOSSES = ("mse", "mae")
+
+
+@dataclass(frozen=True)
+class ExplicitConfig:
+    implicit_value: float | None  # a rating meaning "interacted, not rated" (Book-Crossing: 0), left out
+    split: list[float]  # train / validation / test shares, drawn per (user, item) from the seed
+    threshold: float  # "recommend" = an original rating >= threshold
+    sigmoid_a: list[float]  # adjusted target 1 / (1 + exp((a - x) * b)) * 9 + 1: inflections tried
+    sigmoid_b: list[float]  # steepnesses tried
+    models: list[str]  # jaccard | als | dot | deep
+    targets: list[str]  # original | adjusted | binary
+    losses: list[str]  # the networks' losses on the original and adjusted targets (binary: cross-entropy)
+    jaccard_max_raters: int  # an item rated by more users is sampled down to this many for similarities
+    als_rank: int
+    als_reg_param: float
+    als_max_iter: int
+    factors: int  # the networks' embedding size
+    hidden: list[int]  # the deep network's layers (a skip connection around all but the first)
+    dropout: float  # the deep network's dropout
+    epochs: int  # most epochs; the weights of the best validation loss are kept
+    patience: int  # epochs without a better validation loss before stopping
+    batch_size: int
+    lr: float  # Adam
+
+    def __post_init__(self) -> None:
+        _require(len(self.split) == 3 and all(s > 0 for s in self.split) and abs(sum(self.split) - 1) < 1e-9,
+                 "explicit.split", "must be three positive shares summing to 1")
+        for key, known in (("models", EXPLICIT_MODELS), ("targets", EXPLICIT_TARGETS), ("losses", EXPLICIT_LOSSES)):
+            values = getattr(self, key)
+            _require(bool(values) and all(v in known for v in values), f"explicit.{key}",
+                     f"must be a non-empty list of {', '.join(known)}")
+        _require(bool(self.sigmoid_a) and bool(self.sigmoid_b), "explicit.sigmoid_a", "the grid needs a and b values")
+        _require(all(b > 0 for b in self.sigmoid_b), "explicit.sigmoid_b", "steepness must be > 0")
+        _require(self.jaccard_max_raters >= 2, "explicit.jaccard_max_raters", "must be at least 2")
+        for key in ("als_rank", "als_max_iter", "factors", "epochs", "batch_size"):
+            _require(getattr(self, key) >= 1, f"explicit.{key}", "must be at least 1")
+        _require(bool(self.hidden) and all(h >= 1 for h in self.hidden), "explicit.hidden", "must be positive sizes")
+        _require(0 <= self.dropout < 1, "explicit.dropout", "must be within [0, 1)")
+        _require(self.patience >= 0, "explicit.patience", "must be >= 0")
+        _require(self.lr > 0 and self.als_reg_param >= 0, "explicit.lr", "must be > 0 (als_reg_param >= 0)")
+
+
+@dataclass(frozen=True)
+class SynthBooksConfig:
+    users: int  # raters (Book-Crossing: 105,283 in the ratings file)
+    books: int  # ISBNs (340,556)
+    ratings: int  # rows (1,149,780), zeros included
+    zero_share: float  # implicit rows, rating 0 (0.62 in the real file)
+    bad_rows: int  # malformed lines mixed in (each of a real kind), for the bad-row path
+    seed: int
+    out_dir: str  # BX-Book-Ratings.csv + _manifest.json (a local directory)
+
+    def __post_init__(self) -> None:
+        _require(self.users >= 2 and self.books >= 2, "synth_books.users", "users and books must be at least 2")
+        _require(self.ratings >= 1, "synth_books.ratings", "must be at least 1")
+        _require(0 <= self.zero_share < 1, "synth_books.zero_share", "must be within [0, 1)")
+        _require(self.bad_rows >= 0, "synth_books.bad_rows", "must be >= 0")
+
+
 @dataclass(frozen=True)
 class SparkConfig:
     master: str | None  # None: leave it to spark-submit / the cluster
@@ -278,6 +386,9 @@ class Config:
     rank: RankConfig
     als: AlsConfig
     ncf: NcfConfig
+    table: TableConfig
+    explicit: ExplicitConfig
+    synth_books: SynthBooksConfig
     spark: SparkConfig
 
     def section_digest(self, *sections: str) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 from mpdrec.categories import CATEGORIES
 
 
-def _png(fig: Any) -> bytes:
+def png(fig: Any) -> bytes:
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
@@ -18,7 +18,7 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def _figure(columns: int, width: float) -> tuple[Any, Any]:
+def figure(columns: int, width: float) -> tuple[Any, Any]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -29,7 +29,7 @@ def _figure(columns: int, width: float) -> tuple[Any, Any]:
 
 def by_category(models: dict[str, dict[str, Any]]) -> bytes:
     """R-precision and NDCG per challenge category, one line per model."""
-    fig, axes = _figure(2, 13)
+    fig, axes = figure(2, 13)
     ids = [c.id for c in CATEGORIES]
     for ax, metric in zip(axes[0], ("r_precision", "ndcg")):
         for name, m in models.items():
@@ -37,21 +37,21 @@ def by_category(models: dict[str, dict[str, Any]]) -> bytes:
                     linewidth=2.5 if name == "final" else 1.2)
         ax.set(title=f"{metric} by challenge category", xlabel="category", xticks=ids)
         ax.legend(fontsize=8)
-    return _png(fig)
+    return png(fig)
 
 
 def recall_by_source(recall: dict[str, float]) -> bytes:
     """The share of hidden tracks each source's candidates reach, and their union."""
-    fig, axes = _figure(1, 6)
+    fig, axes = figure(1, 6)
     ax = axes[0][0]
     ax.bar(list(recall), list(recall.values()), color=["C0"] * (len(recall) - 1) + ["C3"])
     ax.set(title="candidate recall of the hidden tracks", ylabel="recall", ylim=(0, 1))
-    return _png(fig)
+    return png(fig)
 
 
 def ncf_curves(histories: dict[str, list[dict[str, Any]]]) -> bytes:
     """Training loss and leave-one-out HR@10 per epoch, one line per NCF model."""
-    fig, axes = _figure(2, 11)
+    fig, axes = figure(2, 11)
     loss, hr = axes[0]
     for name, history in histories.items():
         epochs = [h["epoch"] for h in history]
@@ -61,4 +61,4 @@ def ncf_curves(histories: dict[str, list[dict[str, Any]]]) -> bytes:
     hr.set(title="NCF leave-one-out HR@10", xlabel="epoch", ylim=(0, 1))
     for ax in (loss, hr):
         ax.legend(fontsize=8)
-    return _png(fig)
+    return png(fig)

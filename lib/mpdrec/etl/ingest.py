@@ -26,8 +26,8 @@ from mpdrec.config import Config
 from mpdrec.errors import InputError
 from mpdrec.etl.slice_tables import (TRACK_META, TRACK_STATS, FileSummary, output_name, process_file,
                                      write_empty)
-from mpdrec.io.fs import FileInfo, FileStore, HadoopFS, LocalFS
-from mpdrec.io.paths import basename, has_glob, is_local, join, to_uri
+from mpdrec.io.fs import FileInfo, FileStore, HadoopFS, LocalFS, files_named
+from mpdrec.io.paths import basename, is_local, join, to_uri
 from mpdrec.io.stage import fingerprint, run_stage
 from mpdrec.spark import job_step
 
@@ -42,14 +42,8 @@ def resolve_slice_files(fs: FileStore, specs: list[str]) -> list[FileInfo]:
     """Every slice file named by `paths.mpd` (directories, globs, files), sorted, each once."""
     found: dict[str, FileInfo] = {}
     for spec in specs:
-        uri = to_uri(spec)
-        if has_glob(uri):
-            hits = fs.glob(uri)
-        elif fs.is_dir(uri):
-            hits = fs.list_files(uri, SLICE_PATTERN)
-        elif fs.exists(uri):
-            hits = fs.glob(uri)
-        else:
+        hits = files_named(fs, spec, SLICE_PATTERN)
+        if hits is None:
             raise InputError(f"config key 'paths.mpd': {spec} does not exist")
         if not hits:
             raise InputError(f"config key 'paths.mpd': no MPD slice files ({SLICE_PATTERN}) in {spec}")

@@ -261,3 +261,14 @@ class ArrowFS:
 def store_for(uri: str) -> FileStore:
     """The JVM-free store for a URI: LocalFS for local paths, ArrowFS for remote ones."""
     return LocalFS() if is_local(uri) else ArrowFS()
+
+
+def files_named(fs: FileStore, spec: str, name_pattern: str = "*") -> list[FileInfo] | None:
+    """The files an input spec names: a glob's matches, a directory's files matching `name_pattern`,
+    or the file itself; None when nothing exists at `spec`."""
+    uri = to_uri(spec)
+    if any(c in GLOB_CHARS for c in uri):
+        return fs.glob(uri)
+    if fs.is_dir(uri):
+        return fs.list_files(uri, name_pattern)
+    return fs.glob(uri) if fs.exists(uri) else None

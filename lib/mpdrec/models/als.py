@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 
 from mpdrec.config import AlsConfig
 from mpdrec.io.paths import join
-from mpdrec.models.data import Queries, RankingData
+from mpdrec.models.data import Queries
 from mpdrec.rank.blocked_topn import percentile_ranks, top_n
 
 PLAYLIST_FACTORS, TRACK_FACTORS = "playlist_factors", "track_factors"
