@@ -368,6 +368,66 @@ class SynthBooksConfig:
         _require(self.bad_rows >= 0, "synth_books.bad_rows", "must be >= 0")
 
 
+CHARTS_NETWORKS = ("dot", "bias", "mlp", "text", "artist")
+
+
+@dataclass(frozen=True)
+class ChartsConfig:
+    exclude: list[str]  # users of the table that are not countries (the charts' "global")
+    title: str  # the item attribute holding the song title (for the text network)
+    artist: str  # the item attribute holding the artist (for the artist network)
+    top_songs: int  # songs kept, by total streams
+    eps: float  # r' = log((1 + r) / eps)
+    min_songs: int  # a country with more songs than this gets validation_share of them held out
+    validation_share: float
+    grid_rank: list[int]
+    grid_alpha: list[float]
+    grid_reg_param: list[float]
+    max_iter: int
+    networks: list[str]  # dot | bias | mlp | text | artist
+    factors: int
+    hidden: list[int]  # the MLP's ReLU layers (batch norm each, dropout after the first)
+    dropout: float
+    title_tokens: int  # title words the text network reads (longer titles are cut)
+    text_units: int  # the LSTM's size and its ReLU layer's
+    epochs: int
+    batch_size: int
+    lr: float
+    arithmetic: list[str]  # country-vector expressions such as "se * no - us": songs recommended for them
+    arithmetic_top: int
+
+    def __post_init__(self) -> None:
+        _require(self.top_songs >= 2, "charts.top_songs", "must be at least 2")
+        _require(self.eps > 0, "charts.eps", "must be > 0")
+        _require(0 < self.validation_share < 1, "charts.validation_share", "must be within (0, 1)")
+        _require(self.min_songs >= 1, "charts.min_songs", "must be at least 1")
+        _require(bool(self.grid_rank) and bool(self.grid_alpha) and bool(self.grid_reg_param), "charts.grid_rank",
+                 "the grid needs rank, alpha and reg_param values")
+        _require(all(n in CHARTS_NETWORKS for n in self.networks), "charts.networks",
+                 f"must be a list of {', '.join(CHARTS_NETWORKS)}")
+        _require(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "charts.hidden", "must be positive sizes")
+        _require(0 <= self.dropout < 1, "charts.dropout", "must be within [0, 1)")
+        for key in ("max_iter", "factors", "title_tokens", "text_units", "epochs", "batch_size", "arithmetic_top"):
+            _require(getattr(self, key) >= 1, f"charts.{key}", "must be at least 1")
+        _require(self.lr > 0, "charts.lr", "must be > 0")
+
+
+@dataclass(frozen=True)
+class SynthChartsConfig:
+    countries: int  # regions besides "global"
+    songs: int
+    artists: int
+    days: int  # daily top-200 charts per region
+    bad_rows: int  # malformed lines mixed in, for the bad-row path
+    seed: int
+    out_dir: str  # one <region>.csv per region + _manifest.json (a local directory)
+
+    def __post_init__(self) -> None:
+        _require(2 <= self.countries <= 60, "synth_charts.countries", "must be within 2..60")
+        _require(self.songs >= 200 and self.artists >= 1, "synth_charts.songs", "needs at least 200 songs (a chart)")
+        _require(self.days >= 1 and self.bad_rows >= 0, "synth_charts.days", "days >= 1, bad_rows >= 0")
+
+
 @dataclass(frozen=True)
 class SparkConfig:
     master: str | None  # None: leave it to spark-submit / the cluster
@@ -389,6 +449,8 @@ class Config:
     table: TableConfig
     explicit: ExplicitConfig
     synth_books: SynthBooksConfig
+    charts: ChartsConfig
+    synth_charts: SynthChartsConfig
     spark: SparkConfig
 
     def section_digest(self, *sections: str) -> str:

@@ -90,7 +90,11 @@ def read_table(spark: SparkSession, t: TableConfig, files: list[str]) -> DataFra
         fields = F.concat_ws(t.csv.sep, *[F.coalesce(F.col(f"`{c}`"), F.lit("")) for c in found])
         raw = F.coalesce(F.col(CORRUPT), fields)
         malformed = F.col(CORRUPT).isNotNull()
-    return df.select(*[F.trim(F.col(f"`{c}`").cast("string")).alias(role) for role, c in roles.items()],
+    def text(c: str) -> Column:  # an empty attribute is unknown: null, so it never wins an item's min
+        trimmed = F.trim(F.col(f"`{c}`").cast("string"))
+        return F.when(trimmed != "", trimmed) if c in t.attributes else trimmed
+
+    return df.select(*[text(c).alias(role) for role, c in roles.items()],
                      F.input_file_name().alias("source"), raw.alias("raw"), malformed.alias("malformed"))
 
 
