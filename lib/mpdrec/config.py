@@ -429,6 +429,35 @@ class SynthChartsConfig:
 
 
 @dataclass(frozen=True)
+class DiceConfig:
+    held_out_share: float  # MPD playlists held out (seeded by pid); the others are the bank
+    neighbours: int  # most similar bank playlists per held-out playlist
+    recommendations: int  # tracks recommended per held-out playlist
+    max_playlists_per_track: int  # a track in more bank playlists is sampled down for the similarity join
+
+    def __post_init__(self) -> None:
+        _require(0 < self.held_out_share < 1, "dice.held_out_share", "must be within (0, 1)")
+        for key in ("neighbours", "recommendations", "max_playlists_per_track"):
+            _require(getattr(self, key) >= 1, f"dice.{key}", "must be at least 1")
+
+
+@dataclass(frozen=True)
+class FollowersConfig:
+    test_share: float  # playlists held out for the error (seeded by pid)
+    log_target: bool  # fit log(1 + followers); errors are reported on followers and on the log scale
+    lasso_reg: float  # the lasso's regParam (L1 only)
+    gbt_trees: int
+    gbt_depth: int
+    top_artists: int  # the most common artist, one-hot over this many commonest (the rest: other)
+
+    def __post_init__(self) -> None:
+        _require(0 < self.test_share < 1, "followers.test_share", "must be within (0, 1)")
+        _require(self.lasso_reg >= 0, "followers.lasso_reg", "must be >= 0")
+        for key in ("gbt_trees", "gbt_depth", "top_artists"):
+            _require(getattr(self, key) >= 1, f"followers.{key}", "must be at least 1")
+
+
+@dataclass(frozen=True)
 class SparkConfig:
     master: str | None  # None: leave it to spark-submit / the cluster
     conf: dict[str, str] = field(default_factory=dict)
@@ -451,6 +480,8 @@ class Config:
     synth_books: SynthBooksConfig
     charts: ChartsConfig
     synth_charts: SynthChartsConfig
+    dice: DiceConfig
+    followers: FollowersConfig
     spark: SparkConfig
 
     def section_digest(self, *sections: str) -> str:

@@ -29,3 +29,11 @@ def paired_difference(a: np.ndarray, b: np.ndarray, seed: int, resamples: int = 
     low, high = np.quantile(means, [tail, 1.0 - tail])
     return {"difference": float(diff.mean()), "low": float(low), "high": float(high), "level": level,
             "playlists": int(len(diff))}
+
+
+def mean_interval(a: np.ndarray, seed: int, resamples: int = RESAMPLES, level: float = LEVEL) -> dict[str, float]:
+    """Mean of one model's per-query scores and its percentile bootstrap interval (the paired
+    difference against zero)."""
+    a = np.asarray(a, dtype=np.float64)
+    out = paired_difference(a, np.zeros_like(a), seed, resamples, level)
+    return {"mean": out["difference"], "low": out["low"], "high": out["high"], "level": level, "queries": out["playlists"]}
