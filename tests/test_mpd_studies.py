@@ -61,6 +61,7 @@ def test_dice_study(studies):
     assert h["dice"]["low"] <= h["dice"]["mean"] <= h["dice"]["high"]
     assert h["dice"]["mean"] > h["popularity"]["mean"]  # neighbours know more than the charts
     assert "| dice |" in (run / "dice" / "report.md").read_text()
+    assert (run / "dice" / "report_dice.png").stat().st_size > 1000
 
 
 def test_followers_study(studies):
@@ -71,3 +72,4 @@ def test_followers_study(studies):
     assert "num_tracks" in f["coefficients"]["linear"] and "num_tracks" in f["importances"]
     assert any(k.startswith("top_artist=") for k in f["coefficients"]["linear"])
     assert "## lasso: coefficients" in (run / "followers" / "report.md").read_text()
+    assert (run / "followers" / "report_followers.png").stat().st_size > 1000

@@ -18,14 +18,14 @@ from pyspark.sql import functions as F
 
 from conftest import ROOT, make_config, python_env
 from mpdrec.errors import InputError
-from mpdrec.metrics.leave_one_out import metric_sums, summarize
+from mpdrec.metrics.leave_one_out import balanced, metric_sums, summarize
 from mpdrec.models.leave_one_out import read_leave_one_out
 from mpdrec.models.ncf.data import describe_training_data, rank_batches
 
 # tiny data, a few dozen steps per epoch: learning rates far above the defaults
 GMF = ["ncf.model=gmf", "ncf.factors=16", "ncf.batch_size=4096", "ncf.lr=0.25", "ncf.dense_lr=0.05", "ncf.patience=0"]
-OUTPUTS = {"_manifest.json", "model.keras", "head.keras", "history.json", "history.png", "embeddings/playlists.parquet",
-           "embeddings/tracks.parquet"}
+OUTPUTS = {"_manifest.json", "model.keras", "head.keras", "history.json", "history.png", "confusion.png",
+           "embeddings/playlists.parquet", "embeddings/tracks.parquet"}
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +92,10 @@ def test_horovodrun_two_ranks_train_in_sync_and_rank0_writes(run_dir, horovodrun
     best = manifest["metrics"]
     assert best["hr@10"] > 0.3 and best["auc"] > 0.6  # random ranking of 100 candidates: 0.10 and 0.5
     assert best["hr@10"] == max(h["hr@10"] for h in history) or manifest["monitor"] != "hr@10"
+    test = manifest["balanced"]["last"]  # the NNCF study's balanced test, over both ranks' playlists
+    assert test == history[-1]["balanced"] and test["pairs"] == manifest["eval_playlists"]
+    assert test["true_positive"] + test["false_negative"] == test["true_negative"] + test["false_positive"] == test["pairs"]
+    assert test["roc_auc"] > 0.6
 
 
 def test_exported_model_and_embeddings_score_like_training(run_dir, horovodrun_result):
@@ -332,6 +336,16 @@ def test_leave_one_out_metrics():
     assert ndcg == pytest.approx(1 + 0 + (1 + 1 / np.log2(3)) / 4)
     assert auc == pytest.approx(1 + 0 + 0.5)
     assert summarize(metric_sums(np.ones((50, 100))))["hr@10"] == pytest.approx(0.10)
+
+
+def test_balanced_test_against_all_pairs():
+    rng = np.random.default_rng(2)
+    pos, neg = np.round(rng.normal(0.5, 1, 300), 1), np.round(rng.normal(-0.5, 1, 300), 1)  # rounded: ties
+    t = balanced(pos, neg)
+    pairs = (pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean()
+    assert t["roc_auc"] == pytest.approx(pairs)
+    assert t["true_positive"] == int((pos >= 0).sum()) and t["false_positive"] == int((neg >= 0).sum())
+    assert t["accuracy"] == pytest.approx(((pos >= 0).sum() + (neg < 0).sum()) / 600)
 
 
 def test_user_leave_one_out_table_is_checked(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from conftest import make_config
-from mpdrec.etl.negatives import build_negatives, sample_negatives, sampling_cdf
+from mpdrec.etl.negatives import build_negatives, playlist_subset, sample_negatives, sampling_cdf
 
 N_TRACKS = 400
 
@@ -173,3 +173,18 @@ def test_leave_one_out_set_holds_out_the_last_track(spark, interactions, tmp_pat
     build_negatives(spark, interactions, N_TRACKS, str(tmp_path / "d2"), k=4, beta=0.0, epochs=1, shards=2, seed=9,
                     eval_dir=str(again), eval_playlists=50, eval_negatives=99)
     assert spark.read.parquet(str(again)).toPandas().equals(loo)
+
+
+def test_playlist_subsets_are_seeded_and_whole(interactions):
+    def playlists(df):
+        return {r.playlist_idx for r in df.select("playlist_idx").distinct().collect()}
+
+    random = playlist_subset(interactions, "random", 50, None, seed=3)
+    assert len(playlists(random)) == 50 and playlists(random) == playlists(playlist_subset(interactions, "random", 50, None, 3))
+    assert playlists(random) != playlists(playlist_subset(interactions, "random", 50, None, 4))
+    chosen = interactions.join(random.select("playlist_idx").distinct(), "playlist_idx")
+    assert chosen.count() == random.count()  # a chosen playlist keeps all its rows
+    holding = playlists(interactions.where("track_idx = 0"))
+    with_top = playlists(playlist_subset(interactions, "with_track", 40, None, seed=3))
+    assert len(with_top) == min(40, len(holding)) and with_top <= holding
+    assert playlist_subset(interactions, "all", 1, None, 3) is interactions

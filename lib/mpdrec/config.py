@@ -77,6 +77,9 @@ class InteractionsConfig:
         _require(self.files >= 0, "interactions.files", "must be >= 0")
 
 
+NEGATIVE_SUBSETS = ("all", "random", "with_track")
+
+
 @dataclass(frozen=True)
 class NegativesConfig:
     k: int  # negatives per positive
@@ -86,8 +89,14 @@ class NegativesConfig:
     shards: int  # files per epoch set, of near-equal size; a Horovod rank reads every size-th one
     eval_playlists: int  # playlists whose last track is held out for leave-one-out evaluation; 0 = none
     eval_negatives: int  # sampled non-positive tracks each held-out track is ranked against
+    subset: str  # all | random | with_track: the playlists sampled from (the NNCF study's data regimes)
+    subset_size: int  # random, with_track: this many playlists, drawn by a seeded hash
+    subset_track: int | None  # with_track: only playlists holding this track_idx; None: 0, the most popular
 
     def __post_init__(self) -> None:
+        _require(self.subset in NEGATIVE_SUBSETS, "negatives.subset", f"must be one of {', '.join(NEGATIVE_SUBSETS)}")
+        _require(self.subset_size >= 1, "negatives.subset_size", "must be at least 1")
+        _require(self.subset_track is None or self.subset_track >= 0, "negatives.subset_track", "must be >= 0 or null")
         _require(self.eval_playlists >= 0, "negatives.eval_playlists", "must be >= 0")
         _require(self.eval_negatives >= 1, "negatives.eval_negatives", "must be at least 1")
         _require(self.k >= 1, "negatives.k", "must be at least 1")

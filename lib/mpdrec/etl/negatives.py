@@ -144,6 +144,18 @@ def _eval_sampler(num_tracks: int, n: int, seed: int) -> Callable[[Iterator[pa.R
     return run
 
 
+def playlist_subset(interactions: DataFrame, how: str, size: int, track: int | None, seed: int) -> DataFrame:
+    """The NNCF study's data regimes: every playlist's rows (`all`), or those of `size` playlists drawn by
+    a seeded hash, from all of them (`random`) or from the playlists holding `track` (`with_track`; None
+    = track 0, the most popular). Track ids, and so the tables' sizes, stay those of the whole table."""
+    if how == "all":
+        return interactions
+    pool = interactions if how == "random" else interactions.where(F.col("track_idx") == (track or 0))
+    chosen = (pool.select("playlist_idx").distinct()
+              .orderBy(F.xxhash64(F.lit(seed), "playlist_idx"), "playlist_idx").limit(size))
+    return interactions.join(F.broadcast(chosen), "playlist_idx")
+
+
 def choose_holdouts(positives: DataFrame, n: int, seed: int) -> DataFrame:
     """(playlist_idx, holdout) for up to `n` playlists of at least two tracks, picked by a seeded hash:
     each one's last track (highest position; track id breaks ties)."""

@@ -9,7 +9,7 @@ from pyspark.sql import SparkSession
 from mpdrec.config import Config
 from mpdrec.errors import InputError
 from mpdrec.etl.index import build_interactions
-from mpdrec.etl.negatives import build_negatives
+from mpdrec.etl.negatives import build_negatives, playlist_subset
 from mpdrec.etl.split import build_validation
 from mpdrec.io.fs import FileInfo, FileStore, HadoopFS
 from mpdrec.io.paths import has_glob, join, to_uri
@@ -68,8 +68,13 @@ def run_negatives(spark: SparkSession, cfg: Config, force: bool = False) -> dict
         interactions = spark.read.parquet(source)
         num_tracks = int(interactions.agg({"track_idx": "max"}).first()[0]) + 1
         n = cfg.negatives
+        interactions = playlist_subset(interactions, n.subset, n.subset_size, n.subset_track, cfg.seed)
+        subset = {"how": n.subset}
+        if n.subset != "all":
+            subset |= {"playlists": interactions.select("playlist_idx").distinct().count(),
+                       "track": None if n.subset == "random" else (n.subset_track or 0)}
         with job_step(spark, f"sample_negatives: k={n.k}, beta={n.beta}, {n.epochs} epoch sets"):
-            return build_negatives(spark, interactions, num_tracks, join(staging, "data"), n.k, n.beta,
+            return {"subset": subset} | build_negatives(spark, interactions, num_tracks, join(staging, "data"), n.k, n.beta,
                                    n.epochs, n.shards, cfg.seed, join(staging, "eval"), n.eval_playlists,
                                    n.eval_negatives)
 

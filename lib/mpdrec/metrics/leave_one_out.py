@@ -36,3 +36,18 @@ def summarize(sums: np.ndarray) -> dict[str, float]:
     """Mean metrics from (possibly rank-summed) `metric_sums`."""
     n = max(float(sums[3]), 1.0)
     return {name: float(sums[i]) / n for i, name in enumerate(METRICS)}
+
+
+def balanced(positives: np.ndarray, negatives: np.ndarray) -> dict[str, float]:
+    """The NNCF study's balanced test: each evaluated playlist's held-out track (a positive) and its first
+    sampled negative. Accuracy and the confusion matrix at probability 0.5 (logit 0); ROC AUC over every
+    positive-negative pair (ties count a half). A model trained on 1:k negatives leans to "no" at 0.5,
+    which the confusion matrix shows and the AUC does not depend on."""
+    pos, neg = np.asarray(positives, np.float64), np.asarray(negatives, np.float64)
+    tp, tn = int(np.sum(pos >= 0)), int(np.sum(neg < 0))
+    values, inverse, counts = np.unique(np.concatenate([pos, neg]), return_inverse=True, return_counts=True)
+    mid_rank = np.cumsum(counts) - (counts - 1) / 2.0  # 1-based average ranks of tied values
+    pos_ranks = mid_rank[inverse[:len(pos)]].sum()
+    auc = (pos_ranks - len(pos) * (len(pos) + 1) / 2.0) / (len(pos) * len(neg)) if len(pos) and len(neg) else float("nan")
+    return {"accuracy": (tp + tn) / max(len(pos) + len(neg), 1), "roc_auc": float(auc), "true_positive": tp,
+            "false_negative": len(pos) - tp, "true_negative": tn, "false_positive": len(neg) - tn, "pairs": len(pos)}

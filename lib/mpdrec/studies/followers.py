@@ -24,6 +24,7 @@ from mpdrec.io.arrow_fs import write_bytes
 from mpdrec.io.fs import HadoopFS
 from mpdrec.io.paths import join, to_uri
 from mpdrec.io.stage import fingerprint, run_stage
+from mpdrec.report_plots import figure, png
 from mpdrec.spark import fixed_layout, job_step
 
 STAGE = "followers"
@@ -62,6 +63,19 @@ def _scores(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     total = float(np.sum((truth - truth.mean()) ** 2))
     return {"rmse": float(np.sqrt(np.mean(err ** 2))), "mae": float(np.mean(np.abs(err))),
             "r2": 1.0 - float(np.sum(err ** 2)) / total if total else float("nan")}
+
+
+def _figure(body: dict[str, Any]) -> bytes:
+    """Held-out log-scale RMSE per model, and the lasso's largest coefficients."""
+    fig, axes = figure(2, 11)
+    names = list(body["results"])
+    axes[0][0].bar(names, [body["results"][m]["log"]["rmse"] for m in names], color="tab:blue")
+    axes[0][0].set_ylabel("held-out RMSE of log(1 + followers)" if body["log_target"] else "held-out RMSE")
+    weights = list(body["coefficients"]["lasso"].items())[:10][::-1]
+    axes[0][1].barh([k[-40:] for k, _ in weights], [v for _, v in weights], color="tab:green")
+    axes[0][1].set_xlabel("lasso coefficient (standardised features)")
+    axes[0][1].tick_params(axis="y", labelsize=7)
+    return png(fig)
 
 
 def run_study(spark: SparkSession, cfg: Config, ingest_dir: str, out_dir: str) -> dict[str, Any]:
@@ -120,7 +134,8 @@ def run_study(spark: SparkSession, cfg: Config, ingest_dir: str, out_dir: str) -
         kind = "importances" if name == "gbt" else "coefficients (standardised features)"
         lines += ["", f"## {name}: {kind}", ""] + [f"- {k}: {v:+.4f}" for k, v in weights.items()]
     write_bytes(join(out_dir, "report.json"), json.dumps(body, indent=2).encode())
-    write_bytes(join(out_dir, "report.md"), "\n".join([*lines, ""]).encode())
+    write_bytes(join(out_dir, "report.md"), "\n".join([*lines, "", "![followers](report_followers.png)", ""]).encode())
+    write_bytes(join(out_dir, "report_followers.png"), _figure(body))
     return body
 
 

@@ -122,3 +122,26 @@ def plot_history(history: list[dict[str, Any]], baseline: dict[str, float], titl
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_confusion(tests: dict[str, dict[str, Any]], title: str, path: str) -> None:
+    """One confusion matrix per balanced test (`mpdrec.metrics.leave_one_out.balanced`), with its
+    accuracy and ROC AUC in the panel's title."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(tests), figsize=(4.5 * len(tests), 4), squeeze=False)
+    for ax, (name, t) in zip(axes[0], tests.items()):
+        cells = np.array([[t["true_negative"], t["false_positive"]], [t["false_negative"], t["true_positive"]]])
+        ax.imshow(cells, cmap="Blues")
+        for (i, j), v in np.ndenumerate(cells):
+            ax.text(j, i, f"{v:,}", ha="center", va="center", color="black")
+        ax.set_xticks([0, 1], ["predicted no", "predicted yes"])
+        ax.set_yticks([0, 1], ["negative", "held-out track"])
+        ax.set_title(f"{name}: accuracy {t['accuracy']:.3f}, ROC AUC {t['roc_auc']:.3f}", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -35,8 +35,9 @@ from mpdrec.io.fs import FileInfo, FileStore, store_for
 from mpdrec.io.paths import MANIFEST, join, to_uri
 from mpdrec.io.stage import begin_stage, fingerprint, publish_stage, read_manifest, staging_uri, up_to_date
 from mpdrec.models.ncf.artifacts import (
-    HEAD, download_dir, latest_checkpoint, plot_history, restore_checkpoint, save_checkpoint, upload_dir, write_embeddings)
-from mpdrec.metrics.leave_one_out import METRICS, metric_sums, summarize
+    HEAD, download_dir, latest_checkpoint, plot_confusion, plot_history, restore_checkpoint, save_checkpoint, upload_dir,
+    write_embeddings)
+from mpdrec.metrics.leave_one_out import METRICS, balanced, metric_sums, summarize
 from mpdrec.models.leave_one_out import LeaveOneOut, leave_one_out_files, leave_one_out_uri, read_leave_one_out
 from mpdrec.models.ncf.data import TrainingData, describe_training_data, positive_counts, training_dataset
 
@@ -175,8 +176,10 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
     score = tf.function(lambda p, t: model([p, t], training=False),
                         input_signature=[tf.TensorSpec([None], tf.int32)] * 2)
 
-    def evaluate() -> dict[str, float]:
-        return summarize(allsum(_loo_sums(score, loo, mine)))
+    def evaluate() -> dict[str, Any]:
+        scores = _loo_scores(score, loo, mine)
+        pairs = np.concatenate(hvd.allgather_object(scores[:, :2]))  # the balanced test's (positive, negative)
+        return {**summarize(allsum(metric_sums(scores))), "balanced": balanced(pairs[:, 0], pairs[:, 1])}
 
     if n.pretrained and state["best"] is None:
         _evaluate_start(state, evaluate(), n.monitor)
@@ -275,14 +278,14 @@ def _train_step(model: Any, optimizer: Any, hvd: Any, sparse_as_dense: bool) -> 
     return step
 
 
-def _loo_sums(score: Any, loo: LeaveOneOut, rows: slice) -> np.ndarray:
-    """Metric sums over this rank's share of the leave-one-out playlists (scored in chunks)."""
+def _loo_scores(score: Any, loo: LeaveOneOut, rows: slice) -> np.ndarray:
+    """The model's logits of this rank's share of the leave-one-out candidates (scored in chunks)."""
     candidates = loo.candidates[rows]
     p = np.repeat(loo.playlists[rows], candidates.shape[1]).astype(np.int32)
     t = candidates.reshape(-1).astype(np.int32)
     parts = [score(p[i:i + EVAL_BATCH], t[i:i + EVAL_BATCH]).numpy() for i in range(0, len(p), EVAL_BATCH)]
     scores = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
-    return metric_sums(scores.reshape(candidates.shape))
+    return scores.reshape(candidates.shape)
 
 
 def _init_from_pretrained(model: Any, parent: str, init: Any) -> None:
@@ -316,9 +319,14 @@ def _export(model: Any, state: dict[str, Any], baseline: dict[str, float], stagi
             json.dump(history, f, indent=1)
         title = f"{n.model}: {size} rank(s), batch {n.batch_size} per rank, lr {lrs[0]:g} (dense {lrs[1]:g})"
         plot_history(history, baseline, title, os.path.join(tmp, "history.png"), state.get("start"))
+        best_or_start = history[state["best_epoch"] - 1] if state["best_epoch"] else state["start"]
+        plot_confusion({"best epoch": best_or_start["balanced"], "last epoch": (history or [best_or_start])[-1]["balanced"]},
+                       f"{n.model}: balanced test (held-out track, one sampled negative)",
+                       os.path.join(tmp, "confusion.png"))
         upload_dir(tmp, staging)
     best = history[state["best_epoch"] - 1] if state["best_epoch"] else state["start"]
     return {
+        "balanced": {"best": best["balanced"], "last": history[-1]["balanced"] if history else best["balanced"]},
         "model": n.model, "factors": n.factors, "layers": n.layers, "ranks": size, "device": device,
         "num_playlists": data.num_playlists, "num_tracks": data.num_tracks, "parameters": int(model.count_params()),
         "lr": lrs[0], "dense_lr": lrs[1], "batch_size_per_rank": n.batch_size, "sparse_as_dense": n.sparse_as_dense,
