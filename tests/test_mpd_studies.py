@@ -73,3 +73,14 @@ def test_followers_study(studies):
     assert any(k.startswith("top_artist=") for k in f["coefficients"]["linear"])
     assert "## lasso: coefficients" in (run / "followers" / "report.md").read_text()
     assert (run / "followers" / "report_followers.png").stat().st_size > 1000
+
+
+def test_studies_reach_the_report(spark, studies):
+    from mpdrec.evaluation import _study_sections, studies as study_table
+    from mpdrec.io.fs import HadoopFS
+
+    run, d, f = studies
+    table = study_table(HadoopFS(spark), str(run))
+    assert table["dice"]["hit_rate"] == d["hit_rate"] and table["followers"]["results"] == f["results"]
+    text = "\n".join(_study_sections(table))
+    assert "## Studies" in text and "| dice |" in text and "| lasso |" in text

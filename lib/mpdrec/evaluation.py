@@ -164,6 +164,7 @@ def markdown(report: dict[str, Any]) -> str:
         for name, m in models.items():
             cells = [m["by_category"].get(str(c.id), {}).get(metric) for c in CATEGORIES]
             out.append(f"| {name} | " + " | ".join("" if v is None else f"{v:.4f}" for v in cells) + " |")
+    out += _study_sections(report.get("studies", {}))
     out += ["", "## Figures", ""] + [f"![{name}]({name})" for name in report.get("figures", [])]
     if "rank" in report:
         out += _rank_sections(report["rank"])
@@ -197,10 +198,50 @@ def _rank_sections(rank: dict[str, Any]) -> list[str]:
 
 
 STAGES = ("ingest", "validation", "interactions", "negatives", "als", "als_leave_one_out",
-          *(f"ncf/{m}" for m in NCF_MODELS), "rank")
+          *(f"ncf/{m}" for m in NCF_MODELS), "rank", "dice", "followers")
 LEAVE_ONE_OUT = ("Each evaluated training playlist's last track is held out of the models' training data and "
                  "ranked among the same sampled non-positive tracks for every model (HR@10: in the top 10; "
                  "NDCG@10: 1 / log2(rank + 2) there; AUC: the share of negatives ranked below it).")
+
+
+def studies(fs: HadoopFS, run_dir: str) -> dict[str, Any]:
+    """The headline numbers of the studies this run has: the Dice neighbours' hit rate
+    (`jobs/playlist_neighbours.py`), the followers regression (`jobs/predict_followers.py`) and each
+    NCF model's balanced test at its best epoch; each study's own report has the rest."""
+    def manifest(stage: str) -> dict[str, Any] | None:
+        uri = join(run_dir, stage, MANIFEST)
+        return json.loads(fs.read_text(uri)) if fs.exists(uri) else None
+
+    out: dict[str, Any] = {}
+    if (dice := manifest("dice")) is not None:
+        out["dice"] = {"held_out": dice["held_out"], "hit_rate": dice["hit_rate"]}
+    if (followers := manifest("followers")) is not None:
+        out["followers"] = {"test": followers["test"], "log_target": followers["log_target"],
+                            "results": followers["results"]}
+    balanced = {m: b["balanced"]["best"] for m in NCF_MODELS if (b := manifest(f"ncf/{m}")) and "balanced" in b}
+    if balanced:
+        out["ncf_balanced"] = balanced
+    return out
+
+
+def _study_sections(s: dict[str, Any]) -> list[str]:
+    out = ["", "## Studies"] if s else []
+    if "dice" in s:
+        out += ["", f"Dice playlist neighbours ([dice/report.md](dice/report.md)): {s['dice']['held_out']:,} held-out "
+                "playlists, the hidden first track among 100 recommendations.", "", "| model | hit rate | 95% interval |",
+                "| --- | --- | --- |"]
+        out += [f"| {m} | {h['mean']:.4f} | [{h['low']:.4f}, {h['high']:.4f}] |" for m, h in s["dice"]["hit_rate"].items()]
+    if "followers" in s:
+        scale = "log(1 + followers)" if s["followers"]["log_target"] else "followers"
+        out += ["", f"Followers ([followers/report.md](followers/report.md)): {s['followers']['test']:,} held-out "
+                f"playlists, error of {scale}.", "", "| model | RMSE | R^2 |", "| --- | --- | --- |"]
+        key = "log" if s["followers"]["log_target"] else "followers"
+        out += [f"| {m} | {r[key]['rmse']:.4f} | {r[key]['r2']:+.4f} |" for m, r in s["followers"]["results"].items()]
+    if "ncf_balanced" in s:
+        out += ["", "The NNCF study's balanced test (each held-out track and one sampled negative), best epoch:", "",
+                "| model | accuracy | ROC AUC | pairs |", "| --- | --- | --- | --- |"]
+        out += [f"| {m} | {b['accuracy']:.4f} | {b['roc_auc']:.4f} | {b['pairs']:,} |" for m, b in s["ncf_balanced"].items()]
+    return out
 
 
 def leave_one_out_table(fs: HadoopFS, run_dir: str, models: tuple[str, ...]) -> dict[str, dict[str, float]]:
@@ -274,6 +315,7 @@ def evaluate(spark: SparkSession, run_dir_path: str, models: list[str], final: s
         report["final_vs_best"] = compare_with_best_source(scores, final, seed, variants)
         report["final_vs_variants"] = {v: compare(scores, final, v, seed) for v in variants if v in scores}
     report["leave_one_out"] = leave_one_out_table(fs, run_dir, leave_one_out)
+    report["studies"] = studies(fs, run_dir)
     report["stage_seconds"] = _stage_seconds(fs, run_dir)
     if config is not None:
         report["config"] = config
