@@ -84,3 +84,41 @@ def test_recommend_matches_the_definition(case):
         mine = [(t, s) for _, t, s in sorted(got[pid])]
         assert [t for t, _ in mine] == [t for t, _ in ranked], pid  # N at most, seeds left out
         assert [s for _, s in mine] == pytest.approx([s for _, s in ranked], rel=1e-12), pid
+
+
+def _dice_reference(case, kept: set[tuple[int, int]], k: int) -> dict[int, list[tuple[int, float]]]:
+    """The Dice source by its definition: the k training playlists with the highest Dice coefficient of
+    the seeds (over the kept postings) and the playlist's tracks; a track by the neighbours holding it,
+    then their summed Dice, then the lower track_idx."""
+    _, queries, playlists, counts, own, seeds = case
+    out = {}
+    for pid, ss in seeds.items():
+        overlap = Counter(q for s in ss for q, ts in playlists.items() if s in ts and (s, q) in kept and q != own[pid])
+        dice = {q: 2 * o / (len(ss) + len(playlists[q])) for q, o in overlap.items()}
+        nearest = sorted(dice.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+        holders: dict[int, int] = defaultdict(int)
+        summed: dict[int, float] = defaultdict(float)
+        for q, d in nearest:
+            for t in playlists[q]:
+                holders[t] += 1
+                summed[t] += d
+        ranked = sorted(holders, key=lambda t: (-holders[t], -summed[t], t))
+        out[pid] = [(t, holders[t] + summed[t] / (k + 1)) for t in ranked if t not in ss][:N]
+    return out
+
+
+@pytest.mark.usefixtures("small_arrow_batches")
+def test_dice_source_matches_its_definition(case):
+    data, queries, *_ = case
+    kept = {(r.track_idx, r.q) for r in cooc.sampled_postings(
+        data, queries.seeds.select("track_idx").distinct(), MAX_PER_SEED, SEED).collect()}
+    got: dict[int, list[tuple[int, int, float]]] = defaultdict(list)
+    for r in cooc.recommend(data, queries, N, 3, 0.0, MAX_PER_SEED, SEED, dice=True).collect():
+        got[r.pid].append((r.rank, r.track_idx, r.score))
+    expected = _dice_reference(case, kept, 3)
+    assert set(got) == {pid for pid, ranked in expected.items() if ranked}
+    for pid, ranked in expected.items():
+        mine = [(t, s) for _, t, s in sorted(got[pid])]
+        assert [s for _, s in mine] == pytest.approx([s for _, s in ranked], rel=1e-12), pid
+        # tracks of equal score (up to float rounding in the sums) may come in either order
+        assert sorted(t for t, _ in mine) == sorted(t for t, _ in ranked) or len(mine) == N, pid

@@ -24,7 +24,7 @@ def run(spark, synth_dir, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("pipeline")
     cfg = make_config([f"paths.mpd={synth_dir}", f"paths.challenge={synth_dir / 'challenge_set.json'}",
                        f"paths.run_dir={run_dir}", "rank.cooc_neighbours=50",
-                       "rank.models=[popularity,title,artist,cooc,als]", "rank.block_rows=5000",
+                       "rank.models=[popularity,title,artist,cooc,als,dice]", "rank.block_rows=5000",
                        "rank.ncf_model=null",  # NCF under horovodrun, and the blend with it: tests/test_ncf_train.py
                        "als.max_iter=5", "als.grid_rank=[8,32]", "als.grid_reg_param=[0.01]", "als.grid_alpha=[10]"])
     run_ingest(spark, cfg)

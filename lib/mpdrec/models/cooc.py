@@ -52,13 +52,16 @@ def _top(ids: np.ndarray, score: np.ndarray, keep: int) -> tuple[np.ndarray, np.
     return ids[order], score[order]
 
 
-def _nearest(seeds: np.ndarray, own: int | None, neighbours: int, postings: Csr) -> tuple[np.ndarray, np.ndarray]:
+def _nearest(seeds: np.ndarray, own: int | None, neighbours: int, postings: Csr, sizes: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
     """A query's `neighbours` training playlists sharing most of its seeds (its own playlist `own`
-    left out), ties to the lower playlist_idx: (playlist_idx, overlap)."""
+    left out), ties to the lower playlist_idx: (playlist_idx, overlap); with the playlists' `sizes`,
+    the most similar by the Dice coefficient 2 overlap / (seeds + size) instead: (playlist_idx, Dice)."""
     qs, _ = csr_rows(postings, seeds)
     if own is not None:
         qs = qs[qs != own]
-    return _top(*np.unique(qs, return_counts=True), neighbours)
+    ids, overlap = np.unique(qs, return_counts=True)
+    return _top(ids, overlap if sizes is None else 2.0 * overlap / (len(seeds) + sizes[ids]), neighbours)
 
 
 def _best(q: np.ndarray, overlap: np.ndarray, keep: int, weight: np.ndarray, tracks: Csr
@@ -73,19 +76,24 @@ def _best(q: np.ndarray, overlap: np.ndarray, keep: int, weight: np.ndarray, tra
     return _top(ids, summed[ids] * weight[ids], keep)
 
 
-def _scored(neighbours: int, n: int, lookups: Broadcast, playlist_tracks: Broadcast
+def _scored(neighbours: int, n: int, lookups: Broadcast, playlist_tracks: Broadcast, dice: bool
             ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """Queries' seeds (pid, track_idx, their own playlist_idx `self`), sorted by pid -> each query's
-    n best non-seed tracks, ranked, from the broadcast (weight, postings) and playlists' tracks."""
+    n best non-seed tracks, ranked, from the broadcast (weight, postings) and playlists' tracks.
+    `dice`: neighbours by the Dice coefficient, and a track scored by the neighbours holding it, then
+    their summed Dice (each neighbour counts 1 + Dice / (neighbours + 1), and Dice <= 1)."""
     def scored(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         (weight, postings), tracks = lookups.value, playlist_tracks.value
+        sizes = np.diff(tracks[0]) if dice else None
         for cols in whole_groups(batches, "pid"):
             pids, ranked = cols["pid"], []
             bounds = group_starts(pids)
             for start, end in zip(bounds[:-1], bounds[1:]):
                 own, seeds = cols["self"][start], cols["track_idx"][start:end].astype(np.int64)
-                q, overlap = _nearest(seeds, None if np.isnan(own) else int(own), neighbours, postings)
-                ids, score = _best(q, overlap, n + len(seeds), weight, tracks)
+                q, similarity = _nearest(seeds, None if np.isnan(own) else int(own), neighbours, postings, sizes)
+                if dice:
+                    similarity = 1.0 + similarity / (neighbours + 1)
+                ids, score = _best(q, similarity, n + len(seeds), weight, tracks)
                 kept = ~np.isin(ids, seeds)
                 ids, score = ids[kept][:n], score[kept][:n]
                 ranked.append((np.full(len(ids), pids[start]), ids, score, np.arange(len(ids), dtype=np.int32)))
@@ -95,9 +103,11 @@ def _scored(neighbours: int, n: int, lookups: Broadcast, playlist_tracks: Broadc
 
 
 def recommend(data: RankingData, queries: Queries, n: int, neighbours: int, beta: float,
-              max_per_seed: int, seed: int) -> DataFrame:
+              max_per_seed: int, seed: int, dice: bool = False) -> DataFrame:
     """pid, track_idx, score, rank (0-based): each query's n best non-seed tracks, ranked by score
-    then track_idx. Its broadcasts last until `data.release()`."""
+    then track_idx (the more popular first). `dice`: the Dice playlist-neighbour source (the MPD
+    study's baseline, `mpdrec.studies.dice`): neighbours by Dice, tracks by how many hold them (then
+    `beta` should be 0). Its broadcasts last until `data.release()`."""
     popularity = data.track_ids.select("track_idx", "playlist_count").toPandas()
     weight = np.zeros(data.num_tracks, np.float64)
     weight[popularity["track_idx"].to_numpy()] = popularity["playlist_count"].to_numpy(np.float64) ** -beta
@@ -106,5 +116,5 @@ def recommend(data: RankingData, queries: Queries, n: int, neighbours: int, beta
     query_self = queries.playlists.select("pid", F.col("playlist_idx").alias("self"))
     # `self` a double: null (a query without a training playlist) reads as NaN in numpy
     seeds = queries.seeds.join(F.broadcast(query_self), "pid").select("pid", "track_idx", F.col("self").cast("double"))
-    return sorted_by(seeds, "pid").mapInArrow(_scored(neighbours, n, lookups, data.shared("playlist_tracks")),
+    return sorted_by(seeds, "pid").mapInArrow(_scored(neighbours, n, lookups, data.shared("playlist_tracks"), dice),
                                               "pid long, track_idx int, score double, rank int")

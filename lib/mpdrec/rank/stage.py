@@ -49,11 +49,12 @@ from mpdrec.spark import job_step
 
 log = logging.getLogger("mpdrec.rank")
 FALLBACKS = {"popularity": [], "title": ["popularity"], "artist": ["title", "popularity"],
-             "cooc": ["title", "popularity"], "als": ["title", "popularity"], "kmeans": ["title", "popularity"]}
+             "cooc": ["title", "popularity"], "als": ["title", "popularity"], "kmeans": ["title", "popularity"],
+             "dice": ["title", "popularity"]}
 # beyond the blend's candidates, the sources' full lists fill the 500 in their usual order of quality
 # on the validation challenge (report.md: ALS > cooc > artist > title > popularity; kmeans, when
-# ranked, last but popularity)
-FINAL_FILL = ("als", "cooc", "artist", "title", "kmeans", "popularity")
+# ranked, last but popularity; dice, a narrower neighbourhood than cooc's, after it)
+FINAL_FILL = ("als", "cooc", "dice", "artist", "title", "kmeans", "popularity")
 
 
 def _sources(spark: SparkSession, cfg: Config, ncf: NcfModel | None, clusters: DataFrame | None
@@ -72,6 +73,8 @@ def _sources(spark: SparkSession, cfg: Config, ncf: NcfModel | None, clusters: D
         "cooc": lambda d, q: cooc.recommend(d, q, n["cooc"], r.cooc_neighbours, r.cooc_beta,
                                             r.cooc_max_playlists_per_seed, cfg.seed),
         "kmeans": lambda d, q: kmeans.recommend(d, q, ncf, clusters, r.kmeans_tracks),
+        "dice": lambda d, q: cooc.recommend(d, q, n["dice"], r.dice_neighbours, 0.0, r.cooc_max_playlists_per_seed,
+                                            cfg.seed, dice=True),
     }
 
 
