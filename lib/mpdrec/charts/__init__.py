@@ -1,1 +1,1 @@
-"""Country x song streams (the Spotify Charts study): the matrices, IMF, the five networks, EPR and country arithmetic."""
+"""Country x song streams (the Spotify Charts study): matrices, IMF, the five networks, EPR, country arithmetic."""

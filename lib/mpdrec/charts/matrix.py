@@ -51,7 +51,8 @@ def load(spark: SparkSession, interactions_dir: str, cfg: ChartsConfig, seed: in
              .orderBy(F.desc("streams"), "track_idx").toPandas())
     if songs.empty:
         raise InputError(f"charts: no songs left in {interactions_dir} once {cfg.exclude} are excluded")
-    pairs = data.join(F.broadcast(top.select("track_idx")), "track_idx").select("user", "track_idx", "weight").toPandas()
+    pairs = (data.join(F.broadcast(top.select("track_idx")), "track_idx")
+             .select("user", "track_idx", "weight").toPandas())
     countries = sorted(pairs["user"].unique())
     col = {t: j for j, t in enumerate(songs["track_idx"])}
     row = {c: i for i, c in enumerate(countries)}

@@ -24,7 +24,8 @@ def predict(train: DataFrame, queries: DataFrame, target: Target, rank: int, reg
     # a layout from the data alone: ALS seeds its factors per block, so the same rows fit the same model
     values = train.select("user_idx", "item_idx", target.column(F.col("rating")).alias("target"))
     mean = float(values.agg(F.avg("target")).first()[0])
-    rows = fixed_layout(values.withColumn("target", F.col("target") - F.lit(mean)), ["user_idx", "item_idx"], train_rows)
+    centred = values.withColumn("target", F.col("target") - F.lit(mean))
+    rows = fixed_layout(centred, ["user_idx", "item_idx"], train_rows)
     model = als.fit(rows)
     return model.transform(queries.select("user_idx", "item_idx")).select(
         "user_idx", "item_idx", (F.col("prediction") + F.lit(mean)).alias("prediction"))

@@ -29,18 +29,21 @@ def similarities(train: DataFrame, max_raters: int, seed: int) -> DataFrame:
     a, b = sampled.alias("a"), sampled.alias("b")
     pairs = (a.join(b, "item_idx").where(F.col("a.user_idx") != F.col("b.user_idx"))
              .groupBy(F.col("a.user_idx").alias("user_idx"), F.col("b.user_idx").alias("other_idx"))
-             .agg(F.count("*").alias("both"), F.sum((F.col("a.rating") == F.col("b.rating")).cast("int")).alias("equal"))
+             .agg(F.count("*").alias("both"),
+                  F.sum((F.col("a.rating") == F.col("b.rating")).cast("int")).alias("equal"))
              .where("equal > 0"))
     other = sizes.select(F.col("user_idx").alias("other_idx"), F.col("n").alias("n_other"))
+    union = F.col("n") + F.col("n_other") - F.col("both")
     return (pairs.join(sizes, "user_idx").join(other, "other_idx")
-            .select("user_idx", "other_idx", (F.col("equal") / (F.col("n") + F.col("n_other") - F.col("both"))).alias("sim")))
+            .select("user_idx", "other_idx", (F.col("equal") / union).alias("sim")))
 
 
 def neighbour_votes(train: DataFrame, queries: DataFrame, sims: DataFrame) -> DataFrame:
     """(user_idx, item_idx, sim, rating): each query pair's neighbours who rated its item, persisted."""
     raters = train.select(F.col("user_idx").alias("other_idx"), "item_idx", F.col("rating").alias("vote"))
-    return (queries.select("user_idx", "item_idx").distinct().join(raters, "item_idx").join(sims, ["user_idx", "other_idx"])
-            .select("user_idx", "item_idx", "sim", "vote").persist(StorageLevel.MEMORY_AND_DISK))
+    return (queries.select("user_idx", "item_idx").distinct().join(raters, "item_idx")
+            .join(sims, ["user_idx", "other_idx"]).select("user_idx", "item_idx", "sim", "vote")
+            .persist(StorageLevel.MEMORY_AND_DISK))
 
 
 def predict(votes: DataFrame, target: Target) -> DataFrame:

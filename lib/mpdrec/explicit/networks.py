@@ -35,7 +35,8 @@ def build(kind: str, num_users: int, num_items: int, cfg: ExplicitConfig, binary
     if kind == "dot":
         h = layers.Dot(axes=1)([u, i])
     else:
-        first = layers.Dropout(cfg.dropout)(layers.Dense(cfg.hidden[0], activation="relu")(layers.Concatenate()([u, i])))
+        joined = layers.Concatenate()([u, i])
+        first = layers.Dropout(cfg.dropout)(layers.Dense(cfg.hidden[0], activation="relu")(joined))
         h = first
         for size in cfg.hidden[1:]:
             h = layers.Dropout(cfg.dropout)(layers.Dense(size, activation="relu")(h))
@@ -70,7 +71,8 @@ def fit_predict(kind: str, loss: str, target: Target, train: Ratings, validation
 
     stop = tf.keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True)
     history = model.fit(inputs(train), y, batch_size=cfg.batch_size, epochs=cfg.epochs, verbose=0, shuffle=True,
-                        validation_data=(inputs(validation, warm), target.of(validation.ratings[warm]).astype(np.float32)),
+                        validation_data=(inputs(validation, warm),
+                                         target.of(validation.ratings[warm]).astype(np.float32)),
                         callbacks=[stop] if cfg.patience else [])
     losses = [float(v) for v in history.history["val_loss"]]
 

@@ -69,7 +69,8 @@ class _Study:
         for name in ("validation", "test"):
             split = self.splits[name]
             predicted = fallback.fill(split, raw[name])
-            row[name] = score(split.ratings, predicted, target) | {"fallback_share": float(np.mean(~fallback.warm(split)))}
+            cold = float(np.mean(~fallback.warm(split)))
+            row[name] = score(split.ratings, predicted, target) | {"fallback_share": cold}
         low, high = f1_interval(self.splits["test"].ratings, fallback.fill(self.splits["test"], raw["test"]), target,
                                 self.seed)
         row["test"] |= {"f1_low": low, "f1_high": high}

@@ -48,6 +48,7 @@ def balanced(positives: np.ndarray, negatives: np.ndarray) -> dict[str, float]:
     values, inverse, counts = np.unique(np.concatenate([pos, neg]), return_inverse=True, return_counts=True)
     mid_rank = np.cumsum(counts) - (counts - 1) / 2.0  # 1-based average ranks of tied values
     pos_ranks = mid_rank[inverse[:len(pos)]].sum()
-    auc = (pos_ranks - len(pos) * (len(pos) + 1) / 2.0) / (len(pos) * len(neg)) if len(pos) and len(neg) else float("nan")
+    pairs = len(pos) * len(neg)
+    auc = (pos_ranks - len(pos) * (len(pos) + 1) / 2.0) / pairs if pairs else float("nan")
     return {"accuracy": (tp + tn) / max(len(pos) + len(neg), 1), "roc_auc": float(auc), "true_positive": tp,
             "false_negative": len(pos) - tp, "true_negative": tn, "false_positive": len(neg) - tn, "pairs": len(pos)}

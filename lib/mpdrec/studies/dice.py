@@ -77,11 +77,13 @@ def recommend(seeds: DataFrame, bank: DataFrame, cfg: DiceConfig, seed: int) -> 
 
 def popular(seeds: DataFrame, bank: DataFrame, n: int) -> DataFrame:
     """(pid, track_uri, rank): the bank's most common tracks, none of the playlist's seeds."""
+    most_seeds = int(seeds.groupBy("pid").count().agg(F.max("count")).first()[0])
     top = (bank.groupBy("track_uri").agg(F.count("*").alias("playlists"))
-           .orderBy(F.desc("playlists"), "track_uri").limit(n + int(seeds.groupBy("pid").count().agg(F.max("count")).first()[0])))
+           .orderBy(F.desc("playlists"), "track_uri").limit(n + most_seeds))
     order = Window.partitionBy("pid").orderBy(F.desc("playlists"), "track_uri")
     return (seeds.select("pid").distinct().crossJoin(F.broadcast(top)).join(seeds, ["pid", "track_uri"], "left_anti")
-            .withColumn("rank", F.row_number().over(order) - 1).where(F.col("rank") < n).select("pid", "track_uri", "rank"))
+            .withColumn("rank", F.row_number().over(order) - 1).where(F.col("rank") < n)
+            .select("pid", "track_uri", "rank"))
 
 
 def hits(hidden: DataFrame, recs: DataFrame) -> np.ndarray:

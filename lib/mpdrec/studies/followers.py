@@ -37,7 +37,8 @@ def features(playlists: DataFrame, entries: DataFrame, top_artists: int) -> tupl
     """(pid, followers, the numeric features, top_artist) and the artists kept for the one-hot."""
     counts = entries.groupBy("pid", "artist_uri").agg(F.count("*").alias("n"))
     first = Window.partitionBy("pid").orderBy(F.desc("n"), "artist_uri")
-    top = counts.withColumn("k", F.row_number().over(first)).where("k = 1").select("pid", F.col("artist_uri").alias("top"))
+    top = (counts.withColumn("k", F.row_number().over(first)).where("k = 1")
+           .select("pid", F.col("artist_uri").alias("top")))
     kept = [r["top"] for r in top.groupBy("top").count().orderBy(F.desc("count"), "top").limit(top_artists).collect()]
     rows = (playlists.join(top, "pid", "left").select(
         "pid", F.col("num_followers").cast("double").alias("followers"),
@@ -87,8 +88,8 @@ def run_study(spark: SparkSession, cfg: Config, ingest_dir: str, out_dir: str) -
     rows, kept = features(spark.read.parquet(join(ingest_dir, "playlists")),
                           spark.read.parquet(join(ingest_dir, "playlist_tracks")), f.top_artists)
     label = F.log1p("followers") if f.log_target else F.col("followers")
-    rows = rows.withColumn("label", label).withColumn(
-        "test", F.pmod(F.xxhash64(F.lit(cfg.seed), "pid"), F.lit(BUCKETS)) / F.lit(float(BUCKETS)) < f.test_share).cache()
+    draw = F.pmod(F.xxhash64(F.lit(cfg.seed), "pid"), F.lit(BUCKETS)) / F.lit(float(BUCKETS))
+    rows = rows.withColumn("label", label).withColumn("test", draw < f.test_share).cache()
     train, test = rows.where(~F.col("test")), rows.where(F.col("test"))
     n_train = train.count()
     train = fixed_layout(train, ["pid"], n_train)
