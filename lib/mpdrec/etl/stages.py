@@ -74,8 +74,9 @@ def run_negatives(spark: SparkSession, cfg: Config, force: bool = False) -> dict
             subset |= {"playlists": interactions.select("playlist_idx").distinct().count(),
                        "track": None if n.subset == "random" else (n.subset_track or 0)}
         with job_step(spark, f"sample_negatives: k={n.k}, beta={n.beta}, {n.epochs} epoch sets"):
-            return {"subset": subset} | build_negatives(spark, interactions, num_tracks, join(staging, "data"), n.k, n.beta,
-                                   n.epochs, n.shards, cfg.seed, join(staging, "eval"), n.eval_playlists,
-                                   n.eval_negatives)
+            written = build_negatives(spark, interactions, num_tracks, join(staging, "data"), n.k, n.beta,
+                                      n.epochs, n.shards, cfg.seed, join(staging, "eval"), n.eval_playlists,
+                                      n.eval_negatives)
+        return {"subset": subset} | written
 
     return run_stage(fs, run_dir, "negatives", fp, build, force=force)
