@@ -7,7 +7,8 @@ import sys
 from contextlib import contextmanager
 from typing import Iterator
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from mpdrec.config import SparkConfig
 
@@ -46,6 +47,13 @@ def job_step(spark: SparkSession, description: str) -> Iterator[None]:
 
 
 ROWS_PER_FIT_PARTITION = 250_000
+SHARE_BUCKETS = 1 << 30
+
+
+def seeded_share(seed: int, *cols: str) -> Column:
+    """A uniform draw in [0, 1) per row from a hash of (seed, cols): a seeded split or sample that
+    depends on the row alone, not on partitioning, executors or retries."""
+    return F.pmod(F.xxhash64(F.lit(seed), *cols), F.lit(SHARE_BUCKETS)) / F.lit(float(SHARE_BUCKETS))
 
 
 def fixed_layout(df: DataFrame, keys: list[str], rows: int) -> DataFrame:

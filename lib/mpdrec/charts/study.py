@@ -4,7 +4,6 @@ on train and validation for each, and the country arithmetic; report.json, repor
 `<run_dir>/charts/`."""
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -15,11 +14,8 @@ from pyspark.sql import SparkSession
 from mpdrec.charts import arithmetic, imf, matrix, networks
 from mpdrec.charts.epr import expected_percentile_rank
 from mpdrec.config import Config
-from mpdrec.etl.stages import upstream
-from mpdrec.io.arrow_fs import write_bytes
-from mpdrec.io.fs import HadoopFS
-from mpdrec.io.paths import join, to_uri
-from mpdrec.io.stage import fingerprint, run_stage
+from mpdrec.etl.stages import run_after
+from mpdrec.io.study_report import write_report
 from mpdrec.report_plots import figure, png
 from mpdrec.spark import job_step
 
@@ -77,15 +73,10 @@ def run_study(spark: SparkSession, cfg: Config, interactions_dir: str, out_dir: 
             "entries": {"train": int((data.train > 0).sum()), "validation": int((data.validation > 0).sum())},
             "alpha": chosen["alpha"], "grid": grid, "models": models,
             "arithmetic": [arithmetic.recommend(e, best, data, c.arithmetic_top) for e in c.arithmetic]}
-    write_bytes(join(out_dir, "report.json"), json.dumps(body, indent=2).encode())
-    write_bytes(join(out_dir, "report.md"), _markdown(body).encode())
-    write_bytes(join(out_dir, "report_charts_epr.png"), _epr_figure(body))
+    write_report(out_dir, body, _markdown(body), {"report_charts_epr.png": _epr_figure(body)})
     return body
 
 
 def run_charts(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:
-    fs, run_dir = HadoopFS(spark), to_uri(cfg.paths.run_dir)
-    inputs = [upstream(fs, run_dir, "interactions", "jobs/ingest_table.py")]
-    fp = fingerprint(inputs, cfg.section_digest("seed", "charts"))
-    return run_stage(fs, run_dir, STAGE, fp,
-                     lambda staging: run_study(spark, cfg, join(run_dir, "interactions"), staging), force=force)
+    return run_after(spark, cfg, STAGE, "interactions", "jobs/ingest_table.py", ("seed", "charts"),
+                     lambda interactions, staging: run_study(spark, cfg, interactions, staging), force)

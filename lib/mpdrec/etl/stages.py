@@ -2,7 +2,7 @@
 stage reruns exactly when something it depends on changed."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from pyspark.sql import SparkSession
 
@@ -23,6 +23,16 @@ def upstream(fs: FileStore, run_dir: str, stage: str, job: str) -> FileInfo:
     if not hits:
         raise InputError(f"{join(run_dir, stage)} has no finished output: run {job} first")
     return hits[0]
+
+
+def run_after(spark: SparkSession, cfg: Config, name: str, after: str, job: str, sections: tuple[str, ...],
+              build: Callable[[str, str], dict[str, Any]], force: bool = False) -> dict[str, Any]:
+    """Stage `<run_dir>/<name>` over the finished stage `<run_dir>/<after>` (written by `job`): its
+    manifest is the input, `sections` of the config the rest of the fingerprint; `build(after_dir,
+    staging)` writes the output."""
+    fs, run_dir = HadoopFS(spark), to_uri(cfg.paths.run_dir)
+    fp = fingerprint([upstream(fs, run_dir, after, job)], cfg.section_digest(*sections))
+    return run_stage(fs, run_dir, name, fp, lambda staging: build(join(run_dir, after), staging), force=force)
 
 
 def run_validation(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:

@@ -21,11 +21,9 @@ from pyspark.sql import functions as F
 
 from mpdrec.config import Config, TableConfig
 from mpdrec.etl.index import ROWS_PER_FILE, dense_ids
-from mpdrec.etl.stages import upstream
+from mpdrec.etl.stages import run_after
 from mpdrec.etl.table_source import STAGE as TABLE_STAGE
-from mpdrec.io.fs import HadoopFS
-from mpdrec.io.paths import join, to_uri
-from mpdrec.io.stage import fingerprint, run_stage
+from mpdrec.io.paths import join
 from mpdrec.spark import job_step
 
 log = logging.getLogger("mpdrec.table_index")
@@ -65,13 +63,9 @@ def build_table_interactions(spark: SparkSession, t: TableConfig, table_dir: str
 
 def run_table_index(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:
     """Index `<run_dir>/table` into `<run_dir>/interactions`; skipped when nothing it reads changed."""
-    fs, run_dir = HadoopFS(spark), to_uri(cfg.paths.run_dir)
-    inputs = [upstream(fs, run_dir, TABLE_STAGE, "jobs/ingest_table.py")]
-    fp = fingerprint(inputs, cfg.section_digest("table", "interactions"))
-
-    def build(staging: str) -> dict[str, Any]:
+    def build(table_dir: str, staging: str) -> dict[str, Any]:
         with job_step(spark, "ingest_table: ids and interactions"):
-            return build_table_interactions(spark, cfg.table, join(run_dir, TABLE_STAGE), staging,
-                                            cfg.interactions.files)
+            return build_table_interactions(spark, cfg.table, table_dir, staging, cfg.interactions.files)
 
-    return run_stage(fs, run_dir, "interactions", fp, build, force=force)
+    return run_after(spark, cfg, "interactions", TABLE_STAGE, "jobs/ingest_table.py", ("table", "interactions"),
+                     build, force)

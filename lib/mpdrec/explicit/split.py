@@ -15,9 +15,9 @@ from pyspark.sql import functions as F
 from mpdrec.config import ExplicitConfig
 from mpdrec.errors import InputError
 from mpdrec.io.paths import join
+from mpdrec.spark import seeded_share
 
 SPLITS = ("train", "validation", "test")
-HASH_BUCKETS = 1 << 30
 
 
 def ratings(spark: SparkSession, interactions_dir: str, implicit_value: float | None) -> DataFrame:
@@ -31,7 +31,7 @@ def ratings(spark: SparkSession, interactions_dir: str, implicit_value: float | 
 
 def assign(rated: DataFrame, shares: list[float], seed: int) -> DataFrame:
     """`rated` with `split`: train, validation or test, drawn per (user, item) from the seed."""
-    u = F.pmod(F.xxhash64(F.lit(seed), "user_idx", "item_idx"), F.lit(HASH_BUCKETS)) / F.lit(float(HASH_BUCKETS))
+    u = seeded_share(seed, "user_idx", "item_idx")
     return rated.withColumn("split", F.when(u < shares[0], "train").when(u < shares[0] + shares[1], "validation")
                             .otherwise("test"))
 

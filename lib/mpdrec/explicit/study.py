@@ -21,15 +21,14 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from mpdrec.config import Config
-from mpdrec.etl.stages import upstream
+from mpdrec.etl.stages import run_after
 from mpdrec.explicit import als_explicit, jaccard, networks, report
 from mpdrec.explicit.arrays import Fallback, Ratings
 from mpdrec.explicit.split import SPLITS, write_splits
 from mpdrec.explicit.targets import Target, score
-from mpdrec.io.arrow_fs import write_bytes
+from mpdrec.io.study_report import write_report
 from mpdrec.io.fs import HadoopFS
-from mpdrec.io.paths import join, to_uri
-from mpdrec.io.stage import fingerprint, run_stage
+from mpdrec.io.paths import MANIFEST, join
 from mpdrec.spark import job_step
 
 log = logging.getLogger("mpdrec.explicit")
@@ -154,25 +153,20 @@ def run_study(spark: SparkSession, cfg: Config, split_dir: str, out_dir: str, ta
     body = {"tables": tables, "threshold": e.threshold, "sigmoid": {"a": best.a, "b": best.b}, "grid": grid,
             "always_recommend_f1": _always_recommend_f1(e.threshold, study.splits),
             "results": results}
-    write_bytes(join(out_dir, "report.json"), json.dumps(body, indent=2).encode())
-    write_bytes(join(out_dir, "report.md"), report.markdown(body).encode())
-    write_bytes(join(out_dir, "report_explicit_f1.png"), report.f1_figure(body))
-    write_bytes(join(out_dir, "report_explicit_grid.png"), report.grid_figure(body))
+    write_report(out_dir, body, report.markdown(body), {"report_explicit_f1.png": report.f1_figure(body),
+                                                         "report_explicit_grid.png": report.grid_figure(body)})
     return body
 
 
 def run_explicit_split(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:
-    fs, run_dir = HadoopFS(spark), to_uri(cfg.paths.run_dir)
-    inputs = [upstream(fs, run_dir, "interactions", "jobs/ingest_table.py")]
-    fp = fingerprint(inputs, cfg.section_digest("seed", "explicit"))
-    return run_stage(fs, run_dir, SPLIT_STAGE, fp, lambda staging: write_splits(
-        spark, join(run_dir, "interactions"), staging, cfg.explicit, cfg.seed), force=force)
+    return run_after(spark, cfg, SPLIT_STAGE, "interactions", "jobs/ingest_table.py", ("seed", "explicit"),
+                     lambda interactions, staging: write_splits(spark, interactions, staging, cfg.explicit, cfg.seed),
+                     force)
 
 
 def run_explicit(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:
-    fs, run_dir = HadoopFS(spark), to_uri(cfg.paths.run_dir)
-    split = upstream(fs, run_dir, SPLIT_STAGE, "jobs/explicit_ratings.py")
-    tables = json.loads(fs.read_text(split.uri))["tables"]
-    fp = fingerprint([split], cfg.section_digest("seed", "explicit"))
-    return run_stage(fs, run_dir, STAGE, fp, lambda staging: run_study(
-        spark, cfg, join(run_dir, SPLIT_STAGE), staging, tables), force=force)
+    def build(split_dir: str, staging: str) -> dict[str, Any]:
+        tables = json.loads(HadoopFS(spark).read_text(join(split_dir, MANIFEST)))["tables"]
+        return run_study(spark, cfg, split_dir, staging, tables)
+
+    return run_after(spark, cfg, STAGE, SPLIT_STAGE, "jobs/explicit_ratings.py", ("seed", "explicit"), build, force)

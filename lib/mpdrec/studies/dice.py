@@ -15,7 +15,6 @@ for that join, which bounds the pairs a hit song makes at full MPD scale (|S| st
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
@@ -24,28 +23,21 @@ from pyspark.sql import functions as F
 
 from mpdrec.config import Config, DiceConfig
 from mpdrec.errors import InputError
-from mpdrec.etl.stages import upstream
-from mpdrec.io.arrow_fs import write_bytes
-from mpdrec.io.fs import HadoopFS
-from mpdrec.io.paths import join, to_uri
-from mpdrec.io.stage import fingerprint, run_stage
+from mpdrec.etl.stages import run_after
+from mpdrec.io.study_report import write_report
+from mpdrec.io.paths import join
 from mpdrec.metrics.bootstrap import mean_interval, paired_difference
 from mpdrec.report_plots import figure, png
-from mpdrec.spark import job_step
+from mpdrec.spark import job_step, seeded_share
 
 STAGE = "dice"
-BUCKETS = 1 << 30
-
-
-def _share(seed: int, *cols: str) -> F.Column:
-    return F.pmod(F.xxhash64(F.lit(seed), *cols), F.lit(BUCKETS)) / F.lit(float(BUCKETS))
 
 
 def held_out(entries: DataFrame, share: float, seed: int) -> tuple[DataFrame, DataFrame, DataFrame]:
     """(seeds: pid, track_uri; hidden: pid, track_uri; bank: pid, track_uri), each (pid, track) once."""
     entries = entries.select("pid", "pos", "track_uri")
-    out = entries.where(_share(seed, "pid") < share)
-    bank = entries.where(_share(seed, "pid") >= share).select("pid", "track_uri").distinct()
+    out = entries.where(seeded_share(seed, "pid") < share)
+    bank = entries.where(seeded_share(seed, "pid") >= share).select("pid", "track_uri").distinct()
     hidden = out.where("pos = 0").select("pid", "track_uri")
     seeds = out.where("pos > 0").select("pid", "track_uri").distinct().join(hidden, ["pid", "track_uri"], "left_anti")
     # a playlist whose tracks are all its first track has nothing to compare
@@ -58,7 +50,7 @@ def recommend(seeds: DataFrame, bank: DataFrame, cfg: DiceConfig, seed: int) -> 
     bank_size = bank.groupBy(F.col("pid").alias("b")).agg(F.count("*").alias("size_b"))
     popularity = bank.groupBy("track_uri").agg(F.count("*").alias("playlists"))
     keep = F.least(F.lit(1.0), F.lit(float(cfg.max_playlists_per_track)) / F.col("playlists"))
-    postings = (bank.join(popularity, "track_uri").where(_share(seed, "pid", "track_uri") < keep)
+    postings = (bank.join(popularity, "track_uri").where(seeded_share(seed, "pid", "track_uri") < keep)
                 .select("track_uri", F.col("pid").alias("b")))
     size_a = seeds.groupBy("pid").agg(F.count("*").alias("size_a"))
     by_query = Window.partitionBy("pid").orderBy(F.desc("dice"), "b")
@@ -130,15 +122,10 @@ def run_study(spark: SparkSession, cfg: Config, ingest_dir: str, out_dir: str) -
     lines += ["", f"Dice minus popularity: {diff['difference']:+.4f} [{diff['low']:+.4f}, {diff['high']:+.4f}] "
               "(paired bootstrap). The study reported a hit rate of 0.166 on the real MPD.", "",
               "![hit rate](report_dice.png)", ""]
-    write_bytes(join(out_dir, "report.json"), json.dumps(body, indent=2).encode())
-    write_bytes(join(out_dir, "report.md"), "\n".join(lines).encode())
-    write_bytes(join(out_dir, "report_dice.png"), _figure(body))
+    write_report(out_dir, body, "\n".join(lines), {"report_dice.png": _figure(body)})
     return body
 
 
 def run_dice(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:
-    fs, run_dir = HadoopFS(spark), to_uri(cfg.paths.run_dir)
-    inputs = [upstream(fs, run_dir, "ingest", "jobs/ingest_mpd.py")]
-    fp = fingerprint(inputs, cfg.section_digest("seed", "dice"))
-    return run_stage(fs, run_dir, STAGE, fp, lambda staging: run_study(spark, cfg, join(run_dir, "ingest"), staging),
-                     force=force)
+    return run_after(spark, cfg, STAGE, "ingest", "jobs/ingest_mpd.py", ("seed", "dice"),
+                     lambda ingest, staging: run_study(spark, cfg, ingest, staging), force)

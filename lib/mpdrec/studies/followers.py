@@ -11,7 +11,6 @@ models' coefficients (on standardised features) and the trees' feature importanc
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
@@ -19,18 +18,15 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from mpdrec.config import Config, FollowersConfig
-from mpdrec.etl.stages import upstream
-from mpdrec.io.arrow_fs import write_bytes
-from mpdrec.io.fs import HadoopFS
-from mpdrec.io.paths import join, to_uri
-from mpdrec.io.stage import fingerprint, run_stage
+from mpdrec.etl.stages import run_after
+from mpdrec.io.study_report import write_report
+from mpdrec.io.paths import join
 from mpdrec.report_plots import figure, png
-from mpdrec.spark import fixed_layout, job_step
+from mpdrec.spark import fixed_layout, job_step, seeded_share
 
 STAGE = "followers"
 NUMERIC = ("num_tracks", "num_albums", "num_artists", "num_edits", "mean_track_minutes", "collaborative",
            "artist_share", "album_share")
-BUCKETS = 1 << 30
 
 
 def features(playlists: DataFrame, entries: DataFrame, top_artists: int) -> tuple[DataFrame, list[str]]:
@@ -88,8 +84,7 @@ def run_study(spark: SparkSession, cfg: Config, ingest_dir: str, out_dir: str) -
     rows, kept = features(spark.read.parquet(join(ingest_dir, "playlists")),
                           spark.read.parquet(join(ingest_dir, "playlist_tracks")), f.top_artists)
     label = F.log1p("followers") if f.log_target else F.col("followers")
-    draw = F.pmod(F.xxhash64(F.lit(cfg.seed), "pid"), F.lit(BUCKETS)) / F.lit(float(BUCKETS))
-    rows = rows.withColumn("label", label).withColumn("test", draw < f.test_share).cache()
+    rows = rows.withColumn("label", label).withColumn("test", seeded_share(cfg.seed, "pid") < f.test_share).cache()
     train, test = rows.where(~F.col("test")), rows.where(F.col("test"))
     n_train = train.count()
     train = fixed_layout(train, ["pid"], n_train)
@@ -134,15 +129,11 @@ def run_study(spark: SparkSession, cfg: Config, ingest_dir: str, out_dir: str) -
     for name, weights in explained.items():
         kind = "importances" if name == "gbt" else "coefficients (standardised features)"
         lines += ["", f"## {name}: {kind}", ""] + [f"- {k}: {v:+.4f}" for k, v in weights.items()]
-    write_bytes(join(out_dir, "report.json"), json.dumps(body, indent=2).encode())
-    write_bytes(join(out_dir, "report.md"), "\n".join([*lines, "", "![followers](report_followers.png)", ""]).encode())
-    write_bytes(join(out_dir, "report_followers.png"), _figure(body))
+    write_report(out_dir, body, "\n".join([*lines, "", "![followers](report_followers.png)", ""]),
+                 {"report_followers.png": _figure(body)})
     return body
 
 
 def run_followers(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:
-    fs, run_dir = HadoopFS(spark), to_uri(cfg.paths.run_dir)
-    inputs = [upstream(fs, run_dir, "ingest", "jobs/ingest_mpd.py")]
-    fp = fingerprint(inputs, cfg.section_digest("seed", "followers"))
-    return run_stage(fs, run_dir, STAGE, fp, lambda staging: run_study(spark, cfg, join(run_dir, "ingest"), staging),
-                     force=force)
+    return run_after(spark, cfg, STAGE, "ingest", "jobs/ingest_mpd.py", ("seed", "followers"),
+                     lambda ingest, staging: run_study(spark, cfg, ingest, staging), force)

@@ -13,8 +13,6 @@ number, an empty user) are mixed in at seeded places, for the bad-row path.
 """
 from __future__ import annotations
 
-import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,9 @@ from typing import Any
 import numpy as np
 
 from mpdrec.config import SynthBooksConfig, stable_digest
+from mpdrec.io.paths import local_path
+from mpdrec.io.stage import fingerprint
+from mpdrec.synth.generate import publish_generated
 
 FILE_NAME = "BX-Book-Ratings.csv"
 HEADER = '"User-ID";"ISBN";"Book-Rating"'
@@ -79,14 +80,13 @@ def _bad_lines(rng: np.random.Generator, n: int, isbns: list[str]) -> list[str]:
 
 
 def generate_books(cfg: SynthBooksConfig, force: bool = False) -> dict[str, Any]:
-    """Write `<out_dir>/BX-Book-Ratings.csv` (+ `_manifest.json`); skipped when its config wrote it."""
-    out = Path(cfg.out_dir)
-    manifest_path = out / "_manifest.json"
-    digest = stable_digest({k: v for k, v in vars(cfg).items() if k != "out_dir"})
-    if manifest_path.exists() and not force:
-        old = json.loads(manifest_path.read_text())
-        if old.get("config_digest") == digest and (out / FILE_NAME).exists():
-            return {**old, "skipped": True}
+    """Write `<out_dir>/BX-Book-Ratings.csv` (+ `_manifest.json`); skipped when its config and the code wrote it."""
+    fp = fingerprint([], stable_digest({k: v for k, v in vars(cfg).items() if k != "out_dir"}))
+    return publish_generated(cfg.out_dir, "synth_books.out_dir", fp,
+                             lambda staging: _write_books(cfg, local_path(staging)), force=force)
+
+
+def _write_books(cfg: SynthBooksConfig, out: Path) -> dict[str, Any]:
     started = time.time()
     rng = np.random.default_rng(cfg.seed)
     users, books, rating = _ratings(rng, cfg)
@@ -95,14 +95,9 @@ def generate_books(cfg: SynthBooksConfig, force: bool = False) -> dict[str, Any]
     lines = [f'"{user_ids[u]}";"{isbns[b]}";"{r}"' for u, b, r in zip(users, books, rating)]
     for at, line in zip(np.sort(rng.choice(len(lines) + 1, size=cfg.bad_rows)), _bad_lines(rng, cfg.bad_rows, isbns)):
         lines.insert(int(at), line)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".{FILE_NAME}.tmp"
-    with open(tmp, "w", encoding="latin-1", newline="") as f:
+    with open(out / FILE_NAME, "w", encoding="latin-1", newline="") as f:
         f.write(HEADER + "\r\n")
         f.write("\r\n".join(lines) + "\r\n")
-    os.replace(tmp, out / FILE_NAME)
-    manifest = {"config_digest": digest, "file": FILE_NAME, "rows": len(lines), "bad_rows": cfg.bad_rows,
-                "zeros": int((rating == 0).sum()), "users": int(len(np.unique(users))),
-                "books": int(len(np.unique(books))), "seconds": round(time.time() - started, 3)}
-    manifest_path.write_text(json.dumps(manifest, indent=2))
-    return manifest
+    return {"file": FILE_NAME, "rows": len(lines), "bad_rows": cfg.bad_rows, "zeros": int((rating == 0).sum()),
+            "users": int(len(np.unique(users))), "books": int(len(np.unique(books))),
+            "seconds": round(time.time() - started, 3)}

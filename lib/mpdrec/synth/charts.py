@@ -13,8 +13,6 @@ artist, and `bad_rows` malformed lines (a field missing, streams that are not a 
 from __future__ import annotations
 
 import csv
-import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,9 @@ from typing import Any
 import numpy as np
 
 from mpdrec.config import SynthChartsConfig, stable_digest
+from mpdrec.io.paths import local_path
+from mpdrec.io.stage import fingerprint
+from mpdrec.synth.generate import publish_generated
 
 HEADER = ["Position", "Track Name", "Artist", "Streams", "URL", "Date", "Region"]
 CHART = 200
@@ -56,14 +57,14 @@ def _song_id(rng: np.random.Generator) -> str:
 
 
 def generate_charts(cfg: SynthChartsConfig, force: bool = False) -> dict[str, Any]:
-    """Write `<out_dir>/<region>.csv` for every region (+ `_manifest.json`); skipped when its config wrote them."""
-    out = Path(cfg.out_dir)
-    manifest_path = out / "_manifest.json"
-    digest = stable_digest({k: v for k, v in vars(cfg).items() if k != "out_dir"})
-    if manifest_path.exists() and not force:
-        old = json.loads(manifest_path.read_text())
-        if old.get("config_digest") == digest:
-            return {**old, "skipped": True}
+    """Write `<out_dir>/<region>.csv` for every region (+ `_manifest.json`); skipped when its config and the
+    code wrote them."""
+    fp = fingerprint([], stable_digest({k: v for k, v in vars(cfg).items() if k != "out_dir"}))
+    return publish_generated(cfg.out_dir, "synth_charts.out_dir", fp,
+                             lambda staging: _write_charts(cfg, local_path(staging)), force=force)
+
+
+def _write_charts(cfg: SynthChartsConfig, out: Path) -> dict[str, Any]:
     started = time.time()
     rng = np.random.default_rng(cfg.seed)
     countries = list(COUNTRIES[:cfg.countries])
@@ -99,21 +100,15 @@ def generate_charts(cfg: SynthChartsConfig, force: bool = False) -> dict[str, An
     for k in rng.choice(len(every), size=max(1, len(every) // 5000), replace=False):
         region, i = every[k]
         rows[region][i][1] = rows[region][i][2] = ""  # the real exports have a few rows without names
-    out.mkdir(parents=True, exist_ok=True)
     bad = rng.choice(len(every), size=cfg.bad_rows, replace=False) if cfg.bad_rows else []
     broken = {every[k] for k in bad}
     for region, region_rows in rows.items():
-        tmp = out / f".{region}.csv.tmp"
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
+        with open(out / f"{region}.csv", "w", encoding="utf-8", newline="") as f:
             w = csv.writer(f)
             w.writerow(HEADER)
             for i, row in enumerate(region_rows):
                 if (region, i) in broken:
                     row = row[:3] + ["n/a"] + row[4:] if i % 2 else row[:4] + row[5:]
                 w.writerow(row)
-        os.replace(tmp, out / f"{region}.csv")
-    manifest = {"config_digest": digest, "regions": len(rows), "rows": sum(len(r) for r in rows.values()),
-                "bad_rows": cfg.bad_rows, "songs_charted": len({r[4] for rs in rows.values() for r in rs}),
-                "seconds": round(time.time() - started, 3)}
-    manifest_path.write_text(json.dumps(manifest, indent=2))
-    return manifest
+    return {"regions": len(rows), "rows": sum(len(r) for r in rows.values()), "bad_rows": cfg.bad_rows,
+            "songs_charted": len({r[4] for rs in rows.values() for r in rs}), "seconds": round(time.time() - started, 3)}

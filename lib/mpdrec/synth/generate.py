@@ -13,7 +13,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -121,14 +121,22 @@ def synth_fingerprint(cfg: SynthConfig) -> dict[str, Any]:
                                           "challenge_size": cfg.challenge_size}))
 
 
+def publish_generated(out_dir: str, key: str, fp: dict[str, Any], build: Callable[[str], dict[str, Any]],
+                      force: bool = False, resume: bool = False) -> dict[str, Any]:
+    """A generator's output directory as a stage (`mpdrec.io.stage.run_stage` on the local disk): built
+    in staging and published whole, skipped when `fp` and the code are unchanged. `key` names the
+    config key of `out_dir` in the error for a non-local directory."""
+    out = to_uri(out_dir)
+    if not is_local(out):
+        raise ConfigError(f"config key '{key}': must be a local directory, got {out_dir} "
+                          "(generate locally, then copy to the object store)")
+    return run_stage(LocalFS(), parent(out), basename(out), fp, build, force=force, resume=resume)
+
+
 def generate(cfg: SynthConfig, force: bool = False) -> dict[str, Any]:
     """Generate the synthetic MPD into `cfg.out_dir`; skipped when it is already there and current."""
-    out = to_uri(cfg.out_dir)
-    if not is_local(out):
-        raise ConfigError(f"config key 'synth.out_dir': must be a local directory, got {cfg.out_dir} "
-                          "(generate locally, then copy to the object store)")
-    return run_stage(LocalFS(), parent(out), basename(out), synth_fingerprint(cfg),
-                     lambda staging: _generate_into(cfg, staging), force=force, resume=True)
+    return publish_generated(cfg.out_dir, "synth.out_dir", synth_fingerprint(cfg),
+                             lambda staging: _generate_into(cfg, staging), force=force, resume=True)
 
 
 def format_stats(stats: dict[str, Any]) -> str:
