@@ -51,6 +51,9 @@ def test_top_n_without_exclusions_and_empty_queries(spark: SparkSession) -> None
     for i, pid in enumerate(pids):
         assert set(got[got.pid == pid].track_idx) == set(want[i].tolist())
     assert top_n(qdf.limit(0), items, 5, 20).count() == 0
+    sparse = top_n(qdf.drop("exclude").repartition(len(pids) + 17), items, 5, 20)  # some partitions empty
+    key = ["pid", "rank", "track_idx"]
+    assert sparse.toPandas()[key].sort_values(key).values.tolist() == got[key].sort_values(key).values.tolist()
 
 
 def test_percentile_ranks_match_brute_force(spark: SparkSession) -> None:

@@ -59,7 +59,10 @@ def _partition_id() -> int:
 
 def _pack_queries(block_rows: int) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     def pack(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        table = pa.Table.from_batches(list(batches))
+        batches = list(batches)
+        if not batches:  # an empty partition sends no batch at all
+            return
+        table = pa.Table.from_batches(batches)
         if table.num_rows == 0:
             return
         ids = np.asarray(table.column("pid"), dtype=np.int64)
@@ -100,7 +103,10 @@ class _Tracks:
 def _track_blocks(block_rows: int) -> Callable[[Iterator[pa.RecordBatch]], Iterator[_Tracks]]:
     """A partition of the track factors as blocks of at most block_rows tracks."""
     def blocks(batches: Iterator[pa.RecordBatch]) -> Iterator[_Tracks]:
-        table = pa.Table.from_batches(list(batches))
+        batches = list(batches)
+        if not batches:  # an empty partition sends no batch at all
+            return
+        table = pa.Table.from_batches(batches)
         if table.num_rows == 0:
             return
         tracks = _Tracks(np.asarray(table.column("track_idx"), dtype=np.int32),
