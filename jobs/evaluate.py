@@ -1,5 +1,7 @@
 """Stage 7: score every model's validation submission (R-precision, NDCG, clicks; overall and per
-category) and write <paths.run_dir>/report.json, report.md and report_*.png.
+category) and write <paths.run_dir>/report.json, report.md and report_*.png. On a table run
+(jobs/ingest_table.py) the report holds the ALS grid on the held-out users beside popularity and the
+leave-one-out table instead.
 
     python jobs/evaluate.py --set paths.run_dir=runs/local
 """
@@ -7,16 +9,26 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
+
+from pyspark.sql import SparkSession
 
 from mpdrec.cli import run_job
-from mpdrec.config import Config
+from mpdrec.config import NCF_MODELS, Config
+from mpdrec.etl.table_index import is_table_run
 from mpdrec.evaluation import evaluate
+from mpdrec.evaluation_table import evaluate_table
+from mpdrec.io.fs import HadoopFS
+from mpdrec.io.paths import to_uri
+from mpdrec.models.table_holdout import COMPARED
 from mpdrec.rank.assemble import FINAL, blend_variants, submissions
 from mpdrec.spark import build_spark
 
 
 def main(args: argparse.Namespace, cfg: Config) -> None:
     spark = build_spark(cfg.spark, "mpdrec-evaluate")
+    if is_table_run(HadoopFS(spark), to_uri(cfg.paths.run_dir)):
+        return table_report(cfg, spark)
     report = evaluate(spark, cfg.paths.run_dir, submissions(cfg.rank), FINAL, cfg.seed, cfg.as_dict(),
                       tuple(blend_variants(cfg.rank)), ("als", *([cfg.rank.ncf_model] if cfg.rank.ncf_model else [])))
     print(f"{'model':<18} {'R-prec':>8} {'NDCG':>8} {'clicks':>8}")
@@ -28,9 +40,24 @@ def main(args: argparse.Namespace, cfg: Config) -> None:
     for other, metric, c in comparisons:
         print(f"final - {other} {metric}: {c['difference']:+.4f} "
               f"(95% interval {c['low']:+.4f} .. {c['high']:+.4f}, {c['playlists']} playlists)")
+    print_leave_one_out(report)
+    print(f"report: {cfg.paths.run_dir}/report.md and report.json")
+
+
+def table_report(cfg: Config, spark: SparkSession) -> None:
+    report = evaluate_table(spark, cfg.paths.run_dir, cfg.as_dict(),
+                            ("als", *NCF_MODELS))
+    if "als" in report:
+        a, h = report["als"], report["als"]["holdout"]
+        print(f"held-out users {h['users']:,}: als " + "  ".join(f"{k} {a['metrics'][k]:.4f}" for k in COMPARED)
+              + "  popularity " + "  ".join(f"{k} {h['popularity'][k]:.4f}" for k in COMPARED))
+    print_leave_one_out(report)
+    print(f"report: {cfg.paths.run_dir}/report.md and report.json")
+
+
+def print_leave_one_out(report: dict[str, Any]) -> None:
     for name, m in report["leave_one_out"].items():
         print(f"leave-one-out {name:<10} hr@10 {m['hr@10']:.4f}  ndcg@10 {m['ndcg@10']:.4f}  auc {m['auc']:.4f}")
-    print(f"report: {cfg.paths.run_dir}/report.md and report.json")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Stage 4: implicit ALS (Spark ML) over the grid in config, each point scored on the blend-training
-challenge; the best point's model and factors are written to <paths.run_dir>/als/. With a
-leave-one-out set (jobs/sample_negatives.py), the best point is also scored as NCF is
-(<paths.run_dir>/als_leave_one_out/).
+challenge (a table run's: on held-out users, beside popularity); the best point's model and factors are
+written to <paths.run_dir>/als/. With a leave-one-out set (jobs/sample_negatives.py), the best point is
+also scored as NCF is (<paths.run_dir>/als_leave_one_out/).
 
     python jobs/train_als.py --set paths.run_dir=runs/local
     python jobs/train_als.py --set als.grid_rank=[32,64] --set als.grid_alpha=[5,20,40]
@@ -26,6 +26,12 @@ def train(args: argparse.Namespace, cfg: Config) -> None:
         p = g["point"]
         print(f"{p['rank']:>5} {p['alpha']:>7g} {p['reg_param']:>7g} {g['r_precision']:>8.4f} {g['ndcg']:>8.4f} "
               f"{g['clicks']:>7.2f} {g['mpr']:>7.4f} {g['seconds_per_iteration']:>7.2f}")
+    if "holdout" in m:
+        h = m["holdout"]
+        print(f"held-out users: {h['users']:,} ({h['hidden']:,} hidden items); popularity: "
+              + "  ".join(f"{k} {h['popularity'][k]:.4f}" for k in ("r_precision", "ndcg", "clicks")))
+        for metric, d in h["als_minus_popularity"].items():
+            print(f"als - popularity {metric}: {d['difference']:+.4f} (95% interval {d['low']:+.4f} .. {d['high']:+.4f})")
     state = "up to date" if m.get("skipped") else "trained"
     print(f"als: {state}; best by {m['select']}: {m['best']}; written to {cfg.paths.run_dir}/als")
     loo = run_als_leave_one_out(spark, cfg, force=args.force)

@@ -79,10 +79,10 @@ def peer(spark: Any, run_dir: Path, args: argparse.Namespace, work: Path) -> dic
     from threadpoolctl import threadpool_limits
 
     from mpdrec.models import als
-    from mpdrec.models.als_grid import _Evaluator
+    from mpdrec.models.als_grid import _ChallengeEvaluator
 
     cfg = _config(run_dir, args)
-    evaluator = _Evaluator(spark, cfg, str(run_dir), str(work / "peer_staging"))
+    evaluator = _ChallengeEvaluator(spark, cfg, str(run_dir), str(work / "peer_staging"))
     ratings = als.ratings(evaluator.data.interactions, cfg.als.weighting, cfg.als.eps).cache()
     model, spark_per_iter = _spark_fit(cfg, ratings, cfg.als.max_iter)
     out: dict[str, Any] = {"spark": {"seconds_per_iteration": round(spark_per_iter, 3),

@@ -207,6 +207,8 @@ class AlsConfig:
     grid_reg_param: list[float]  # regParams tried; empty = [reg_param]
     select: str  # r_precision | ndcg | clicks | mpr: how the grid's best point is chosen
     leave_one_out: bool  # the chosen point also scored by NCF's leave-one-out protocol, when the run has the set
+    holdout_users: int  # table runs: users the grid is scored on (`mpdrec.models.table_holdout`)
+    holdout_share: float  # table runs: the share of each held-out user's latest items hidden
 
     def __post_init__(self) -> None:
         _require(self.rank >= 1, "als.rank", "must be at least 1")
@@ -221,6 +223,8 @@ class AlsConfig:
         _require(all(v >= 0 for v in self.grid_alpha), "als.grid_alpha", "values must be >= 0")
         _require(all(v >= 0 for v in self.grid_reg_param), "als.grid_reg_param", "values must be >= 0")
         _require(self.select in ALS_SELECT, "als.select", f"must be one of {', '.join(ALS_SELECT)}")
+        _require(self.holdout_users >= 1, "als.holdout_users", "must be at least 1")
+        _require(0 < self.holdout_share < 1, "als.holdout_share", "must be between 0 and 1 (exclusive)")
 
     def points(self) -> list[dict[str, float]]:
         """The grid's points in a fixed order (rank, then alpha, then reg_param)."""

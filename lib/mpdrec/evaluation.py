@@ -13,7 +13,7 @@ import json
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
@@ -197,7 +197,7 @@ def _rank_sections(rank: dict[str, Any]) -> list[str]:
     return out
 
 
-STAGES = ("ingest", "validation", "interactions", "negatives", "als", "als_leave_one_out",
+STAGES = ("ingest", "table", "validation", "interactions", "negatives", "als", "als_leave_one_out",
           *(f"ncf/{m}" for m in NCF_MODELS), "rank", "dice", "followers")
 LEAVE_ONE_OUT = ("Each evaluated training playlist's last track is held out of the models' training data and "
                  "ranked among the same sampled non-positive tracks for every model (HR@10: in the top 10; "
@@ -264,7 +264,7 @@ def leave_one_out_table(fs: HadoopFS, run_dir: str, models: tuple[str, ...]) -> 
     return table
 
 
-def _stage_seconds(fs: HadoopFS, run_dir: str) -> list[list[Any]]:
+def stage_seconds(fs: HadoopFS, run_dir: str) -> list[list[Any]]:
     """[stage, seconds] for every finished stage of the run, in pipeline order."""
     out = []
     for stage in STAGES:
@@ -280,11 +280,25 @@ def _figures(fs: HadoopFS, run_dir: str, report: dict[str, Any]) -> dict[str, by
     recall = report.get("rank", {}).get("candidates", {}).get("recall")
     if recall:
         figures["report_recall.png"] = report_plots.recall_by_source(recall)
+    return figures | ncf_figure(fs, run_dir)
+
+
+def ncf_figure(fs: HadoopFS, run_dir: str) -> dict[str, bytes]:
+    """report_ncf.png, the training curves of every NCF model the run trained (none: no figure)."""
     histories = {m: json.loads(fs.read_text(join(run_dir, "ncf", m, "history.json"))) for m in NCF_MODELS
                  if fs.exists(join(run_dir, "ncf", m, "history.json"))}
-    if histories:
-        figures["report_ncf.png"] = report_plots.ncf_curves(histories)
-    return figures
+    return {"report_ncf.png": report_plots.ncf_curves(histories)} if histories else {}
+
+
+def write_report(fs: HadoopFS, run_dir: str, report: dict[str, Any], figures: dict[str, bytes],
+                 render: Callable[[dict[str, Any]], str]) -> None:
+    """The report_*.png figures, report.json (with the figures' names) and report.md (`render` of
+    the report) into the run."""
+    for name, png in figures.items():
+        write_bytes(join(run_dir, name), png)
+    report["figures"] = sorted(figures)
+    fs.write_text(join(run_dir, "report.json"), json.dumps(report, indent=2, sort_keys=True))
+    fs.write_text(join(run_dir, "report.md"), render(report))
 
 
 def evaluate(spark: SparkSession, run_dir_path: str, models: list[str], final: str, seed: int,
@@ -316,13 +330,8 @@ def evaluate(spark: SparkSession, run_dir_path: str, models: list[str], final: s
         report["final_vs_variants"] = {v: compare(scores, final, v, seed) for v in variants if v in scores}
     report["leave_one_out"] = leave_one_out_table(fs, run_dir, leave_one_out)
     report["studies"] = studies(fs, run_dir)
-    report["stage_seconds"] = _stage_seconds(fs, run_dir)
+    report["stage_seconds"] = stage_seconds(fs, run_dir)
     if config is not None:
         report["config"] = config
-    figures = _figures(fs, run_dir, report)
-    for name, png in figures.items():
-        write_bytes(join(run_dir, name), png)
-    report["figures"] = sorted(figures)
-    fs.write_text(join(run_dir, "report.json"), json.dumps(report, indent=2, sort_keys=True))
-    fs.write_text(join(run_dir, "report.md"), markdown(report))
+    write_report(fs, run_dir, report, _figures(fs, run_dir, report), markdown)
     return report

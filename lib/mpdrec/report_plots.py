@@ -62,3 +62,17 @@ def ncf_curves(histories: dict[str, list[dict[str, Any]]]) -> bytes:
     for ax in (loss, hr):
         ax.legend(fontsize=8)
     return png(fig)
+
+
+def als_holdout(grid: list[dict[str, Any]], popularity: dict[str, float]) -> bytes:
+    """A table run's ALS grid: each point's R-precision and NDCG on the held-out users, popularity's
+    on the same users as a dashed line."""
+    fig, axes = figure(2, 11)
+    labels = [f"r{g['point']['rank']} a{g['point']['alpha']:g} l{g['point']['reg_param']:g}" for g in grid]
+    for ax, metric in zip(axes[0], ("r_precision", "ndcg")):
+        ax.bar(range(len(grid)), [g[metric] for g in grid], color="C0", label="als")
+        ax.axhline(popularity[metric], color="C3", linestyle="--", label="popularity")
+        ax.set_xticks(range(len(grid)), labels, rotation=45, ha="right", fontsize=7)
+        ax.set(title=f"{metric} on the held-out users, per ALS grid point")
+        ax.legend(fontsize=8)
+    return png(fig)

@@ -23,6 +23,7 @@ from mpdrec.config import Config, TableConfig
 from mpdrec.etl.index import ROWS_PER_FILE, dense_ids
 from mpdrec.etl.stages import run_after
 from mpdrec.etl.table_source import STAGE as TABLE_STAGE
+from mpdrec.io.fs import FileStore
 from mpdrec.io.paths import join
 from mpdrec.spark import job_step
 
@@ -59,6 +60,13 @@ def build_table_interactions(spark: SparkSession, t: TableConfig, table_dir: str
     tables = {name: spark.read.parquet(join(out_dir, name)).count() for name in ("data", "item_ids", "user_ids")}
     log.info("table interactions: %s", ", ".join(f"{k}={v:,}" for k, v in tables.items()))
     return {"tables": tables, "files": parts, "combine": t.combine}
+
+
+def is_table_run(fs: FileStore, run_dir: str) -> bool:
+    """Whether `<run_dir>/interactions` was indexed from a table (this stage: it has `user_ids`) rather
+    than from the MPD (`playlist_ids`): the ALS grid and the report then use the table's held-out
+    users instead of a challenge."""
+    return fs.exists(join(run_dir, "interactions", "user_ids"))
 
 
 def run_table_index(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:

@@ -8,6 +8,11 @@ clicks), plus Hu, Koren and Volinsky's expected percentile ranking (MPR: 0 = eve
 first, 0.5 = random). Finished points are recorded in the staging directory, so a rerun after a
 failure trains only the points that were not finished.
 
+On a table run (`jobs/ingest_table.py`: no challenge) each point is scored on held-out users
+instead (`mpdrec.models.table_holdout`, the same metrics on items alone), the best point is compared
+with popularity on them (`holdout` in the manifest), and it is then fitted again on every interaction,
+so that the published factors cover the hidden items too.
+
 Outputs: `model/` (Spark's ALSModel), `playlist_factors/`, `track_factors/` (Parquet:
 playlist_idx / track_idx, features array<float>), `grid.json` (every point) and the manifest.
 """
@@ -24,17 +29,20 @@ from pyspark.sql import functions as F
 from mpdrec.config import Config, stable_digest
 from mpdrec.etl.slice_tables import process_file
 from mpdrec.etl.stages import upstream
+from mpdrec.etl.table_index import is_table_run
 from mpdrec.evaluation import ValidationTruth, challenge_dir, hidden_track_ids
 from mpdrec.io.fs import FileStore, HadoopFS
 from mpdrec.io.paths import join, to_uri
 from mpdrec.io.stage import fingerprint, run_stage
 from mpdrec.models import als, popularity, title
 from mpdrec.models.data import Queries, RankingData
+from mpdrec.models.table_holdout import HoldoutScorer, split
 from mpdrec.rank.assemble import SUBMISSION_SIZE, assemble
 from mpdrec.spark import job_step
 
 log = logging.getLogger("mpdrec.als")
 GRID_FILE = "grid.json"
+HOLDOUT_FILE = "holdout.json"  # table runs: the best point against popularity on the held-out users
 LOWER_IS_BETTER = {"clicks", "mpr"}
 
 
@@ -43,13 +51,14 @@ def _best(grid: list[dict[str, Any]], metric: str) -> dict[str, Any]:
     return (min if metric in LOWER_IS_BETTER else max)(grid, key=lambda g: g[metric])
 
 
-class _Evaluator:
-    """Everything a grid point is scored against, built once: the blend-training challenge's
-    queries, the fallback rankings, the hidden tracks and the official-metric scorer."""
+class _ChallengeEvaluator:
+    """Everything a grid point is scored against on the MPD, built once: the blend-training
+    challenge's queries, the fallback rankings, the hidden tracks and the official-metric scorer."""
 
     def __init__(self, spark: SparkSession, cfg: Config, run_dir: str, staging: str) -> None:
         self.cfg = cfg
         self.data = RankingData.load(spark, join(run_dir, "interactions"))
+        self.training = self.data.interactions  # the challenges' hidden tracks were never in it
         tables = join(staging, "train_queries")
         held_out = challenge_dir(run_dir, "train")  # the validation challenge stays out of sample for the report
         process_file(join(held_out, "challenge_set.json"), "challenge", tables)
@@ -68,6 +77,23 @@ class _Evaluator:
         mpr = als.percentiles(factors, self.queries, self.targets, r.block_rows).agg(
             F.avg("percentile"), F.count("*")).first()
         return {**scores, "mpr": float(mpr[0]) if mpr[1] else float("nan"), "mpr_pairs": int(mpr[1])}
+
+    def release(self) -> None:
+        self.targets.unpersist()
+
+
+class _HoldoutEvaluator(HoldoutScorer):
+    """A table run's grid scoring: its held-out users (`mpdrec.models.table_holdout`)."""
+
+    def __init__(self, spark: SparkSession, cfg: Config, run_dir: str) -> None:
+        a = cfg.als
+        interactions = spark.read.parquet(join(run_dir, "interactions", "data"))
+        super().__init__(split(interactions, a.holdout_users, a.holdout_share, cfg.seed), cfg.rank.als_top_n,
+                         cfg.rank.block_rows)
+        self.training = self.holdout.train
+
+    def release(self) -> None:
+        self.holdout.release()
 
 
 def _train_point(spark: SparkSession, cfg: Config, ratings: DataFrame, point: dict[str, Any],
@@ -89,20 +115,27 @@ def _read_grid(fs: FileStore, uri: str) -> list[dict[str, Any]]:
 
 def run_als(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:
     fs, run_dir = HadoopFS(spark), to_uri(cfg.paths.run_dir)
-    inputs = [upstream(fs, run_dir, s, "jobs/build_interactions.py") for s in ("validation", "interactions")]
-    r = cfg.rank
-    fp = fingerprint(inputs, stable_digest({"seed": cfg.seed, "als": cfg.als.__dict__, "scoring": [
-        r.als_top_n, r.block_rows, r.title_min_playlists]}))
-    points, metric = cfg.als.points(), cfg.als.select
+    table = is_table_run(fs, run_dir)
+    r, a = cfg.rank, cfg.als
+    if table:
+        inputs = [upstream(fs, run_dir, "interactions", "jobs/ingest_table.py")]
+        scoring = [r.als_top_n, r.block_rows, a.holdout_users, a.holdout_share]
+    else:
+        inputs = [upstream(fs, run_dir, s, "jobs/build_interactions.py") for s in ("validation", "interactions")]
+        scoring = [r.als_top_n, r.block_rows, r.title_min_playlists]
+    config = {k: v for k, v in a.__dict__.items() if table or not k.startswith("holdout_")}
+    fp = fingerprint(inputs, stable_digest({"seed": cfg.seed, "als": config, "scoring": scoring}))
+    points, metric = a.points(), a.select
 
     def build(staging: str) -> dict[str, Any]:
-        if cfg.als.checkpoint_interval:
+        if a.checkpoint_interval:
             spark.sparkContext.setCheckpointDir(join(staging, "_checkpoints"))
         grid_uri = join(staging, GRID_FILE)
         grid = _read_grid(fs, grid_uri)  # points finished by an interrupted try
-        with job_step(spark, "train_als: validation queries and fallbacks"):
-            evaluator = _Evaluator(spark, cfg, run_dir, staging)
-            ratings = als.ratings(evaluator.data.interactions, cfg.als.weighting, cfg.als.eps).cache()
+        with job_step(spark, "train_als: " + ("held-out users" if table else "validation queries and fallbacks")):
+            evaluator = _HoldoutEvaluator(spark, cfg, run_dir) if table else _ChallengeEvaluator(
+                spark, cfg, run_dir, staging)
+            ratings = als.ratings(evaluator.training, a.weighting, a.eps).cache()
         for i, point in enumerate(points):
             if any(g["point"] == point for g in grid):
                 log.info("als grid %d/%d: %s already scored (resumed)", i + 1, len(points), point)
@@ -123,18 +156,39 @@ def run_als(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, 
                      "(%.1fs/iter, scored in %.1fs)%s", i + 1, len(points), point["rank"], point["alpha"],
                      point["reg_param"], scores["ndcg"], scores["r_precision"], scores["clicks"], scores["mpr"],
                      per_iter, entry["score_seconds"], "  best so far" if best is entry else "")
+        ratings.unpersist()
         best = _best(grid, metric)
         chosen = join(staging, "points", str(best["index"]))
-        for part in ("model", als.PLAYLIST_FACTORS, als.TRACK_FACTORS):
-            if fs.exists(join(chosen, part)):  # else moved by an interrupted try
-                fs.delete(join(staging, part))
-                fs.rename(join(chosen, part), join(staging, part))
+        body: dict[str, Any] = {}
+        if table:
+            body["holdout"] = _publish_refit(spark, cfg, fs, evaluator, best["point"], chosen, run_dir, staging)
+        else:
+            for part in ("model", als.PLAYLIST_FACTORS, als.TRACK_FACTORS):
+                if fs.exists(join(chosen, part)):  # else moved by an interrupted try
+                    fs.delete(join(staging, part))
+                    fs.rename(join(chosen, part), join(staging, part))
         for leftover in ("points", "train_queries", "_checkpoints"):
             fs.delete(join(staging, leftover))
-        evaluator.targets.unpersist()
-        ratings.unpersist()
+        evaluator.release()
         return {"best": best["point"], "select": metric, "metrics": {k: best[k] for k in (
             "r_precision", "ndcg", "clicks", "mpr")}, "grid": sorted(grid, key=lambda g: g["index"]),
-            "max_iter": cfg.als.max_iter, "weighting": cfg.als.weighting}
+            "max_iter": a.max_iter, "weighting": a.weighting, **body}
 
     return run_stage(fs, run_dir, "als", fp, build, force=force, resume=not force)
+
+
+def _publish_refit(spark: SparkSession, cfg: Config, fs: FileStore, evaluator: _HoldoutEvaluator,
+                   point: dict[str, Any], chosen: str, run_dir: str, staging: str) -> dict[str, Any]:
+    """A table run's end of the grid: the best point (its factors in `chosen`) against popularity
+    on the held-out users, kept in staging's HOLDOUT_FILE so that a resumed try need not score it
+    again; then the point fitted on every interaction into staging, as the published factors."""
+    uri = join(staging, HOLDOUT_FILE)
+    if not fs.exists(uri):
+        with job_step(spark, "train_als: the best point against popularity on the held-out users"):
+            fs.write_text(uri, json.dumps(evaluator.against_popularity(als.Factors.load(spark, chosen), cfg.seed)))
+    with job_step(spark, f"train_als: {point} fitted on every interaction"):
+        every = als.ratings(spark.read.parquet(join(run_dir, "interactions", "data")), cfg.als.weighting,
+                            cfg.als.eps).cache()
+        _train_point(spark, cfg, every, point, staging)
+        every.unpersist()
+    return json.loads(fs.read_text(uri))
