@@ -45,8 +45,7 @@ def main(args: argparse.Namespace, cfg: Config) -> None:
 
 
 def table_report(cfg: Config, spark: SparkSession) -> None:
-    report = evaluate_table(spark, cfg.paths.run_dir, cfg.as_dict(),
-                            ("als", *NCF_MODELS))
+    report = evaluate_table(spark, cfg.paths.run_dir, cfg.as_dict(), ("als", *NCF_MODELS))
     if "als" in report:
         a, h = report["als"], report["als"]["holdout"]
         print(f"held-out users {h['users']:,}: als " + "  ".join(f"{k} {a['metrics'][k]:.4f}" for k in COMPARED)

@@ -3,12 +3,14 @@ brute-force ranking of the same factors, and the whole table path from a CSV to 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import CONF_DIR
+from conftest import CONF_DIR, ROOT, python_env
 from mpdrec.config import load_config
 from mpdrec.errors import InputError
 from mpdrec.etl.stages import run_negatives
@@ -153,10 +155,20 @@ def test_table_run_from_csv_to_report(spark, tmp_path):
     loo = run_als_leave_one_out(spark, cfg)
     assert loo["playlists"] == 50 and 0 <= loo["metrics"]["hr@10"] <= 1
     report = evaluate_table(spark, str(tmp_path / "run"), cfg.as_dict(), ("als", "gmf"))
-    assert report["figures"] == ["report_als_holdout.png"]
-    assert (tmp_path / "run" / "report_als_holdout.png").read_bytes()[:4] == b"\x89PNG"
-    assert set(report["leave_one_out"]) == {"popularity", "als"}
-    assert report["table"]["rows"] == len(lines) - 1
+    assert report["figures"] == ["report_als_holdout.png"] and set(report["leave_one_out"]) == {"popularity", "als"}
+
+    run = [f"paths.run_dir={tmp_path / 'run'}", "ncf.epochs=2", "ncf.factors=8", "ncf.batch_size=1024", "ncf.lr=0.25"]
+    for job in ("train_ncf.py", "evaluate.py"):  # NCF on the table's negatives (one rank), then the report job
+        proc = subprocess.run([sys.executable, str(ROOT / "jobs" / job), *[a for s in run for a in ("--set", s)]],
+                              capture_output=True, text=True, env={**python_env(), "CUDA_VISIBLE_DEVICES": ""},
+                              timeout=600)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "held-out users 40: als" in proc.stdout and "leave-one-out gmf" in proc.stdout
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["figures"] == ["report_als_holdout.png", "report_ncf.png"]
+    for png in report["figures"]:
+        assert (tmp_path / "run" / png).read_bytes()[:4] == b"\x89PNG"
+    assert set(report["leave_one_out"]) == {"popularity", "als", "gmf"}  # scored on the same leave-one-out set
+    assert report["table"]["rows"] == len(lines) - 1 and report["als"]["best"] == m["best"]
     md = (tmp_path / "run" / "report.md").read_text()
-    assert "## ALS on the held-out users" in md and "| als (best) |" in md and "## Leave-one-out" in md
-    assert json.loads((tmp_path / "run" / "report.json").read_text())["als"]["best"] == m["best"]
+    assert "## ALS on the held-out users" in md and "| als (best) |" in md and "| gmf |" in md

@@ -12,6 +12,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from mpdrec import report_plots
+from mpdrec.errors import InputError
 from mpdrec.evaluation import leave_one_out_table, ncf_figure, stage_seconds, write_report
 from mpdrec.io.fs import HadoopFS
 from mpdrec.io.paths import MANIFEST, join, to_uri
@@ -37,6 +38,8 @@ def evaluate_table(spark: SparkSession, run_dir_path: str, config: dict[str, Any
         return json.loads(fs.read_text(uri)) if fs.exists(uri) else None
 
     table, interactions, als = manifest("table"), manifest("interactions"), manifest("als")
+    if interactions is None:
+        raise InputError(f"{join(run_dir, 'interactions')} has no finished output: run jobs/ingest_table.py first")
     report: dict[str, Any] = {"source": "table", "interactions": interactions["tables"]}
     if table is not None:
         report["table"] = {"rows": table["tables"]["data"], "quarantine": table["quarantine"]}

@@ -39,7 +39,8 @@ class TableHoldout:
     truth: pd.DataFrame  # pid, track, artist: the hidden items (the item's id as its artist too: no artist credit)
 
     def release(self) -> None:
-        self.train.unpersist()
+        for cached in (self.train, self.queries, self.hidden):
+            cached.unpersist()
 
 
 def split(interactions: DataFrame, users: int, share: float, seed: int) -> TableHoldout:
