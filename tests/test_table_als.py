@@ -116,6 +116,26 @@ def test_no_user_with_two_items_is_a_clear_error(spark):
         split(single, users=3, share=0.2, seed=1)
 
 
+def test_without_a_time_a_users_order_is_a_seeded_draw(spark, tmp_path):
+    """Ordered by item id, every hold-out would take the user's least popular item."""
+    (tmp_path / "t.csv").write_text("user,item\n" + "".join(f"u{u},i{i}\n" for u in range(20) for i in range(u % 5, 40, 3)))
+
+    def last_items(seed: int, run: str) -> list[int]:
+        cfg = load_config(CONF_DIR, "local", [], [f"paths.run_dir={tmp_path / run}", f"table.path={tmp_path / 't.csv'}",
+                                                  f"seed={seed}"])
+        run_table(spark, cfg)
+        run_table_index(spark, cfg)
+        data = spark.read.parquet(str(tmp_path / run / "interactions" / "data")).toPandas()
+        assert all(sorted(g.pos) == list(range(len(g))) for _, g in data.groupby("playlist_idx"))
+        return data.sort_values("pos").groupby("playlist_idx").track_idx.last().tolist()
+
+    first = last_items(1, "a")
+    highest = spark.read.parquet(str(tmp_path / "a" / "interactions" / "data")).groupBy("playlist_idx").max(
+        "track_idx").toPandas().sort_values("playlist_idx")["max(track_idx)"].tolist()
+    assert sum(a != b for a, b in zip(first, highest)) >= 15  # not the least popular item
+    assert last_items(1, "b") == first and last_items(2, "c") != first
+
+
 def test_table_run_from_csv_to_report(spark, tmp_path):
     """A play-count CSV through ingest, negatives, the ALS grid on held-out users (then refitted on
     everything), ALS on the leave-one-out set and the table report."""

@@ -5,7 +5,10 @@ a playlist's place, an item a track's).
 Ids are deterministic, as for the MPD: items by (distinct users desc, item), so item 0 is the most
 popular; users by their key. A (user, item) pair in several rows is one interaction whose weight
 combines the rows' values (`table.combine`: sum for play counts, mean or max for ratings); `pos`
-orders a user's interactions by time (then item), so the leave-one-out set holds out the latest.
+orders a user's interactions by time, so the leave-one-out set (and the ALS grid's held-out users)
+hold out the latest. Without a time, or between equal times, the order is a seeded draw per (user,
+item): ordered by item instead, "the latest" would be the user's least popular item (the highest
+id), and every hold-out would test only the long tail.
 
 Outputs: data (playlist_idx, track_idx, pos, weight, rows), item_ids (track_idx, item, users, the
 attribute columns: the smallest value per item), user_ids (playlist_idx, user, items).
@@ -25,14 +28,14 @@ from mpdrec.etl.stages import run_after
 from mpdrec.etl.table_source import STAGE as TABLE_STAGE
 from mpdrec.io.fs import FileStore
 from mpdrec.io.paths import join
-from mpdrec.spark import job_step
+from mpdrec.spark import job_step, seeded_share
 
 log = logging.getLogger("mpdrec.table_index")
 COMBINE = {"sum": F.sum, "mean": F.avg, "max": F.max}
 
 
 def build_table_interactions(spark: SparkSession, t: TableConfig, table_dir: str, out_dir: str,
-                             files: int) -> dict[str, Any]:
+                             files: int, seed: int) -> dict[str, Any]:
     rows = spark.read.parquet(join(table_dir, "data"))
     pairs = rows.groupBy("user", "item").agg(COMBINE[t.combine]("value").cast("float").alias("weight"),
                                              F.count("*").cast("int").alias("rows"),
@@ -48,7 +51,8 @@ def build_table_interactions(spark: SparkSession, t: TableConfig, table_dir: str
 
     item_ids = spark.read.parquet(join(out_dir, "item_ids")).select("item", "track_idx")
     user_ids = spark.read.parquet(join(out_dir, "user_ids")).select("user", "playlist_idx")
-    order = Window.partitionBy("playlist_idx").orderBy(F.col("time").asc_nulls_last(), "track_idx")
+    order = Window.partitionBy("playlist_idx").orderBy(F.col("time").asc_nulls_last(),
+                                                       seeded_share(seed, "playlist_idx", "track_idx"), "track_idx")
     data = (pairs.join(item_ids, "item").join(user_ids, "user")
             .withColumn("pos", (F.row_number().over(order) - 1).cast("int"))
             .select("playlist_idx", "track_idx", "pos", "weight", "rows"))
@@ -73,7 +77,7 @@ def run_table_index(spark: SparkSession, cfg: Config, force: bool = False) -> di
     """Index `<run_dir>/table` into `<run_dir>/interactions`; skipped when nothing it reads changed."""
     def build(table_dir: str, staging: str) -> dict[str, Any]:
         with job_step(spark, "ingest_table: ids and interactions"):
-            return build_table_interactions(spark, cfg.table, table_dir, staging, cfg.interactions.files)
+            return build_table_interactions(spark, cfg.table, table_dir, staging, cfg.interactions.files, cfg.seed)
 
-    return run_after(spark, cfg, "interactions", TABLE_STAGE, "jobs/ingest_table.py", ("table", "interactions"),
-                     build, force)
+    return run_after(spark, cfg, "interactions", TABLE_STAGE, "jobs/ingest_table.py",
+                     ("seed", "table", "interactions"), build, force)
