@@ -31,7 +31,8 @@ def train(args: argparse.Namespace, cfg: Config) -> None:
         print(f"held-out users: {h['users']:,} ({h['hidden']:,} hidden items); popularity: "
               + "  ".join(f"{k} {h['popularity'][k]:.4f}" for k in ("r_precision", "ndcg", "clicks")))
         for metric, d in h["als_minus_popularity"].items():
-            print(f"als - popularity {metric}: {d['difference']:+.4f} (95% interval {d['low']:+.4f} .. {d['high']:+.4f})")
+            print(f"als - popularity {metric}: {d['difference']:+.4f} "
+                  f"(95% interval {d['low']:+.4f} .. {d['high']:+.4f})")
     state = "up to date" if m.get("skipped") else "trained"
     print(f"als: {state}; best by {m['select']}: {m['best']}; written to {cfg.paths.run_dir}/als")
     loo = run_als_leave_one_out(spark, cfg, force=args.force)

@@ -58,7 +58,8 @@ def test_split_hides_the_latest_share_of_drawn_users(interactions):
     for pid, seen in zip(queries.pid, queries.exclude):
         assert sorted(seen) == sorted(train[train.playlist_idx == pid].track_idx)
     again = split(interactions, users=30, share=0.3, seed=7).hidden.toPandas()
-    assert again.sort_values(["pid", "track_idx"]).values.tolist() == hidden.sort_values(["pid", "track_idx"]).values.tolist()
+    key = ["pid", "track_idx"]
+    assert again.sort_values(key).values.tolist() == hidden.sort_values(key).values.tolist()
     other = split(interactions, users=30, share=0.3, seed=8).hidden.toPandas()
     assert set(other.pid) != set(hidden.pid)  # the draw follows the seed
 
@@ -111,14 +112,16 @@ def test_scores_equal_a_brute_force_ranking_of_the_same_factors(spark, interacti
 
 
 def test_no_user_with_two_items_is_a_clear_error(spark):
-    single = spark.createDataFrame([(u, u, 0, 1.0) for u in range(5)], "playlist_idx int, track_idx int, pos int, weight float")
+    single = spark.createDataFrame([(u, u, 0, 1.0) for u in range(5)],
+                                   "playlist_idx int, track_idx int, pos int, weight float")
     with pytest.raises(InputError, match="no user with two or more items"):
         split(single, users=3, share=0.2, seed=1)
 
 
 def test_without_a_time_a_users_order_is_a_seeded_draw(spark, tmp_path):
     """Ordered by item id, every hold-out would take the user's least popular item."""
-    (tmp_path / "t.csv").write_text("user,item\n" + "".join(f"u{u},i{i}\n" for u in range(20) for i in range(u % 5, 40, 3)))
+    rows = "".join(f"u{u},i{i}\n" for u in range(20) for i in range(u % 5, 40, 3))
+    (tmp_path / "t.csv").write_text("user,item\n" + rows)
 
     def last_items(seed: int, run: str) -> list[int]:
         cfg = load_config(CONF_DIR, "local", [], [f"paths.run_dir={tmp_path / run}", f"table.path={tmp_path / 't.csv'}",
