@@ -15,6 +15,7 @@ from mpdrec.cli import run_job
 from mpdrec.config import Config
 from mpdrec.models.als_grid import run_als
 from mpdrec.models.als_leave_one_out import run_als_leave_one_out
+from mpdrec.models.table_holdout import COMPARED
 from mpdrec.spark import build_spark
 
 
@@ -29,7 +30,7 @@ def train(args: argparse.Namespace, cfg: Config) -> None:
     if "holdout" in m:
         h = m["holdout"]
         print(f"held-out users: {h['users']:,} ({h['hidden']:,} hidden items); popularity: "
-              + "  ".join(f"{k} {h['popularity'][k]:.4f}" for k in ("r_precision", "ndcg", "clicks")))
+              + "  ".join(f"{k} {h['popularity'][k]:.4f}" for k in COMPARED))
         for metric, d in h["als_minus_popularity"].items():
             print(f"als - popularity {metric}: {d['difference']:+.4f} "
                   f"(95% interval {d['low']:+.4f} .. {d['high']:+.4f})")

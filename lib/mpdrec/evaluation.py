@@ -26,6 +26,7 @@ from mpdrec.etl.split import TRAIN_DIR
 from mpdrec.io.arrow_fs import write_bytes
 from mpdrec.io.fs import HadoopFS
 from mpdrec.io.paths import MANIFEST, join, to_uri
+from mpdrec.io.stage import read_manifest
 from mpdrec.metrics.bootstrap import paired_difference
 from mpdrec.metrics.recsys2018 import per_playlist_scores, summarise
 
@@ -168,11 +169,16 @@ def markdown(report: dict[str, Any]) -> str:
     out += ["", "## Figures", ""] + [f"![{name}]({name})" for name in report.get("figures", [])]
     if "rank" in report:
         out += _rank_sections(report["rank"])
-    out += ["", "## Stage timings", "", "| stage | seconds |", "| --- | --- |"]
+    return "\n".join(out + timing_and_config_sections(report)) + "\n"
+
+
+def timing_and_config_sections(report: dict[str, Any]) -> list[str]:
+    """report.md's last sections, for an MPD run's report and a table run's: stage timings, configuration."""
+    out = ["", "## Stage timings", "", "| stage | seconds |", "| --- | --- |"]
     out += [f"| {stage} | {seconds:.1f} |" for stage, seconds in report.get("stage_seconds", [])]
     if "config" in report:
         out += ["", "## Configuration", "", "```json", json.dumps(report["config"], indent=1, sort_keys=True), "```"]
-    return "\n".join(out) + "\n"
+    return out
 
 
 def _rank_sections(rank: dict[str, Any]) -> list[str]:
@@ -209,8 +215,7 @@ def studies(fs: HadoopFS, run_dir: str) -> dict[str, Any]:
     (`jobs/playlist_neighbours.py`), the followers regression (`jobs/predict_followers.py`) and each
     NCF model's balanced test at its best epoch; each study's own report has the rest."""
     def manifest(stage: str) -> dict[str, Any] | None:
-        uri = join(run_dir, stage, MANIFEST)
-        return json.loads(fs.read_text(uri)) if fs.exists(uri) else None
+        return read_manifest(fs, join(run_dir, stage))
 
     out: dict[str, Any] = {}
     if (dice := manifest("dice")) is not None:

@@ -6,16 +6,17 @@ the set) and the figures.
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pyspark.sql import SparkSession
 
 from mpdrec import report_plots
 from mpdrec.errors import InputError
-from mpdrec.evaluation import leave_one_out_table, ncf_figure, stage_seconds, write_report
+from mpdrec.evaluation import (leave_one_out_table, ncf_figure, stage_seconds, timing_and_config_sections,
+                               write_report)
 from mpdrec.io.fs import HadoopFS
-from mpdrec.io.paths import MANIFEST, join, to_uri
+from mpdrec.io.paths import join, to_uri
+from mpdrec.io.stage import read_manifest
 
 HOLDOUT = ("Held-out users: up to `als.holdout_users` users with two or more items, each hiding its latest "
            "`als.holdout_share` of items; the grid trains without them. Every item is ranked for each user, "
@@ -33,11 +34,7 @@ def evaluate_table(spark: SparkSession, run_dir_path: str, config: dict[str, Any
     """Write report.json, report.md and report_*.png for a table run; the report."""
     fs, run_dir = HadoopFS(spark), to_uri(run_dir_path)
 
-    def manifest(stage: str) -> dict[str, Any] | None:
-        uri = join(run_dir, stage, MANIFEST)
-        return json.loads(fs.read_text(uri)) if fs.exists(uri) else None
-
-    table, interactions, als = manifest("table"), manifest("interactions"), manifest("als")
+    table, interactions, als = (read_manifest(fs, join(run_dir, s)) for s in ("table", "interactions", "als"))
     if interactions is None:
         raise InputError(f"{join(run_dir, 'interactions')} has no finished output: run jobs/ingest_table.py first")
     report: dict[str, Any] = {"source": "table", "interactions": interactions["tables"]}
@@ -89,8 +86,4 @@ def markdown(report: dict[str, Any]) -> str:
         out += [f"| {name} | {m['hr@10']:.4f} | {m['ndcg@10']:.4f} | {m['auc']:.4f} |"
                 for name, m in report["leave_one_out"].items()]
     out += ["", "## Figures", ""] + [f"![{name}]({name})" for name in report.get("figures", [])]
-    out += ["", "## Stage timings", "", "| stage | seconds |", "| --- | --- |"]
-    out += [f"| {stage} | {seconds:.1f} |" for stage, seconds in report.get("stage_seconds", [])]
-    if "config" in report:
-        out += ["", "## Configuration", "", "```json", json.dumps(report["config"], indent=1, sort_keys=True), "```"]
-    return "\n".join(out) + "\n"
+    return "\n".join(out + timing_and_config_sections(report)) + "\n"
