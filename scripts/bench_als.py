@@ -66,8 +66,8 @@ def _spark_fit(cfg: Any, ratings: Any, max_iter: int) -> tuple[Any, float]:
 
     from mpdrec.models import als
 
-    a, rows = replace(cfg.als, max_iter=max_iter), ratings.count()
-    model, seconds = _timed(lambda: als.estimator(a, a.rank, a.alpha, a.reg_param, cfg.seed, rows).fit(ratings))
+    a = replace(cfg.als, max_iter=max_iter)
+    model, seconds = _timed(lambda: als.estimator(a, a.rank, a.alpha, a.reg_param, cfg.seed).fit(ratings))
     _, more = _timed(lambda: (model.userFactors.count(), model.itemFactors.count()))
     return model, (seconds + more) / max_iter
 

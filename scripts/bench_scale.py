@@ -35,12 +35,13 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 JOBS = ("synth_mpd", "ingest_mpd", "build_interactions", "sample_negatives", "train_als", "train_ncf",
         "rank_candidates", "evaluate")
 MEMORY = ("jvm_peak_bytes", "python_driver_peak_bytes", "python_worker_peak_bytes")
+SCRATCH = "scratch_peak_bytes"  # spark.local.dir plus every stage's staging directory, at its peak
 WINDOW_WARNING = "No Partition Defined for Window operation"  # Spark's WindowExec: every row in one task
 
 
@@ -74,16 +75,20 @@ def _descendants(root: int) -> list[int]:
     return found
 
 
-class PeakMemory(threading.Thread):
+class PeakUsage(threading.Thread):
     """Samples a process tree's resident memory until stopped: the JVM, the root Python process and
-    the largest other Python process, each at its peak."""
+    the largest other Python process, each at its peak; and, every `disk_every` seconds, the bytes
+    under the scratch directories (Spark's shuffle and spill files, a stage's unpublished output and
+    checkpoints), whose peak is what a job needs of free local disk beyond its published output."""
 
-    def __init__(self, root: int, every: float) -> None:
+    def __init__(self, root: int, every: float, scratch: Callable[[], list[Path]], disk_every: float) -> None:
         super().__init__(daemon=True)
-        self.root, self.every, self.done = root, every, threading.Event()
-        self.peaks = dict.fromkeys(MEMORY, 0)
+        self.root, self.every, self.scratch, self.disk_every = root, every, scratch, disk_every
+        self.done = threading.Event()
+        self.peaks = dict.fromkeys((*MEMORY, SCRATCH), 0)
 
     def run(self) -> None:
+        next_disk = 0.0
         while not self.done.is_set():
             for pid in _descendants(self.root):
                 rss, cmd = _rss(pid)
@@ -92,11 +97,31 @@ class PeakMemory(threading.Thread):
                         "python_worker_peak_bytes" if "python" in cmd else None)
                 if kind:
                     self.peaks[kind] = max(self.peaks[kind], rss)
+            if time.monotonic() >= next_disk:
+                self.peaks[SCRATCH] = max(self.peaks[SCRATCH], sum(_disk_bytes(d) for d in self.scratch()))
+                next_disk = time.monotonic() + self.disk_every
             self.done.wait(self.every)
 
 
 def _disk_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+    """Bytes of the files under `path` (0 if it is gone; files that vanish while it is read are skipped)."""
+    total = 0
+    try:
+        entries = list(os.scandir(path))
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    for entry in entries:
+        try:
+            total += _disk_bytes(Path(entry.path)) if entry.is_dir(follow_symlinks=False) else entry.stat().st_size
+        except FileNotFoundError:
+            continue
+    return total
+
+
+def _scratch_dirs(spark_local: Path, run_dir: Path) -> Callable[[], list[Path]]:
+    """The directories a job's scratch lives in: spark.local.dir and the run's staging directories
+    (`<run_dir>/_staging`, `<run_dir>/<stage>/_staging`), found anew at each sample."""
+    return lambda: [spark_local, run_dir / "_staging", *run_dir.glob("*/_staging")]
 
 
 def _shuffle(events: Path, since: float) -> dict[str, int]:
@@ -135,21 +160,21 @@ def _command(job: str, config: Path, sets: list[str]) -> list[str]:
     return script
 
 
-def measure(job: str, config: Path, sets: list[str], run_dir: Path, disk_dir: Path, events: Path, logs: Path,
-            every: float) -> dict[str, Any]:
+def measure(job: str, config: Path, sets: list[str], run_dir: Path, disk_dir: Path, spark_local: Path,
+            events: Path, logs: Path, every: float) -> dict[str, Any]:
     """Runs one job and measures it; its output goes to `logs/<job>.log`; a failure stops the bench."""
     disk_before, started = _disk_bytes(disk_dir), time.time()
     with open(logs / f"{job}.log", "w") as out:
         proc = subprocess.Popen(_command(job, config, sets), stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-        memory = PeakMemory(proc.pid, every)
-        memory.start()
+        usage = PeakUsage(proc.pid, every, _scratch_dirs(spark_local, run_dir), disk_every=max(every, 5.0))
+        usage.start()
         rc = proc.wait()
-        memory.done.set()
-        memory.join()
+        usage.done.set()
+        usage.join()
     if rc:
         raise SystemExit(f"{job} failed (exit {rc}): see {logs / f'{job}.log'}")
     text = (logs / f"{job}.log").read_text(errors="replace")
-    return {"seconds": round(time.time() - started, 1), **memory.peaks, **_shuffle(events, started),
+    return {"seconds": round(time.time() - started, 1), **usage.peaks, **_shuffle(events, started),
             "disk_bytes": _disk_bytes(disk_dir) - disk_before, "tables": _tables(run_dir, started),
             "single_partition_window_warnings": text.count(WINDOW_WARNING)}
 
@@ -164,8 +189,39 @@ def growth(results: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str,
             if x and y:
                 out.setdefault(job, {})[f"{a}->{b}"] = {
                     k: round(math.log(y[k] / x[k]) / math.log(b / a), 2)
-                    for k in ("seconds", *MEMORY) if x[k] > 0 and y[k] > 0}
+                    for k in ("seconds", *MEMORY, SCRATCH) if x.get(k, 0) > 0 and y.get(k, 0) > 0}
     return out
+
+
+GIB, GB = 1024 ** 3, 1e9
+
+
+def markdown(results: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """The docs' tables: every measured job at every scale, then the growth exponents."""
+    lines = ["| slices | job | seconds | JVM GiB | Python driver GiB | largest other Python GiB | scratch peak GB "
+             "| shuffle written GB | spilled to disk GB | output GB | code |", "|" + "---|" * 11]
+    for slices in sorted(results, key=int):
+        for job in JOBS:
+            m = results[slices].get(job)
+            if m:
+                lines.append(f"| {slices} | {job} | {m['seconds']:.0f} | " + " | ".join(
+                    f"{m.get(k, 0) / GIB:.2f}" for k in MEMORY) + " | " + " | ".join(
+                    f"{m.get(k, 0) / GB:.2f}" for k in (SCRATCH, "shuffle_write_bytes", "spill_disk_bytes", "disk_bytes"))
+                    + f" | {m.get('commit', '-')} |")
+    lines += ["", "| job | scales | seconds | JVM | Python driver | largest other Python | scratch |", "|" + "---|" * 7]
+    for job, pairs in growth(results).items():
+        for pair, e in pairs.items():
+            lines.append(f"| {job} | {pair} | " + " | ".join(str(e.get(k, "-")) for k in ("seconds", *MEMORY, SCRATCH))
+                         + " |")
+    return "\n".join(lines)
+
+
+def _commit() -> str:
+    """The checkout's commit, marked when files differ from it: the runs of a scale span sessions."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                           capture_output=True, text=True)
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "") if head.returncode == 0 else "unknown"
 
 
 def _config(workdir: Path, driver_memory: str) -> Path:
@@ -193,7 +249,11 @@ def main() -> None:
                     help="spark.driver.memory: the issue's driver budget, so a run that completes shows it holds")
     ap.add_argument("--sample-seconds", type=float, default=1.0)
     ap.add_argument("--force", action="store_true", help="measure the chosen jobs again")
+    ap.add_argument("--markdown", action="store_true", help="print the tables of <workdir>/scale.json; run nothing")
     args = ap.parse_args()
+    if args.markdown:
+        print(markdown(json.loads((args.workdir / "scale.json").read_text())))
+        return
 
     workdir = args.workdir.resolve()
     config = _config(workdir, args.driver_memory)
@@ -213,8 +273,9 @@ def main() -> None:
             if job in done and not args.force:
                 continue
             print(f"bench_scale: {slices} slices, {job}", file=sys.stderr, flush=True)
-            done[job] = measure(job, config, sets, run_dir, mpd if job == "synth_mpd" else run_dir,
-                                workdir / "events", logs, args.sample_seconds)
+            done[job] = {**measure(job, config, sets, run_dir, mpd if job == "synth_mpd" else run_dir,
+                                   workdir / "spark-local", workdir / "events", logs, args.sample_seconds),
+                         "commit": _commit(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
             record.write_text(json.dumps(results, indent=2))
     print(json.dumps({"benchmark": "scale", "cores": os.cpu_count(), "driver_memory": args.driver_memory,
                       "per_category": args.per_category, "challenge_size": args.challenge_size,

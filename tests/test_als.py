@@ -11,6 +11,7 @@ from conftest import make_config
 from mpdrec.config import ConfigError
 from mpdrec.models import als
 from mpdrec.models.als_leave_one_out import score as leave_one_out_score
+from mpdrec.models.als_progress import latest_iteration, logged_iterations
 from mpdrec.models.leave_one_out import LeaveOneOut
 from mpdrec.rank.blocked_topn import top_n
 
@@ -35,7 +36,7 @@ def test_weightings(interactions):
 def test_blocked_top_n_equals_spark_recommend_for_user_subset(spark, interactions):
     cfg = make_config(["als.max_iter=3"]).als
     ratings = als.ratings(interactions, "log", 1.0)
-    model = als.estimator(cfg, 6, 10.0, 0.05, seed=3, ratings=ratings.count()).fit(ratings)
+    model = als.estimator(cfg, 6, 10.0, 0.05, seed=3).fit(ratings)
     factors = als.Factors.of(model)
     users = spark.createDataFrame([(u,) for u in range(0, 120, 7)], "playlist_idx int")
     want = {r.playlist_idx: [(x.track_idx, x.rating) for x in r.recommendations]
@@ -50,6 +51,21 @@ def test_blocked_top_n_equals_spark_recommend_for_user_subset(spark, interaction
         rows.sort(key=lambda x: (-x[1], x[0]))
         np.testing.assert_allclose([s for _, s in rows], [s for _, s in want[pid]], rtol=1e-4, atol=1e-5)
         assert {t for t, _ in rows} == {t for t, _ in want[pid]}, pid
+
+
+def test_iterations_are_logged(spark, interactions, caplog):
+    """Every iteration a poll sees is logged once, in order, then the fit's total; afterwards no
+    iteration's factors stay cached."""
+    cfg = make_config(["als.max_iter=6"]).als
+    ratings = als.ratings(interactions, "log", 1.0).cache()
+    ratings.count()
+    with caplog.at_level("INFO", logger="mpdrec.als"), logged_iterations(spark, 6, "als test", every=0.02):
+        als.Factors.of(als.estimator(cfg, 6, 10.0, 0.05, seed=3).fit(ratings)).tracks.count()
+    ratings.unpersist()
+    seen = [int(m.split("iteration ")[1].split("/")[0]) for m in caplog.messages if "/6 after" in m]
+    assert seen and seen == sorted(set(seen)) and 1 <= seen[0] and seen[-1] <= 6, caplog.messages
+    assert caplog.messages[-1].startswith("als test: 6 iterations in")
+    assert latest_iteration(spark) == 0
 
 
 def test_grid_config_is_checked():

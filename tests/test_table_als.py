@@ -68,7 +68,7 @@ def test_scores_equal_a_brute_force_ranking_of_the_same_factors(spark, interacti
     h = split(interactions, users=30, share=0.3, seed=7)
     ratings = als.ratings(h.train, "binary", 1.0)
     cfg = load_config(CONF_DIR, "local", [], ["als.max_iter=4"]).als
-    factors = als.Factors.of(als.estimator(cfg, 4, 10.0, 0.05, seed=3, ratings=ratings.count()).fit(ratings))
+    factors = als.Factors.of(als.estimator(cfg, 4, 10.0, 0.05, seed=3).fit(ratings))
     scorer = HoldoutScorer(h, N, block_rows=16)
     got = scorer.score(factors)
 

@@ -16,6 +16,10 @@ DEFAULT_CONF = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.adaptive.enabled": "true",
+    # Spark deletes a shuffle's files only once the driver's garbage collector has collected its
+    # dependency; a driver that allocates little may not collect for Spark's default 30 minutes,
+    # while an iterative job (ALS) leaves a shuffle per iteration on local disk.
+    "spark.cleaner.periodicGC.interval": "2min",
 }
 
 

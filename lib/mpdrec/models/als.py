@@ -8,7 +8,6 @@ multiplies regParam by each row's number of ratings (ALS-WR), unlike the paper a
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from pyspark.ml.recommendation import ALS, ALSModel
@@ -51,20 +50,20 @@ def ratings(interactions: DataFrame, weighting: str, eps: float) -> DataFrame:
 
 
 SPARK_BLOCKS = 10  # Spark's default user and item blocks
-RATINGS_PER_BLOCK = 2_000_000
 
 
-def blocks(cfg: AlsConfig, ratings: int) -> int:
-    """User and item blocks: als.blocks, or from the data: Spark's 10 up to 20M ratings (as every
-    measured run had them), then one per 2M ratings (33 for the full MPD's 66M), so that a large
-    table is cut into as many parallel tasks as it needs. Never from the cluster's current cores: the
-    blocks seed the initial factors, and the same config must fit the same model anywhere."""
-    return cfg.blocks or max(SPARK_BLOCKS, math.ceil(ratings / RATINGS_PER_BLOCK))
+def blocks(cfg: AlsConfig) -> int:
+    """User and item blocks: als.blocks, or Spark's 10. Not grown with the data: each playlist's
+    factor is shuffled to every item block holding one of its tracks (and each track's to every
+    playlist block), so an iteration's shuffle grows with the blocks, and on a few cores more blocks
+    only add shuffle. Not from the cluster's cores either: the blocks seed the initial factors, and
+    the same config must fit the same model anywhere; a cluster profile sets its own."""
+    return cfg.blocks or SPARK_BLOCKS
 
 
-def estimator(cfg: AlsConfig, rank: int, alpha: float, reg_param: float, seed: int, ratings: int) -> ALS:
-    """Spark's ALS for one grid point, for a table of `ratings` rows; the other settings from config."""
-    n = blocks(cfg, ratings)
+def estimator(cfg: AlsConfig, rank: int, alpha: float, reg_param: float, seed: int) -> ALS:
+    """Spark's ALS for one grid point; the other settings from config."""
+    n = blocks(cfg)
     return ALS(rank=rank, alpha=alpha, regParam=reg_param, maxIter=cfg.max_iter, implicitPrefs=True,
                userCol="playlist_idx", itemCol="track_idx", ratingCol="rating", seed=seed,
                checkpointInterval=cfg.checkpoint_interval or -1, coldStartStrategy="drop",

@@ -35,6 +35,7 @@ from mpdrec.io.fs import FileStore, HadoopFS
 from mpdrec.io.paths import join, to_uri
 from mpdrec.io.stage import fingerprint, run_stage
 from mpdrec.models import als, popularity, title
+from mpdrec.models.als_progress import logged_iterations
 from mpdrec.models.data import Queries, RankingData
 from mpdrec.models.table_holdout import HoldoutScorer, split
 from mpdrec.rank.assemble import SUBMISSION_SIZE, assemble
@@ -100,10 +101,10 @@ def _train_point(spark: SparkSession, cfg: Config, ratings: DataFrame, point: di
                  out_dir: str) -> tuple[als.Factors, float]:
     """Fit one point and save model and factors under out_dir; (factors, seconds per iteration)."""
     started = time.perf_counter()
-    model = als.estimator(cfg.als, point["rank"], point["alpha"], point["reg_param"], cfg.seed,
-                          ratings.count()).fit(ratings)
-    factors = als.Factors.of(model)
-    factors.save(out_dir)
+    with logged_iterations(spark, cfg.als.max_iter, f"als {point}"):
+        model = als.estimator(cfg.als, point["rank"], point["alpha"], point["reg_param"], cfg.seed).fit(ratings)
+        factors = als.Factors.of(model)
+        factors.save(out_dir)
     seconds = time.perf_counter() - started  # factors are computed lazily: saving them ends the training
     model.write().overwrite().save(join(out_dir, "model"))
     return als.Factors.load(spark, out_dir), seconds / cfg.als.max_iter

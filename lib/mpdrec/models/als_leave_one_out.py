@@ -27,6 +27,7 @@ from mpdrec.io.paths import join, to_uri
 from mpdrec.io.stage import fingerprint, read_manifest, run_stage
 from mpdrec.metrics.leave_one_out import metric_sums, summarize
 from mpdrec.models import als
+from mpdrec.models.als_progress import logged_iterations
 from mpdrec.models.leave_one_out import LeaveOneOut, leave_one_out_files, leave_one_out_uri, read_leave_one_out
 from mpdrec.spark import job_step
 
@@ -51,8 +52,8 @@ def score(ratings: DataFrame, loo: LeaveOneOut, cfg: Config, point: dict[str, An
     held = spark.createDataFrame(pd.DataFrame({"playlist_idx": loo.playlists.astype(np.int32),
                                                "track_idx": loo.candidates[:, 0].astype(np.int32)}))
     train = ratings.join(F.broadcast(held), ["playlist_idx", "track_idx"], "left_anti").cache()
-    model = als.estimator(cfg.als, point["rank"], point["alpha"], point["reg_param"], cfg.seed,
-                          train.count()).fit(train)
+    with logged_iterations(spark, cfg.als.max_iter, f"als leave-one-out refit {point}"):
+        model = als.estimator(cfg.als, point["rank"], point["alpha"], point["reg_param"], cfg.seed).fit(train)
     factors = als.Factors.of(model)
     users = _vectors(factors.playlists, "playlist_idx", loo.playlists, point["rank"])
     items = _vectors(factors.tracks, "track_idx", loo.candidates, point["rank"])
