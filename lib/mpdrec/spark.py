@@ -1,9 +1,12 @@
 """The SparkSession every job uses, configured from the `spark` config section."""
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
+import threading
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -11,6 +14,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from mpdrec.config import SparkConfig
+
+log = logging.getLogger("mpdrec.progress")
 
 DEFAULT_CONF = {
     "spark.sql.session.timeZone": "UTC",
@@ -40,13 +45,40 @@ def build_spark(cfg: SparkConfig, app_name: str) -> SparkSession:
     return spark
 
 
+PROGRESS_EVERY_S = 60.0
+
+
+def running_stages(spark: SparkSession) -> str:
+    """The active Spark stages' task counts, e.g. "stage 12: 35/64 tasks" ("" when none runs)."""
+    tracker = spark.sparkContext.statusTracker()
+    infos = [tracker.getStageInfo(s) for s in sorted(tracker.getActiveStageIds())]
+    return ", ".join(f"stage {i.stageId}: {i.numCompletedTasks}/{i.numTasks} tasks" for i in infos if i)
+
+
 @contextmanager
-def job_step(spark: SparkSession, description: str) -> Iterator[None]:
-    """Name the Spark jobs of a step, so the Spark UI shows which stage and step is running."""
+def job_step(spark: SparkSession, description: str, every: float = PROGRESS_EVERY_S) -> Iterator[None]:
+    """Name the Spark jobs of a step, so the Spark UI shows which stage and step is running, and
+    while it runs log every `every` seconds, at INFO, how long it has run and its stages' tasks: at
+    full MPD size a step can run for many minutes, and a user without the UI sees it move."""
     spark.sparkContext.setJobDescription(description)
+    done, started = threading.Event(), time.monotonic()
+
+    def heartbeat() -> None:
+        while not done.wait(every):
+            try:
+                stages = running_stages(spark)
+            except Exception:  # the session is stopping: progress is not worth an error
+                return
+            log.info("%s: running for %.0fs%s", description, time.monotonic() - started,
+                     f" ({stages})" if stages else "")
+
+    thread = threading.Thread(target=heartbeat, name="job-step-progress", daemon=True)
+    thread.start()
     try:
         yield
     finally:
+        done.set()
+        thread.join()
         spark.sparkContext.setJobDescription(None)
 
 
