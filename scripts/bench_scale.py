@@ -217,9 +217,10 @@ def markdown(results: dict[str, dict[str, dict[str, Any]]]) -> str:
 
 
 def _commit() -> str:
-    """The checkout's commit, marked when files differ from it: the runs of a scale span sessions."""
+    """The checkout's commit, marked when the code or config a job runs differs from it: the runs of a
+    scale span sessions."""
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "lib", "jobs", "conf", "scripts"], cwd=ROOT,
                            capture_output=True, text=True)
     return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "") if head.returncode == 0 else "unknown"
 

@@ -157,6 +157,71 @@ def test_killed_run_resumes_after_its_last_epoch(run_dir, tmp_path):
     assert rerun.returncode == 0 and "up to date" in rerun.stdout
 
 
+def _rank_pids(root: int, rank: int) -> list[int]:
+    """The processes below `root` whose environment says they are Horovod rank `rank`."""
+    want, found = f"HOROVOD_RANK={rank}".encode(), []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and want in (entry / "environ").read_bytes().split(b"\0"):
+                stat = (entry / "stat").read_text()
+                parent = int(stat.rsplit(")", 1)[1].split()[1])
+                if parent == root or _ancestor(root, parent):
+                    found.append(int(entry.name))
+        except (FileNotFoundError, PermissionError, ProcessLookupError):
+            continue
+    return found
+
+
+def _ancestor(root: int, pid: int) -> bool:
+    while pid > 1:
+        if pid == root:
+            return True
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+    return False
+
+
+def test_rank_killed_mid_epoch_resumes_to_the_uninterrupted_model(run_dir, tmp_path):
+    """Two Horovod ranks; rank 1 is killed once epoch 1's checkpoint is written, while epoch 2 runs.
+    horovodrun fails, publishes nothing, and its rerun resumes after epoch 1 and ends with the same
+    weights (digest) as an uninterrupted run of the same config on another copy of the same data."""
+    import shutil
+
+    horovodrun = [str(Path(sys.executable).parent / "horovodrun"), "-np", "2", "-H", "localhost:2", "--gloo",
+                  sys.executable, str(ROOT / "jobs" / "train_ncf.py")]
+    config = ["ncf.epochs=3", "ncf.factors=8"]
+    copy, reference = tmp_path / "run", tmp_path / "reference"  # copies: run_dir's gmf is the other tests'
+    for stage in ("interactions", "negatives"):
+        shutil.copytree(run_dir / stage, copy / stage)
+        shutil.copytree(run_dir / stage, reference / stage)
+    whole = subprocess.run([*horovodrun, *_sets(reference, config)], capture_output=True, text=True, env=_env(),
+                           timeout=600)
+    assert whole.returncode == 0, whole.stdout[-3000:] + whole.stderr[-3000:]
+
+    job = [*horovodrun, *_sets(copy, config)]
+    proc = subprocess.Popen(job, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env(),
+                            start_new_session=True)
+    killed = []
+    for line in proc.stdout:
+        if "epoch 1/3" in line:  # rank 0 prints it after the epoch's checkpoint is complete
+            killed = _rank_pids(proc.pid, 1)
+            for pid in killed:
+                os.kill(pid, signal.SIGKILL)
+            break
+    proc.stdout.read()
+    proc.wait(timeout=120)
+    assert killed and proc.returncode != 0
+    assert not (copy / "ncf" / "gmf" / "_manifest.json").exists()
+
+    again = subprocess.run(job, capture_output=True, text=True, env=_env(), timeout=600)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "resuming after epoch 1" in again.stdout
+    assert [h["epoch"] for h in json.loads((copy / "ncf" / "gmf" / "history.json").read_text())] == [1, 2, 3]
+    assert _digests(again.stdout) == _digests(whole.stdout) and len(_digests(whole.stdout)) == 2
+
+
 def test_pretrained_neumf_keeps_its_start_when_fine_tuning_makes_it_worse(run_dir, horovodrun_result):
     """NeuMF from this run's GMF and MLP is scored before fine-tuning (epoch 0). Adam at 0.5 on the
     dense layers wrecks it in one epoch, so the exported model must be the start: the alpha-blend."""
