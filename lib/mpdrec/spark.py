@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -56,29 +56,41 @@ def running_stages(spark: SparkSession) -> str:
 
 
 @contextmanager
-def job_step(spark: SparkSession, description: str, every: float = PROGRESS_EVERY_S) -> Iterator[None]:
-    """Name the Spark jobs of a step, so the Spark UI shows which stage and step is running, and
-    while it runs log every `every` seconds, at INFO, how long it has run and its stages' tasks: at
-    full MPD size a step can run for many minutes, and a user without the UI sees it move."""
-    spark.sparkContext.setJobDescription(description)
+def ticking(every: float, tick: Callable[[float], None]) -> Iterator[None]:
+    """While the block runs, `tick(seconds since it began)` every `every` seconds on a thread of its
+    own; an exception in `tick` (the session stopping) ends the ticks, not the block."""
     done, started = threading.Event(), time.monotonic()
 
-    def heartbeat() -> None:
+    def run() -> None:
         while not done.wait(every):
             try:
-                stages = running_stages(spark)
-            except Exception:  # the session is stopping: progress is not worth an error
+                tick(time.monotonic() - started)
+            except Exception:  # progress is not worth an error
                 return
-            log.info("%s: running for %.0fs%s", description, time.monotonic() - started,
-                     f" ({stages})" if stages else "")
 
-    thread = threading.Thread(target=heartbeat, name="job-step-progress", daemon=True)
+    thread = threading.Thread(target=run, name="progress", daemon=True)
     thread.start()
     try:
         yield
     finally:
         done.set()
         thread.join()
+
+
+@contextmanager
+def job_step(spark: SparkSession, description: str, every: float = PROGRESS_EVERY_S) -> Iterator[None]:
+    """Name the Spark jobs of a step, so the Spark UI shows which stage and step is running, and
+    while it runs log every `every` seconds, at INFO, how long it has run and its stages' tasks: at
+    full MPD size a step can run for many minutes, and a user without the UI sees it move."""
+    def heartbeat(seconds: float) -> None:
+        stages = running_stages(spark)
+        log.info("%s: running for %.0fs%s", description, seconds, f" ({stages})" if stages else "")
+
+    spark.sparkContext.setJobDescription(description)
+    try:
+        with ticking(every, heartbeat):
+            yield
+    finally:
         spark.sparkContext.setJobDescription(None)
 
 

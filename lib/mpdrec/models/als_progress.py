@@ -8,12 +8,13 @@ iteration end without touching the fit.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from contextlib import contextmanager
 from typing import Iterator
 
 from pyspark.sql import SparkSession
+
+from mpdrec.spark import ticking
 
 log = logging.getLogger("mpdrec.als")
 ITEM_FACTORS = "itemFactors-"  # the name Spark's ALS.train gives each iteration's persisted item factors
@@ -30,24 +31,15 @@ def latest_iteration(spark: SparkSession) -> int:
 def logged_iterations(spark: SparkSession, max_iter: int, label: str, every: float = 10.0) -> Iterator[None]:
     """Log `label: iteration i/max_iter after s` at INFO for each iteration seen while the block runs
     (polled every `every` seconds, so a fast fit logs fewer), then the fit's total time."""
-    done, started = threading.Event(), time.monotonic()
+    seen = [0]
 
-    def poll() -> None:
-        seen = 0
-        while not done.wait(every):
-            try:
-                latest = latest_iteration(spark)
-            except Exception:  # the session is stopping: progress is not worth an error
-                return
-            if latest > seen:
-                seen = latest
-                log.info("%s: iteration %d/%d after %.0fs", label, seen, max_iter, time.monotonic() - started)
+    def poll(seconds: float) -> None:
+        latest = latest_iteration(spark)
+        if latest > seen[0]:
+            seen[0] = latest
+            log.info("%s: iteration %d/%d after %.0fs", label, latest, max_iter, seconds)
 
-    thread = threading.Thread(target=poll, name="als-progress", daemon=True)
-    thread.start()
-    try:
+    started = time.monotonic()
+    with ticking(every, poll):
         yield
-    finally:
-        done.set()
-        thread.join()
     log.info("%s: %d iterations in %.0fs", label, max_iter, time.monotonic() - started)
