@@ -1,7 +1,8 @@
-"""Stage 3: labelled training examples (every positive + k sampled negatives) for the neural models,
-under <paths.run_dir>/negatives/data/epoch=<e>/shard=<s>/.
+"""Stage 3: the neural models' training positives, every playlist whole in one of
+<paths.run_dir>/negatives/data/shard=<s>/ (jobs/train_ncf.py draws k fresh negatives per positive
+every epoch), and the leave-one-out set in <paths.run_dir>/negatives/eval/.
 
-    python jobs/sample_negatives.py --set paths.run_dir=runs/local --set negatives.k=4
+    python jobs/sample_negatives.py --set paths.run_dir=runs/local --set negatives.eval_playlists=5000
 """
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from mpdrec.spark import build_spark
 def sample(args: argparse.Namespace, cfg: Config) -> None:
     spark = build_spark(cfg.spark, "mpdrec-sample-negatives")
     m = run_negatives(spark, cfg, force=args.force)
-    print(f"negatives: {m['positives']:,} positives, {m['negatives_per_epoch']:,} negatives per epoch set, "
-          f"{m['epochs']} epoch sets x {m['shards']} shards ({m['shard_rows']['min']:,}..{m['shard_rows']['max']:,} rows)")
+    print(f"negatives: {m['positives']:,} training positives in {m['shards']} shards "
+          f"({m['shard_rows']['min']:,}..{m['shard_rows']['max']:,} rows), "
+          f"{m['eval_playlists']:,} leave-one-out playlists")
 
 
 if __name__ == "__main__":

@@ -111,7 +111,7 @@ def quality(args: argparse.Namespace) -> dict[str, object]:
     """The pipeline on the default synthetic data, then GMF, MLP and pretrained NeuMF."""
     work = Path(args.workdir)
     sets = [f"paths.run_dir={work / 'run'}", f"synth.out_dir={work / 'mpd'}", f"paths.mpd={work / 'mpd'}",
-            "paths.challenge=", f"negatives.epochs={args.neg_epochs}", f"ncf.epochs={args.epochs}", "ncf.patience=2"]
+            "paths.challenge=", f"ncf.epochs={args.epochs}", "ncf.patience=2"]
     flags = [a for s in sets for a in ("--set", s)]
     out: dict[str, object] = {}
     for job in ("synth_mpd", "ingest_mpd", "build_interactions", "sample_negatives"):
@@ -143,7 +143,6 @@ def main() -> None:
     ap.add_argument("--quality", action="store_true", help="train GMF, MLP, NeuMF on the default synthetic MPD")
     ap.add_argument("--workdir", default="/tmp/bench_ncf")
     ap.add_argument("--epochs", type=int, default=6)
-    ap.add_argument("--neg-epochs", type=int, default=3, help="fresh negative sets, cycled over the epochs")
     args = ap.parse_args()
     if args.worker:
         return horovod_worker(args)

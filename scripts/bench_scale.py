@@ -245,7 +245,7 @@ def main() -> None:
     ap.add_argument("--jobs", default=",".join(JOBS), help="comma-separated jobs to run (in pipeline order)")
     ap.add_argument("--per-category", type=int, default=1000, help="validation and blend-training playlists")
     ap.add_argument("--challenge-size", type=int, default=10_000)
-    ap.add_argument("--ncf-epochs", type=int, default=2, help="= negatives.epochs: one fresh set per epoch")
+    ap.add_argument("--ncf-epochs", type=int, default=2, help="NCF epochs (each draws its own negatives)")
     ap.add_argument("--driver-memory", default="6g",
                     help="spark.driver.memory: the issue's driver budget, so a run that completes shows it holds")
     ap.add_argument("--sample-seconds", type=float, default=1.0)
@@ -266,7 +266,7 @@ def main() -> None:
         sets = [f"synth.num_slices={slices}", f"synth.out_dir={mpd}", f"synth.challenge_size={args.challenge_size}",
                 f"paths.mpd={mpd}", f"paths.challenge={mpd / 'challenge_set.json'}", f"paths.run_dir={run_dir}",
                 f"validation.per_category={args.per_category}", f"validation.train_per_category={args.per_category}",
-                f"negatives.epochs={args.ncf_epochs}", f"ncf.epochs={args.ncf_epochs}", "ncf.patience=0"]
+                f"ncf.epochs={args.ncf_epochs}", "ncf.patience=0"]
         logs = workdir / "logs" / str(slices)
         logs.mkdir(parents=True, exist_ok=True)
         done = results.setdefault(str(slices), {})

@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(1800)]
 SHUFFLE_PARTITIONS = 4  # as the session fixture's local[2]
 SETTINGS = [
     "paths.challenge=", f"spark.conf.spark.sql.shuffle.partitions={SHUFFLE_PARTITIONS}",
-    "negatives.shards=2", "negatives.epochs=1", "negatives.eval_playlists=300",
+    "negatives.shards=2", "negatives.eval_playlists=300",
     "als.max_iter=3", "als.grid_rank=[8]", "als.grid_reg_param=[0.01]", "als.grid_alpha=[10]",
     "ncf.model=gmf", "ncf.factors=16", "ncf.batch_size=4096", "ncf.lr=0.25", "ncf.epochs=1", "ncf.patience=0",
     "ncf.launcher=spark", "ncf.num_proc=2",

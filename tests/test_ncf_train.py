@@ -20,7 +20,7 @@ from conftest import ROOT, make_config, python_env
 from mpdrec.errors import InputError
 from mpdrec.metrics.leave_one_out import balanced, metric_sums, summarize
 from mpdrec.models.leave_one_out import read_leave_one_out
-from mpdrec.models.ncf.data import describe_training_data, rank_batches
+from mpdrec.models.ncf.data import describe_training_data, labelled_batches
 
 # tiny data, a few dozen steps per epoch: learning rates far above the defaults
 GMF = ["ncf.model=gmf", "ncf.factors=16", "ncf.batch_size=4096", "ncf.lr=0.25", "ncf.dense_lr=0.05", "ncf.patience=0"]
@@ -30,13 +30,13 @@ OUTPUTS = {"_manifest.json", "model.keras", "head.keras", "history.json", "histo
 
 @pytest.fixture(scope="module")
 def run_dir(spark, synth_dir, tmp_path_factory) -> Path:
-    """Ingest, interactions and negatives (2 epoch sets x 4 shards, 300 leave-one-out playlists)."""
+    """Ingest, interactions and negatives (positives in 4 shards, 300 leave-one-out playlists)."""
     from mpdrec.etl.ingest import run_ingest
     from mpdrec.etl.stages import run_interactions, run_negatives, run_validation
 
     out = tmp_path_factory.mktemp("ncf_run")
     cfg = make_config([f"paths.mpd={synth_dir}", f"paths.run_dir={out}", "paths.challenge=", "negatives.shards=4",
-                       "negatives.epochs=2", "negatives.eval_playlists=300"])
+                       "negatives.eval_playlists=300"])
     for stage in (run_ingest, run_validation, run_interactions, run_negatives):
         stage(spark, cfg)
     return out
@@ -368,27 +368,36 @@ def _write(path: Path, playlists: np.ndarray, tracks: np.ndarray, labels: np.nda
                              "label": pa.array(labels, pa.int8())}), path, row_group_size=7)
 
 
-def test_ranks_take_equal_full_batches_and_see_every_row(tmp_path):
-    """Shards of 50, 37, 44 and 30 rows on 2 ranks: both take ceil(94 / 16) = 6 batches of 16; the rank
-    with 74 rows wraps to its first rows; ids cover the evaluation set too."""
+def test_labelled_rows_ranks_take_equal_full_batches_and_see_every_row(tmp_path):
+    """A user's labelled rows, shards of 50, 37, 44 and 30 rows on 2 ranks: both take ceil(94 / 16) = 6
+    batches of 16; the rank with 74 rows wraps to its first rows; ids cover the evaluation set too."""
     sizes, start = [50, 37, 44, 30], 0
     for s, n in enumerate(sizes):
         ids = np.arange(start, start + n)
-        _write(tmp_path / f"epoch=0/shard={s}/part-0.parquet", ids % 9, ids, ids % 2)
+        _write(tmp_path / f"shard={s}/part-0.parquet", ids % 9, ids, ids % 2)
         start += n
     from mpdrec.io.fs import LocalFS
     data = describe_training_data(LocalFS(), str(tmp_path), 2, (20, 3))
-    assert (data.num_playlists, data.num_tracks) == (21, start)
-    assert data.steps_per_epoch(0, 2, 16) == 6
+    assert (data.num_playlists, data.num_tracks, data.labelled) == (21, start, True)
+    assert data.steps_per_epoch(2, 16, k=4) == 6  # labelled rows bring no negatives
     for rank in (0, 1):
-        files = [f for s in data.rank_shards(0, rank, 2) for f in s.files]
-        batches = list(rank_batches(files, 16, 6))
+        batches = list(labelled_batches(data.rank_files(rank, 2), 16, 6))
         assert len(batches) == 6 and all(len(b[0]) == 16 for b in batches)
         seen = np.concatenate([b[1] for b in batches])
         mine = [t for s in range(rank, 4, 2) for t in range(sum(sizes[:s]), sum(sizes[:s + 1]))]
         assert set(seen) == set(mine) and len(seen) == 96
     with pytest.raises(InputError, match="fewer than the 8 ranks"):
         describe_training_data(LocalFS(), str(tmp_path), 8, (0, 0))
+
+
+def test_positives_must_come_in_shards_of_whole_playlists(tmp_path):
+    """Without a label column the rows are positives, and a rank can only avoid a playlist's tracks
+    when it holds them all: a flat table of positives is refused, with what to do."""
+    from mpdrec.io.fs import LocalFS
+    pq.write_table(pa.table({"playlist_idx": pa.array([1, 2], pa.int32()), "track_idx": pa.array([3, 4], pa.int32())}),
+                   tmp_path / "flat.parquet")
+    with pytest.raises(InputError, match="shard=<s>/ directories that hold whole playlists"):
+        describe_training_data(LocalFS(), str(tmp_path), 1, (0, 0))
 
 
 def test_leave_one_out_metrics():

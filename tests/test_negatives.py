@@ -1,15 +1,22 @@
-"""Negative sampling: exact (never a positive), exactly 1:k, the configured distribution,
-deterministic, fresh per epoch, and shards of near-equal size."""
+"""Negatives: the job writes every training positive once, in shards of whole playlists; the NCF
+input pipeline draws k per positive each epoch: exact (never a positive or a held-out track), exactly
+1:k, the configured distribution, deterministic, fresh per epoch, shuffled."""
 from __future__ import annotations
 
+import glob
+
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
-from pyspark.sql import functions as F
 
 from conftest import make_config
-from mpdrec.etl.negatives import build_negatives, playlist_subset, sample_negatives, sampling_cdf
+from mpdrec.etl.negatives import build_positives, playlist_subset
+from mpdrec.io.fs import LocalFS
+from mpdrec.models.ncf.data import NegativeDraws, describe_training_data, read_positive_keys, sampled_batches
+from mpdrec.negative_sampling import draw_negatives, pair_keys, sampling_cdf
 
 N_TRACKS = 400
+K = 4
 
 
 @pytest.fixture(scope="module")
@@ -23,135 +30,149 @@ def interactions(spark):
     return spark.createDataFrame(rows, "playlist_idx int, track_idx int, pos int, weight float")
 
 
+@pytest.fixture(scope="module")
+def written(spark, interactions, tmp_path_factory):
+    """The job's output: 4 shards of positives, 50 leave-one-out playlists."""
+    d = tmp_path_factory.mktemp("negatives")
+    manifest = build_positives(spark, interactions, N_TRACKS, str(d / "data"), shards=4, seed=9,
+                               eval_dir=str(d / "eval"), eval_playlists=50, eval_negatives=99)
+    return manifest, d
+
+
+def _shard_rows(root, shard: int) -> np.ndarray:
+    table = pq.read_table(sorted(glob.glob(f"{root}/data/shard={shard}/*.parquet")), columns=["playlist_idx", "track_idx"])
+    return np.column_stack([table.column("playlist_idx").to_numpy(), table.column("track_idx").to_numpy()])
+
+
+def _epoch(root, beta: float, epoch: int, held_out: np.ndarray, seed: int = 9) -> tuple[np.ndarray, ...]:
+    """One epoch of a single rank over every shard, in batches of 1 + k rows (so exactly one pass)."""
+    data = describe_training_data(LocalFS(), f"{root}/data", 1, (0, 0))
+    keys = read_positive_keys(data.rank_files(0, 1), N_TRACKS)
+    cdf = sampling_cdf(np.bincount(keys % N_TRACKS, minlength=N_TRACKS), beta)
+    draws = NegativeDraws(K, cdf, (keys, held_out), seed)
+    steps = data.steps_per_epoch(1, 1 + K, K)
+    assert steps == len(keys)
+    batches = list(sampled_batches(keys, draws, epoch, 0, 1 + K, steps))
+    return tuple(np.concatenate(c) for c in zip(*batches))
+
+
+def _held_out(root) -> np.ndarray:
+    loo = pq.read_table(f"{root}/eval").to_pandas()
+    return np.sort(pair_keys(loo.playlist_idx.to_numpy(), loo.track_idx.to_numpy(), N_TRACKS))
+
+
 def test_draws_avoid_positives_even_when_they_dominate():
     cdf = sampling_cdf(np.ones(10, dtype=np.int64), 0.0)
-    playlists = np.array([3, 7])
-    offsets = np.array([0, 8, 9])
-    positives = np.array([0, 1, 2, 3, 4, 5, 6, 7, 5])  # playlist 3 holds 8 of the 10 tracks
-    pl, tr, draw = sample_negatives(playlists, offsets, positives, cdf, 3 * np.diff(offsets), seed=1, epoch=0)
-    assert len(pl) == 3 * 9
-    assert set(tr[pl == 3]) <= {8, 9} and 5 not in set(tr[pl == 7])
-    again = sample_negatives(playlists, offsets, positives, cdf, 3 * np.diff(offsets), seed=1, epoch=0)
-    assert all(np.array_equal(a, b) for a, b in zip((pl, tr, draw), again))
+    positives = np.sort(pair_keys(np.array([3] * 8 + [7]), np.array([0, 1, 2, 3, 4, 5, 6, 7, 5]), 10))
+    playlists = np.array([3] * 24 + [7] * 3)  # playlist 3 holds 8 of the 10 tracks
+    draws = np.r_[np.arange(24), np.arange(3)]
+    tracks = draw_negatives(playlists, draws, [positives], cdf, seed=1, epoch=0)
+    assert set(tracks[:24]) <= {8, 9} and 5 not in set(tracks[24:])
+    assert np.array_equal(tracks, draw_negatives(playlists, draws, [positives], cdf, seed=1, epoch=0))
+    with pytest.raises(ValueError, match="could not be given negatives"):
+        draw_negatives(np.array([3]), np.array([0]), [np.sort(pair_keys(np.full(10, 3), np.arange(10), 10))], cdf, 1, 0)
 
 
-@pytest.fixture(scope="module")
-def sampled(spark, interactions, tmp_path_factory):
-    out = {}
-    for beta in (0.0, 1.0):
-        d = tmp_path_factory.mktemp(f"neg{beta}")
-        manifest = build_negatives(spark, interactions, N_TRACKS, str(d), k=4, beta=beta, epochs=2, shards=4, seed=9)
-        out[beta] = (manifest, spark.read.parquet(str(d)))
-    return out
+def test_positives_are_written_once_in_shards_of_whole_playlists(written, interactions):
+    manifest, root = written
+    rows = [_shard_rows(root, s) for s in range(4)]
+    assert all(len(r) for r in rows) and manifest["shards"] == 4
+    owners = {}
+    for s, r in enumerate(rows):
+        for p in np.unique(r[:, 0]):
+            assert owners.setdefault(int(p), s) == s  # a playlist lives in one shard
+    everything = interactions.select("playlist_idx", "track_idx").toPandas()
+    written_pairs = np.concatenate(rows)
+    assert len(written_pairs) == manifest["positives"] == len(everything) - 50  # the held-out tracks are out
+    assert len({tuple(x) for x in written_pairs}) == len(written_pairs)
 
 
-def test_never_a_positive_and_exactly_one_to_k(sampled, interactions):
-    _, df = sampled[0.0]
-    positives = interactions.select("playlist_idx", "track_idx")
-    n_pos = positives.count()
-    for epoch in (0, 1):
-        e = df.where(f"epoch = {epoch}")
-        assert e.where("label = 1").count() == n_pos
-        assert e.where("label = 0").count() == 4 * n_pos
-        assert e.where("label = 0").join(positives, ["playlist_idx", "track_idx"]).count() == 0
-        per_playlist = {r.playlist_idx: (r.neg, r.pos) for r in e.groupBy("playlist_idx").agg(
-            F.sum(1 - e.label).alias("neg"), F.sum(e.label).alias("pos")).collect()}
-        assert all(neg == 4 * pos for neg, pos in per_playlist.values())
+def test_an_epoch_is_every_positive_with_k_negatives_never_a_positive(written, interactions):
+    _, root = written
+    held_out = _held_out(root)
+    p, t, y = _epoch(root, 0.0, 0, held_out)
+    all_pairs = interactions.select("playlist_idx", "track_idx").toPandas()
+    positives = np.sort(pair_keys(all_pairs.playlist_idx.to_numpy(), all_pairs.track_idx.to_numpy(), N_TRACKS))
+    drawn = pair_keys(p[y == 0], t[y == 0], N_TRACKS)
+    assert not np.isin(drawn, positives).any()  # never a positive, the held-out tracks included
+    trained = np.sort(pair_keys(p[y == 1], t[y == 1], N_TRACKS))
+    assert np.array_equal(trained, np.setdiff1d(positives, held_out))  # every training positive, once
+    assert np.array_equal(np.bincount(p[y == 0]), K * np.bincount(p[y == 1]))  # exactly 1:k per playlist
+    assert np.all(y.reshape(-1, 1 + K) == np.r_[1, np.zeros(K)])  # each positive followed by its k negatives
 
 
-def test_uniform_versus_popularity(sampled, interactions):
-    pop = {r.track_idx: r["count"] for r in interactions.groupBy("track_idx").count().collect()}
-    head = [t for t, _ in sorted(pop.items(), key=lambda x: -x[1])[:10]]
+def test_uniform_versus_popularity(written, interactions):
+    _, root = written
+    pop = interactions.groupBy("track_idx").count().toPandas().sort_values("count", ascending=False)
+    head = pop.track_idx.to_numpy()[:10]
     shares = {}
-    for beta, (_, df) in sampled.items():
-        neg = df.where("label = 0 and epoch = 0")
-        counts = {r.track_idx: r["count"] for r in neg.groupBy("track_idx").count().collect()}
-        total = sum(counts.values())
-        shares[beta] = sum(counts.get(t, 0) for t in head) / total
+    for beta in (0.0, 1.0):
+        _, t, y = _epoch(root, beta, 0, _held_out(root))
+        counts = np.bincount(t[y == 0], minlength=N_TRACKS)
+        shares[beta] = counts[head].sum() / counts.sum()
         if beta == 0.0:  # uniform over all 400 tracks: every track drawn, none far from the mean
-            assert len(counts) == N_TRACKS
-            assert np.std(list(counts.values())) / np.mean(list(counts.values())) < 0.25
+            assert (counts > 0).all() and np.std(counts) / np.mean(counts) < 0.25
     assert shares[0.0] < 0.05  # 10 of 400 tracks, minus their positives
     assert shares[1.0] > 5 * shares[0.0]  # popularity sampling concentrates on the head
 
 
-def test_deterministic_fresh_per_epoch_and_balanced(spark, sampled, interactions, tmp_path):
-    manifest, df = sampled[0.0]
-    again_dir = tmp_path / "again"
-    build_negatives(spark, interactions, N_TRACKS, str(again_dir), k=4, beta=0.0, epochs=2, shards=4, seed=9)
-    again = spark.read.parquet(str(again_dir))
-    cols = ["epoch", "shard", "playlist_idx", "track_idx", "label"]
-    assert sorted(map(tuple, df.select(cols).collect())) == sorted(map(tuple, again.select(cols).collect()))
-    negs = [set(map(tuple, df.where(f"label = 0 and epoch = {e}").select("playlist_idx", "track_idx").collect()))
-            for e in (0, 1)]
+def test_epochs_are_deterministic_fresh_and_shuffled(written, interactions):
+    _, root = written
+    held_out = _held_out(root)
+    first = _epoch(root, 0.0, 0, held_out)
+    assert all(np.array_equal(a, b) for a, b in zip(first, _epoch(root, 0.0, 0, held_out)))
+    assert not np.array_equal(first[1], _epoch(root, 0.0, 0, held_out, seed=10)[1])
+    second = _epoch(root, 0.0, 1, held_out)
+    negs = [set(pair_keys(p[y == 0], t[y == 0], N_TRACKS).tolist()) for p, t, y in (first, second)]
     # epochs are independent draws: their overlap is what independence predicts, per playlist
-    # m candidate tracks and d = 4 x positives draws: m * (1 - (1 - 1/m)^d)^2 tracks in both sets
-    n_pos = {r.playlist_idx: r["count"] for r in interactions.groupBy("playlist_idx").count().collect()}
-    expected = sum((N_TRACKS - n) * (1 - (1 - 1 / (N_TRACKS - n)) ** (4 * n)) ** 2 for n in n_pos.values())
+    # m candidate tracks and d = 4 x training positives draws: m * (1 - (1 - 1/m)^d)^2 tracks in both sets
+    n_pos = np.bincount(first[0][first[2] == 1])
+    n_all = np.bincount(interactions.select("playlist_idx").toPandas().playlist_idx, minlength=len(n_pos))
+    expected = sum((N_TRACKS - a) * (1 - (1 - 1 / (N_TRACKS - a)) ** (K * n)) ** 2 for n, a in zip(n_pos, n_all) if n)
     assert len(negs[0] & negs[1]) == pytest.approx(expected, rel=0.05)
-    lo, hi = manifest["shard_rows"]["min"], manifest["shard_rows"]["max"]
-    assert hi <= 1.1 * lo
+    order = [p[y == 1] for p, _, y in (first, second)]
+    assert np.mean(order[0][1:] == order[0][:-1]) < 0.05  # not playlist by playlist (~0.97 if it were)
+    assert not np.array_equal(order[0], order[1])  # and a new order every epoch
 
 
-def _shard_rows(root: str, epoch: int, shard: int) -> tuple[list[str], list[tuple]]:
-    """A shard's files and its rows, read in file-name order as an NCF rank reads them."""
-    import glob
-
-    import pyarrow.parquet as pq
-
-    files = sorted(glob.glob(f"{root}/epoch={epoch}/shard={shard}/*.parquet"))
-    rows = [r for f in files for r in zip(*pq.read_table(f).to_pydict().values())]
-    return files, rows
-
-
-def _root(df) -> str:
-    """The directory a DataFrame of the negatives was read from."""
-    return df.inputFiles()[0].replace("file://", "").split("/epoch=")[0]
-
-
-def test_rows_in_a_shard_are_shuffled(sampled):
-    """Written row order is random, not playlist by playlist (Spark's planned write can undo a sort)."""
-    _, df = sampled[0.0]
-    _, rows = _shard_rows(_root(df), 0, 0)
-    pl = np.array([r[0] for r in rows])
-    same_as_previous = float(np.mean(pl[1:] == pl[:-1]))
-    assert len(pl) > 1000 and same_as_previous < 0.05  # grouped by playlist this would be ~0.97
-
-
-def test_the_write_is_split_by_size_and_shards_keep_their_order(spark, sampled, interactions, tmp_path):
-    """Tasks of 300 rows instead of one per shard: several files per shard, the same rows in the
-    same shuffled order."""
-    _, df = sampled[0.0]
-    small = tmp_path / "small_tasks"
-    build_negatives(spark, interactions, N_TRACKS, str(small), k=4, beta=0.0, epochs=2, shards=4, seed=9, task_rows=300)
-    for epoch, shard in [(0, 0), (1, 3)]:
-        files, rows = _shard_rows(str(small), epoch, shard)
-        _, expected = _shard_rows(_root(df), epoch, shard)
-        assert len(files) > 2 and rows == expected
+def test_two_ranks_take_equal_full_batches_and_split_the_positives(written):
+    _, root = written
+    data = describe_training_data(LocalFS(), f"{root}/data", 2, (0, 0))
+    steps = data.steps_per_epoch(2, 64, K)
+    seen = []
+    for rank in (0, 1):
+        keys = read_positive_keys(data.rank_files(rank, 2), N_TRACKS)
+        draws = NegativeDraws(K, sampling_cdf(np.ones(N_TRACKS), 0.0), (keys,), 9)
+        batches = list(sampled_batches(keys, draws, 0, rank, 64, steps))
+        assert len(batches) == steps and all(len(b[0]) == 64 for b in batches)
+        p, t, y = (np.concatenate(c) for c in zip(*batches))
+        seen.append(set(pair_keys(p[y == 1], t[y == 1], N_TRACKS).tolist()))
+        assert seen[-1] == set(keys.tolist())  # every positive of the rank (the shorter one wraps around)
+    assert not seen[0] & seen[1]
 
 
 def test_job_stage_reads_the_runs_interactions(spark, synth_dir, tmp_path):
     from mpdrec.etl.ingest import run_ingest
     from mpdrec.etl.stages import run_interactions, run_negatives, run_validation
 
-    cfg = make_config([f"paths.mpd={synth_dir}", f"paths.run_dir={tmp_path}", "paths.challenge=",
-                       "negatives.k=2", "negatives.shards=3", "negatives.epochs=1"])
+    cfg_sets = [f"paths.mpd={synth_dir}", f"paths.run_dir={tmp_path}", "paths.challenge=", "negatives.shards=3"]
+    cfg = make_config(cfg_sets)
     for stage in (run_ingest, run_validation, run_interactions):
         stage(spark, cfg)
     m = run_negatives(spark, cfg)
-    assert m["negatives_per_epoch"] == 2 * m["positives"] > 0
-    assert sorted(p.name for p in (tmp_path / "negatives" / "data" / "epoch=0").iterdir()) == [
+    assert m["positives"] > 0
+    assert sorted(p.name for p in (tmp_path / "negatives" / "data").iterdir() if p.is_dir()) == [
         "shard=0", "shard=1", "shard=2"]
     assert run_negatives(spark, cfg)["skipped"] is True
+    # k and beta are the trainer's: changing them does not rewrite the positives
+    assert run_negatives(spark, make_config([*cfg_sets, "negatives.k=8"]))["skipped"] is True
 
 
-def test_leave_one_out_set_holds_out_the_last_track(spark, interactions, tmp_path):
+def test_leave_one_out_set_holds_out_the_last_track(spark, written, interactions, tmp_path):
     """Each evaluated playlist's last track is out of training (no leak) and ranked against 99 distinct
     tracks that are none of its positives; the other playlists train on all their tracks."""
-    data, eval_dir = tmp_path / "data", tmp_path / "eval"
-    m = build_negatives(spark, interactions, N_TRACKS, str(data), k=4, beta=0.0, epochs=1, shards=2, seed=9,
-                        eval_dir=str(eval_dir), eval_playlists=50, eval_negatives=99)
-    loo = spark.read.parquet(str(eval_dir)).toPandas()
+    m, root = written
+    loo = spark.read.parquet(str(root / "eval")).toPandas()
     assert m["eval_playlists"] == len(loo) == loo.playlist_idx.nunique() == 50
     rows = interactions.toPandas()
     last = rows.sort_values("pos").groupby("playlist_idx").track_idx.last()
@@ -160,18 +181,11 @@ def test_leave_one_out_set_holds_out_the_last_track(spark, interactions, tmp_pat
     for r in loo.itertuples():
         assert len(r.negatives) == len(set(r.negatives)) == 99
         assert not set(r.negatives) & tracks[r.playlist_idx]
-    train = spark.read.parquet(str(data)).where("label = 1").toPandas()
-    held = set(zip(loo.playlist_idx, loo.track_idx))
-    assert not held & set(zip(train.playlist_idx, train.track_idx))
-    assert len(train) == len(rows) - 50
-    per_playlist = spark.read.parquet(str(data)).groupBy("playlist_idx").agg(
-        F.sum(1 - F.col("label")).alias("neg"), F.sum("label").alias("pos")).collect()
-    assert all(r.neg == 4 * r.pos for r in per_playlist)
-    negatives = spark.read.parquet(str(data)).where("label = 0").toPandas()
-    assert not held & set(zip(negatives.playlist_idx, negatives.track_idx))
+    train = np.concatenate([_shard_rows(root, s) for s in range(4)])
+    assert not set(zip(loo.playlist_idx, loo.track_idx)) & set(map(tuple, train.tolist()))
     again = tmp_path / "again"
-    build_negatives(spark, interactions, N_TRACKS, str(tmp_path / "d2"), k=4, beta=0.0, epochs=1, shards=2, seed=9,
-                    eval_dir=str(again), eval_playlists=50, eval_negatives=99)
+    build_positives(spark, interactions, N_TRACKS, str(tmp_path / "d2"), shards=2, seed=9, eval_dir=str(again),
+                    eval_playlists=50, eval_negatives=99)
     assert spark.read.parquet(str(again)).toPandas().equals(loo)
 
 

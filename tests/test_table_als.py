@@ -153,7 +153,7 @@ def test_table_run_from_csv_to_report(spark, tmp_path):
         f"paths.run_dir={tmp_path / 'run'}", f"table.path={tmp_path / 'plays.csv'}", "table.user=listener",
         "table.item=track", "table.value=plays", "table.time=day", "als.grid_rank=[4,8]", "als.max_iter=4",
         "als.holdout_users=40", "rank.als_top_n=20", "negatives.eval_playlists=50", "negatives.eval_negatives=20",
-        "negatives.epochs=1", "negatives.shards=2"])
+        "negatives.shards=2"])
     run_table(spark, cfg)
     run_table_index(spark, cfg)
     run_negatives(spark, cfg)

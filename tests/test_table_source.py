@@ -88,7 +88,7 @@ def test_parquet_table_indexed_for_the_negatives_stage(spark, tmp_path):
         f"paths.run_dir={tmp_path / 'run'}", f"table.path={tmp_path / 'plays'}", "table.format=parquet",
         "table.user=country", "table.item=song", "table.value=streams", "table.time=day", "table.attributes=[artist]",
         "table.max_quarantine_share=0.2", "negatives.eval_playlists=2", "negatives.eval_negatives=1",
-        "negatives.epochs=1", "negatives.shards=2"])
+        "negatives.shards=2"])
     assert run_table(spark, cfg)["quarantine"]["by_reason"] == {"bad_value": 1}  # the NaN stream count
     index = run_table_index(spark, cfg)
     assert index["tables"] == {"data": 6, "item_ids": 3, "user_ids": 3}
@@ -101,4 +101,4 @@ def test_parquet_table_indexed_for_the_negatives_stage(spark, tmp_path):
     assert list(se.track_idx) == [2, 0] and list(se.weight) == [5.0, 12.0] and list(se.rows) == [1, 2]  # sum, by time
     negatives = run_negatives(spark, cfg)
     assert json.loads((tmp_path / "run" / "negatives" / "_manifest.json").read_text())["stage"] == "negatives"
-    assert (negatives["eval_playlists"], negatives["positives"], negatives["negatives_per_epoch"]) == (2, 4, 16)
+    assert (negatives["eval_playlists"], negatives["positives"]) == (2, 4)

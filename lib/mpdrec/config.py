@@ -78,15 +78,15 @@ class InteractionsConfig:
 
 
 NEGATIVE_SUBSETS = ("all", "random", "with_track")
+NEGATIVE_DRAW_KEYS = ("k", "beta")  # read by the NCF trainer, which draws the negatives, not by the negatives job
 
 
 @dataclass(frozen=True)
 class NegativesConfig:
-    k: int  # negatives per positive
+    k: int  # negatives per positive, drawn afresh every NCF epoch
     beta: float  # negatives drawn from popularity ** beta; 0 = uniform over all tracks
     input: str | None  # an interactions table (playlist_idx, track_idx, ...); None: the run's own
-    epochs: int  # epoch sets of fresh negatives to write
-    shards: int  # files per epoch set, of near-equal size; a Horovod rank reads every size-th one
+    shards: int  # shards of the training positives, each holding whole playlists; a Horovod rank reads every size-th
     eval_playlists: int  # playlists whose last track is held out for leave-one-out evaluation; 0 = none
     eval_negatives: int  # sampled non-positive tracks each held-out track is ranked against
     subset: str  # all | random | with_track: the playlists sampled from (the NNCF study's data regimes)
@@ -101,7 +101,6 @@ class NegativesConfig:
         _require(self.eval_negatives >= 1, "negatives.eval_negatives", "must be at least 1")
         _require(self.k >= 1, "negatives.k", "must be at least 1")
         _require(self.beta >= 0, "negatives.beta", "must be >= 0")
-        _require(self.epochs >= 1, "negatives.epochs", "must be at least 1")
         _require(self.shards >= 1, "negatives.shards", "must be at least 1")
 
 
@@ -255,7 +254,7 @@ class NcfConfig:
     pretrained: bool  # neumf: start from this run's trained gmf and mlp (He et al., section 3.4.1)
     num_proc: int  # ranks when launcher = spark
     launcher: str  # horovodrun (or plain python: one rank) | spark (horovod.spark.run)
-    train_path: str | None  # labelled examples, epoch=<e>/shard=<s>/ or flat; None: <run_dir>/negatives/data
+    train_path: str | None  # positives in shard=<s>/ (negatives drawn) or labelled rows; None: <run_dir>/negatives/data
     eval_path: str | None  # leave-one-out Parquet (playlist_idx, track_idx, negatives); None: the run's
 
     def __post_init__(self) -> None:

@@ -6,10 +6,10 @@ from typing import Any, Callable
 
 from pyspark.sql import SparkSession
 
-from mpdrec.config import Config
+from mpdrec.config import NEGATIVE_DRAW_KEYS, Config, stable_digest
 from mpdrec.errors import InputError
 from mpdrec.etl.index import build_interactions
-from mpdrec.etl.negatives import build_negatives, playlist_subset
+from mpdrec.etl.negatives import build_positives, playlist_subset
 from mpdrec.etl.split import build_validation
 from mpdrec.io.fs import FileInfo, FileStore, HadoopFS
 from mpdrec.io.paths import has_glob, join, to_uri
@@ -72,7 +72,8 @@ def run_negatives(spark: SparkSession, cfg: Config, force: bool = False) -> dict
         inputs = fs.glob(source if has_glob(source) else join(source, "*.parquet"))
         if not inputs:
             raise InputError(f"config key 'negatives.input': no Parquet files in {cfg.negatives.input}")
-    fp = fingerprint(inputs, cfg.section_digest("seed", "negatives"))
+    written_keys = {k: v for k, v in cfg.as_dict()["negatives"].items() if k not in NEGATIVE_DRAW_KEYS}
+    fp = fingerprint(inputs, stable_digest({"seed": cfg.seed, "negatives": written_keys}))
 
     def build(staging: str) -> dict[str, Any]:
         interactions = spark.read.parquet(source)
@@ -83,10 +84,10 @@ def run_negatives(spark: SparkSession, cfg: Config, force: bool = False) -> dict
         if n.subset != "all":
             subset |= {"playlists": interactions.select("playlist_idx").distinct().count(),
                        "track": None if n.subset == "random" else (n.subset_track or 0)}
-        with job_step(spark, f"sample_negatives: k={n.k}, beta={n.beta}, {n.epochs} epoch sets"):
-            written = build_negatives(spark, interactions, num_tracks, join(staging, "data"), n.k, n.beta,
-                                      n.epochs, n.shards, cfg.seed, join(staging, "eval"), n.eval_playlists,
-                                      n.eval_negatives)
+        with job_step(spark, f"sample_negatives: training positives in {n.shards} shards, "
+                             f"{n.eval_playlists} leave-one-out playlists"):
+            written = build_positives(spark, interactions, num_tracks, join(staging, "data"), n.shards, cfg.seed,
+                                      join(staging, "eval"), n.eval_playlists, n.eval_negatives)
         return {"subset": subset} | written
 
     return run_stage(fs, run_dir, "negatives", fp, build, force=force)

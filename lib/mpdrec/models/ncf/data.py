@@ -1,18 +1,24 @@
-"""NCF input: labelled example shards streamed into tf.data (the leave-one-out set: `mpdrec.models.leave_one_out`).
+"""NCF input: a rank's training examples streamed into tf.data (the leave-one-out set:
+`mpdrec.models.leave_one_out`).
 
-Each Horovod rank reads only its own shards (shard s belongs to rank s % size), batch by batch with
-pyarrow, so no process ever holds the dataset. Shards are near-equal but not equal, and Horovod's
-collectives need every rank to take the same number of steps: all ranks read the Parquet footers
-(cheap), agree on ceil(largest rank's rows / batch) steps, and a rank with fewer rows wraps around to
-its first file for the last few batches. Every row is trained on at least once per epoch, and every
-batch is full, so the step function is traced once.
+Two kinds of input. Positives (what jobs/sample_negatives.py writes: `shard=<s>/` files of
+(playlist_idx, track_idx), every playlist whole in one shard): a rank loads its shards' positives
+once, as sorted int64 keys, and every epoch shuffles them and draws k fresh negatives per positive
+(`mpdrec.negative_sampling`), rejecting its own playlists' positives and the held-out tracks. Labelled
+rows (playlist_idx, track_idx, label; a user's own `ncf.train_path`) are streamed file by file, the
+same rows every epoch.
+
+Shard s belongs to rank s % size. Horovod's collectives need every rank to take the same number of
+steps: all ranks read the Parquet footers (cheap), agree on ceil(largest rank's rows / batch) steps,
+and a rank with fewer rows wraps around for the last few batches. Every example is trained on at
+least once per epoch, and every batch is full, so the step function is traced once.
 """
 from __future__ import annotations
 
 import math
 import re
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -22,9 +28,13 @@ from mpdrec.errors import InputError
 from mpdrec.io.arrow_fs import resolve
 from mpdrec.io.fs import FileInfo, FileStore
 from mpdrec.io.paths import join
+from mpdrec.negative_sampling import draw_negatives, pair_keys
 
-COLUMNS = ["playlist_idx", "track_idx", "label"]
-_PART = re.compile(r"/epoch=(\d+)/shard=(\d+)/")
+Batch = tuple[np.ndarray, np.ndarray, np.ndarray]  # (playlist int32, track int32, label float32)
+IDS = ["playlist_idx", "track_idx"]
+COLUMNS = [*IDS, "label"]
+_SHARD = re.compile(r"/shard=(\d+)/")
+SAMPLE_CHUNK = 1 << 16  # positives whose negatives are drawn in one vectorised call
 
 
 @dataclass(frozen=True)
@@ -35,21 +45,25 @@ class Shard:
 
 @dataclass(frozen=True)
 class TrainingData:
-    """Every epoch set's shards, and the id ranges the embedding tables must cover."""
-    epoch_sets: list[list[Shard]]
+    """The shards, whether they hold labelled rows or positives, and the id ranges the embedding
+    tables must cover."""
+    shards: list[Shard]
+    labelled: bool
     num_playlists: int
     num_tracks: int
     inputs: list[FileInfo]  # what the trained model depends on (fingerprint)
 
-    def rank_shards(self, epoch: int, rank: int, size: int) -> list[Shard]:
-        """This rank's shards of the epoch set used in training epoch `epoch` (0-based)."""
-        shards = self.epoch_sets[epoch % len(self.epoch_sets)]
-        return shards[rank::size]
+    def rank_files(self, rank: int, size: int) -> list[str]:
+        return [f for s in self.shards[rank::size] for f in s.files]
 
-    def steps_per_epoch(self, epoch: int, size: int, batch_size: int) -> int:
-        """The same on every rank: enough batches for the rank with the most rows."""
-        most = max(sum(s.rows for s in self.rank_shards(epoch, r, size)) for r in range(size))
-        return math.ceil(most / batch_size)
+    def rows(self) -> int:
+        return sum(s.rows for s in self.shards)
+
+    def steps_per_epoch(self, size: int, batch_size: int, k: int) -> int:
+        """The same on every rank: enough batches for the rank with the most examples (positives
+        bring k negatives each)."""
+        per_row = 1 if self.labelled else 1 + k
+        return math.ceil(max(sum(s.rows for s in self.shards[r::size]) for r in range(size)) * per_row / batch_size)
 
 
 def open_parquet(uri: str) -> pq.ParquetFile:
@@ -57,15 +71,17 @@ def open_parquet(uri: str) -> pq.ParquetFile:
     return pq.ParquetFile(fs.open_input_file(path))
 
 
-def _footer(uri: str) -> tuple[int, int, int]:
-    """(rows, largest playlist_idx, largest track_idx) of a file, from its statistics when written."""
+def _footer(uri: str) -> tuple[int, int, int, bool]:
+    """(rows, largest playlist_idx, largest track_idx, labelled) of a file, from its statistics when written."""
     pf = open_parquet(uri)
-    missing = [c for c in COLUMNS if c not in pf.schema_arrow.names]
+    names = pf.schema_arrow.names
+    missing = [c for c in IDS if c not in names]
     if missing:
-        raise InputError(f"{uri}: no column(s) {missing}; NCF training expects (playlist_idx, track_idx, label)")
+        raise InputError(f"{uri}: no column(s) {missing}; NCF training expects (playlist_idx, track_idx) positives "
+                         "or (playlist_idx, track_idx, label) rows")
     md = pf.metadata
     maxima = []
-    for name in ("playlist_idx", "track_idx"):
+    for name in IDS:
         col = pf.schema_arrow.get_field_index(name)
         stats = [md.row_group(g).column(col).statistics for g in range(md.num_row_groups)]
         if all(s is not None and s.has_min_max for s in stats):
@@ -73,47 +89,53 @@ def _footer(uri: str) -> tuple[int, int, int]:
         else:
             values = pf.read(columns=[name]).column(0).to_numpy()
             maxima.append(int(values.max()) if len(values) else -1)
-    return md.num_rows, maxima[0], maxima[1]
+    return md.num_rows, maxima[0], maxima[1], "label" in names
 
 
-def _group_shards(files: list[FileInfo], uri: str) -> list[list[list[str]]]:
-    """Files per (epoch set, shard): `epoch=<e>/shard=<s>/` directories, else each file is a shard."""
-    parts = [_PART.search(f.uri) for f in files]
+def _group_shards(files: list[FileInfo], uri: str) -> list[list[str]]:
+    """Files per shard: `shard=<s>/` directories, else each file is a shard."""
+    parts = [_SHARD.search(f.uri) for f in files]
     if all(parts):
-        sets: dict[int, dict[int, list[str]]] = {}
+        shards: dict[int, list[str]] = {}
         for f, m in zip(files, parts):
-            sets.setdefault(int(m.group(1)), {}).setdefault(int(m.group(2)), []).append(f.uri)
-        return [[sorted(shards[s]) for s in sorted(shards)] for _, shards in sorted(sets.items())]
+            shards.setdefault(int(m.group(1)), []).append(f.uri)
+        return [sorted(shards[s]) for s in sorted(shards)]
     if any(parts):
-        raise InputError(f"{uri}: mixes epoch=/shard= directories with other Parquet files")
-    return [[[f.uri] for f in files]]
+        raise InputError(f"{uri}: mixes shard= directories with other Parquet files")
+    return [[f.uri] for f in files]
 
 
 def describe_training_data(store: FileStore, train_uri: str, size: int, eval_max: tuple[int, int]) -> TrainingData:
-    """Shards, row counts and table sizes of a labelled training set (footers only).
+    """Shards, row counts, kind and table sizes of a training set (footers only).
 
     `eval_max` is the largest (playlist, track) id the evaluation set refers to; the tables cover it.
     """
-    files = store.glob(join(train_uri, "epoch=*/shard=*/*.parquet")) or store.glob(join(train_uri, "*.parquet"))
+    files = store.glob(join(train_uri, "shard=*/*.parquet")) or store.glob(join(train_uri, "*.parquet"))
     if not files:
-        raise InputError(f"{train_uri}: no Parquet files (expected epoch=<e>/shard=<s>/*.parquet from "
+        raise InputError(f"{train_uri}: no Parquet files (expected shard=<s>/*.parquet positives from "
                          "jobs/sample_negatives.py, or *.parquet with playlist_idx, track_idx, label)")
     footers = {f.uri: _footer(f.uri) for f in files}
-    epoch_sets = [[Shard(fs, sum(footers[f][0] for f in fs)) for fs in shards]
-                  for shards in _group_shards(files, train_uri)]
-    for e, shards in enumerate(epoch_sets):
-        if len(shards) < size:
-            raise InputError(f"{train_uri}: epoch set {e} has {len(shards)} shards, fewer than the {size} ranks; "
-                             f"rerun jobs/sample_negatives.py with --set negatives.shards={size} (or a multiple)")
-        empty = [r for r in range(size) if not sum(s.rows for s in shards[r::size])]
-        if empty:
-            raise InputError(f"{train_uri}: epoch set {e} leaves ranks {empty} without rows")
+    kinds = {v[3] for v in footers.values()}
+    if len(kinds) > 1:
+        raise InputError(f"{train_uri}: some files have a label column and some do not")
+    labelled = kinds.pop()
+    if not labelled and not any(_SHARD.search(f.uri) for f in files):
+        raise InputError(f"{train_uri}: positives (no label column) must be in shard=<s>/ directories that hold "
+                         "whole playlists, so that a rank's negatives can avoid all of a playlist's tracks; "
+                         "rerun jobs/sample_negatives.py, or give labelled rows")
+    shards = [Shard(fs, sum(footers[f][0] for f in fs)) for fs in _group_shards(files, train_uri)]
+    if len(shards) < size:
+        raise InputError(f"{train_uri}: {len(shards)} shards, fewer than the {size} ranks; rerun "
+                         f"jobs/sample_negatives.py with --set negatives.shards={size} (or a multiple)")
+    empty = [r for r in range(size) if not sum(s.rows for s in shards[r::size])]
+    if empty:
+        raise InputError(f"{train_uri}: ranks {empty} would get no rows")
     num_playlists = 1 + max(max(v[1] for v in footers.values()), eval_max[0])
     num_tracks = 1 + max(max(v[2] for v in footers.values()), eval_max[1])
-    return TrainingData(epoch_sets, num_playlists, num_tracks, files)
+    return TrainingData(shards, labelled, num_playlists, num_tracks, files)
 
 
-def rank_batches(files: list[str], batch_size: int, steps: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def labelled_batches(files: list[str], batch_size: int, steps: int) -> Iterator[Batch]:
     """Exactly `steps` full (playlist, track, label) batches from `files` in order, wrapping around to
     the first file when the rank runs out before the slowest-ending rank does."""
     pending: list[pa.RecordBatch] = []
@@ -136,18 +158,66 @@ def rank_batches(files: list[str], batch_size: int, steps: int) -> Iterator[tupl
                     have -= batch_size
 
 
-def training_dataset(files: list[str], batch_size: int, steps: int) -> "tf.data.Dataset":  # noqa: F821
-    """`rank_batches` as a prefetching tf.data pipeline (decoding overlaps the training step)."""
+def read_positive_keys(files: list[str], num_tracks: int) -> np.ndarray:
+    """The sorted `pair_keys` of every (playlist, track) positive in `files`."""
+    parts = [pair_keys(rb.column(0).to_numpy(), rb.column(1).to_numpy(), num_tracks)
+             for uri in files for rb in open_parquet(uri).iter_batches(batch_size=1 << 20, columns=IDS)]
+    keys = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    keys.sort()
+    return keys
+
+
+@dataclass(frozen=True)
+class NegativeDraws:
+    """How a rank draws its negatives: k per positive from `cdf`, never a key in `taken`."""
+    k: int
+    cdf: np.ndarray
+    taken: Sequence[np.ndarray]  # sorted pair_keys: the rank's positives, the held-out tracks
+    seed: int
+
+
+def sampled_batches(keys: np.ndarray, draws: NegativeDraws, epoch: int, rank: int, batch_size: int,
+                    steps: int) -> Iterator[Batch]:
+    """Exactly `steps` full batches of this epoch: the positives `keys` in an order shuffled by (seed,
+    epoch, rank), each followed by its k negatives drawn for this epoch (labels 1, then k zeros), the
+    stream cut into batches. A rank that runs out before `steps` starts over in the same order."""
+    num_tracks = len(draws.cdf)
+    order = np.arange(len(keys), dtype=np.int32 if len(keys) < 2 ** 31 else np.int64)
+    np.random.default_rng([draws.seed, epoch, rank]).shuffle(order)
+    labels = np.tile(np.r_[1.0, np.zeros(draws.k)].astype(np.float32), SAMPLE_CHUNK)
+    within = np.arange(draws.k, dtype=np.int64)
+    buffer: Batch = (np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float32))
+    made = 0
+    while True:
+        for start in range(0, len(order), SAMPLE_CHUNK):
+            chosen = keys[order[start:start + SAMPLE_CHUNK]]
+            pl, tr = chosen // num_tracks, chosen % num_tracks
+            draw_ids = ((tr * draws.k)[:, None] + within).ravel()  # distinct within a playlist
+            neg = draw_negatives(np.repeat(pl, draws.k), draw_ids, draws.taken, draws.cdf, draws.seed, epoch)
+            rows = np.column_stack([tr, neg.reshape(-1, draws.k)]).ravel()  # each positive, then its negatives
+            chunk = (np.repeat(pl, 1 + draws.k).astype(np.int32), rows.astype(np.int32), labels[:len(rows)])
+            buffer = tuple(np.concatenate([b, c]) for b, c in zip(buffer, chunk))
+            at = 0
+            while len(buffer[0]) - at >= batch_size:
+                yield tuple(b[at:at + batch_size] for b in buffer)
+                at += batch_size
+                made += 1
+                if made == steps:
+                    return
+            buffer = tuple(b[at:] for b in buffer)
+
+
+def training_dataset(batches: Callable[[], Iterator[Batch]], batch_size: int) -> "tf.data.Dataset":  # noqa: F821
+    """A batch generator as a prefetching tf.data pipeline (reading and drawing overlap the training step)."""
     import tensorflow as tf
 
     spec = tf.TensorSpec([batch_size], tf.int32)
     return tf.data.Dataset.from_generator(
-        lambda: rank_batches(files, batch_size, steps),
-        output_signature=(spec, spec, tf.TensorSpec([batch_size], tf.float32))).prefetch(tf.data.AUTOTUNE)
+        batches, output_signature=(spec, spec, tf.TensorSpec([batch_size], tf.float32))).prefetch(tf.data.AUTOTUNE)
 
 
-def positive_counts(files: list[str], num_tracks: int) -> np.ndarray:
-    """Positives per track in `files` (popularity for the baseline), read column by column."""
+def labelled_track_counts(files: list[str], num_tracks: int) -> np.ndarray:
+    """Positives per track in labelled `files` (popularity for the baseline), read column by column."""
     counts = np.zeros(num_tracks, dtype=np.float64)
     for uri in files:
         for rb in open_parquet(uri).iter_batches(columns=["track_idx", "label"]):

@@ -15,7 +15,8 @@ Output (atomic, like every stage): `<run_dir>/ncf/<model>/` with model.keras, he
 after its embedding lookups, which the ranking scores with), embeddings/*.parquet, history.json,
 history.png and _manifest.json. Checkpoints live in the stage's staging directory
 while it trains, so a killed run, started again with the same config, resumes after its last
-finished epoch; they are dropped once the output is published.
+finished epoch; they are dropped once the output is published. The negatives of epoch e are drawn
+from (seed, e), so a resumed run trains on the same examples as an uninterrupted one.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from mpdrec.config import Config, stable_digest
+from mpdrec.config import NEGATIVE_DRAW_KEYS, Config, stable_digest
 from mpdrec.errors import InputError
 from mpdrec.io.fs import FileInfo, FileStore, store_for
 from mpdrec.io.paths import MANIFEST, join, to_uri
@@ -39,7 +40,10 @@ from mpdrec.models.ncf.artifacts import (
     write_embeddings)
 from mpdrec.metrics.leave_one_out import METRICS, balanced, metric_sums, summarize
 from mpdrec.models.leave_one_out import LeaveOneOut, leave_one_out_files, leave_one_out_uri, read_leave_one_out
-from mpdrec.models.ncf.data import TrainingData, describe_training_data, positive_counts, training_dataset
+from mpdrec.models.ncf.data import (
+    NegativeDraws, TrainingData, describe_training_data, labelled_batches, labelled_track_counts, read_positive_keys,
+    sampled_batches, training_dataset)
+from mpdrec.negative_sampling import pair_keys, sampling_cdf
 
 PROGRESS_EVERY_S = 30.0  # in-epoch progress lines (rank 0)
 EVAL_BATCH = 1 << 16  # (playlist, track) pairs scored per call during evaluation
@@ -47,10 +51,12 @@ UNTRAINED_KEYS = ("launcher", "num_proc")  # how ranks are started does not chan
 
 
 def config_digest(cfg: Config, ranks: int) -> str:
-    """What the trained model depends on besides its input files: the seed, the ncf settings and the
-    number of ranks (global batch and learning rate grow with it), not the launcher."""
+    """What the trained model depends on besides its input files: the seed, the ncf settings, how
+    negatives are drawn and the number of ranks (global batch and learning rate grow with it), not
+    the launcher."""
     ncf = {k: v for k, v in dataclasses.asdict(cfg.ncf).items() if k not in UNTRAINED_KEYS}
-    return stable_digest({"seed": cfg.seed, "ncf": ncf, "ranks": ranks})
+    draws = {k: getattr(cfg.negatives, k) for k in NEGATIVE_DRAW_KEYS}
+    return stable_digest({"seed": cfg.seed, "ncf": ncf, "negatives": draws, "ranks": ranks})
 
 
 def _sources(cfg: Config, run_dir: str) -> tuple[str, str, list[FileInfo]]:
@@ -146,11 +152,26 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
     def allsum(values: np.ndarray) -> np.ndarray:
         return hvd.allreduce(tf.constant(values, tf.float64), op=hvd.Sum).numpy()
 
-    popularity = allsum(positive_counts(
-        [f for s in data.rank_shards(0, rank, size) for f in s.files], data.num_tracks))
+    files = data.rank_files(rank, size)
+    per_positive = cfg.negatives.k
+    if data.labelled:
+        popularity = allsum(labelled_track_counts(files, data.num_tracks))
+        positive_share = popularity.sum() / data.rows()
+
+        def epoch_batches(epoch: int, steps: int) -> Any:
+            return lambda: labelled_batches(files, n.batch_size, steps)
+    else:
+        keys = read_positive_keys(files, data.num_tracks)
+        popularity = allsum(np.bincount(keys % data.num_tracks, minlength=data.num_tracks).astype(np.float64))
+        positive_share = 1 / (1 + per_positive)
+        held_out = np.sort(pair_keys(loo.playlists, loo.candidates[:, 0], data.num_tracks))
+        draws = NegativeDraws(per_positive, sampling_cdf(popularity, cfg.negatives.beta), (keys, held_out), cfg.seed)
+
+        def epoch_batches(epoch: int, steps: int) -> Any:
+            return lambda: sampled_batches(keys, draws, epoch, rank, n.batch_size, steps)
     tf.keras.utils.set_random_seed(cfg.seed)
     model = build_model(n.model, data.num_playlists, data.num_tracks, n.factors, n.layers, n.l2, n.dropout)
-    start_at_label_prior(model, popularity.sum() / sum(s.rows for s in data.epoch_sets[0]))
+    start_at_label_prior(model, positive_share)
     lr, dense_lr = (x * (size if n.scale_lr else 1) for x in (n.lr, n.dense_lr))
     optimizer = SplitOptimizer(model, lr, dense_lr, fine_tune=n.pretrained)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer.sparse_optimizer,
@@ -195,10 +216,9 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
     epoch_walls: list[float] = []
     for epoch in range(state["epoch"], state["epoch"] if state["stopped"] else n.epochs):
         wall = time.perf_counter()
-        steps = data.steps_per_epoch(epoch, size, n.batch_size)
-        files = [f for s in data.rank_shards(epoch, rank, size) for f in s.files]
+        steps = data.steps_per_epoch(size, n.batch_size, per_positive)
         loss_sum, last_note = tf.constant(0.0), time.perf_counter()
-        for i, (p, t, y) in enumerate(training_dataset(files, n.batch_size, steps)):
+        for i, (p, t, y) in enumerate(training_dataset(epoch_batches(epoch, steps), n.batch_size)):
             loss_sum += step(p, t, y)
             now = time.perf_counter()
             if rank == 0 and now - last_note >= PROGRESS_EVERY_S:
