@@ -156,6 +156,7 @@ class RankConfig:
     cooc_neighbours: int  # most similar training playlists used per query playlist
     cooc_beta: float  # candidate score / popularity ** beta: 0 favours hits, 1 favours niche tracks
     cooc_max_playlists_per_seed: int  # a seed in more playlists is sampled down to this many (dice too)
+    feature_playlists_per_seed: int  # the blend's seed co-occurrence features: the same sampling, to this many
     dice_neighbours: int  # source dice: most similar training playlists by the Dice coefficient
     als_top_n: int  # tracks per playlist from the ALS factors (seeds excluded), before the fallbacks fill
     block_rows: int  # blocked top-N scoring: tracks (and query playlists) per block of the matrix product
@@ -176,6 +177,7 @@ class RankConfig:
         _require(self.title_min_playlists >= 1, "rank.title_min_playlists", "must be at least 1")
         _require(self.cooc_neighbours >= 1, "rank.cooc_neighbours", "must be at least 1")
         _require(self.cooc_max_playlists_per_seed >= 1, "rank.cooc_max_playlists_per_seed", "must be >= 1")
+        _require(self.feature_playlists_per_seed >= 1, "rank.feature_playlists_per_seed", "must be >= 1")
         _require(self.dice_neighbours >= 1, "rank.dice_neighbours", "must be at least 1")
         _require(1 <= self.als_top_n <= 10_000, "rank.als_top_n", "must be within 1..10000")
         _require(self.block_rows >= 1, "rank.block_rows", "must be at least 1")

@@ -73,18 +73,24 @@ class NcfModel:
                              f"interactions have {num_tracks:,}; retrain it with jobs/train_ncf.py")
         return cls(name, uri, m["finished_at"])
 
-    def scores(self, rows: DataFrame, queries: Queries) -> DataFrame:
-        """`rows` (pid, track_idx, any other columns) with ncf_score: the model's logit."""
+    def scores(self, rows: DataFrame, queries: Queries, tracks: DataFrame | None = None) -> DataFrame:
+        """`rows` (pid, track_idx, any other columns) with ncf_score: the model's logit.
+
+        With `tracks` (a track_idx column holding every track of `rows`, cheap to compute: from a
+        cached candidate table, say), only those tracks' embeddings are joined, broadcast: `rows`
+        keep their partitioning (by pid, from the candidate table) and are not shuffled. Without,
+        the whole track table is joined by track_idx, which shuffles `rows` (a join with the rows'
+        own distinct tracks would compute them twice)."""
         playlist_table, track_table = (rows.sparkSession.read.parquet(join(self.uri, "embeddings", f"{side}s.parquet"))
                                        for side in ("playlist", "track"))
         playlists = (queries.playlists.where(F.col("num_samples") > 0).select("pid", "playlist_idx")
                      .join(playlist_table, "playlist_idx").select("pid", *_prefixed(playlist_table, "playlist_idx")))
-        # the whole track table: a join with only the rows' tracks would compute the rows twice
-        tracks = track_table.select("track_idx", *_prefixed(track_table, "track_idx"))
-        names = [c[len(PREFIX):] for c in playlists.columns + tracks.columns if c.startswith(PREFIX)]
+        track_rows = track_table.select("track_idx", *_prefixed(track_table, "track_idx"))
+        names = [c[len(PREFIX):] for c in playlists.columns + track_rows.columns if c.startswith(PREFIX)]
         columns = rows.columns
-        joined = (rows.join(F.broadcast(playlists), "pid", "left").join(tracks, "track_idx", "left")
-                  .select(*columns, *(PREFIX + n for n in names)))
+        with_tracks = (rows.join(F.broadcast(track_rows.join(tracks.distinct(), "track_idx")), "track_idx", "left")
+                       if tracks is not None else rows.join(track_rows, "track_idx", "left"))
+        joined = with_tracks.join(F.broadcast(playlists), "pid", "left").select(*columns, *(PREFIX + n for n in names))
         schema = StructType([*rows.schema.fields, StructField("ncf_score", FloatType(), False)])
         return joined.mapInArrow(_scored(self.uri, self.version, columns, names), schema)
 

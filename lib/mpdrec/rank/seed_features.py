@@ -6,7 +6,8 @@ source proposed it:
 
 * co-occurrence with each seed: share(s, c) = |playlists holding s and c| / |playlists holding s|
   over the seed's training playlists (sampled down, by the same seeded hash as the cooc source, to
-  `max_per_seed`), an estimate of P(c | s). `seed_cooc_max` and `seed_cooc_mean` over the seeds,
+  `max_per_seed`: rank.feature_playlists_per_seed), an estimate of P(c | s). What a query costs is
+  every track of its seeds' sampled playlists, so the sample bounds it at any data size. `seed_cooc_max` and `seed_cooc_mean` over the seeds,
   `seed_cooc_hits` the share of seeds that co-occur with it at all, `seed_cooc_last` the share
   for the last seeds shown (the end of a playlist says most about what comes next);
 * co-occurrence of the candidate's artist with each seed's artist, the same share over playlists
@@ -38,7 +39,7 @@ from mpdrec.csr import Csr, csr, csr_rows, row_ids, transposed
 from mpdrec.models import als
 from mpdrec.models.cooc import sampled_postings
 from mpdrec.models.data import Queries, RankingData
-from mpdrec.sorted_groups import group_starts, sorted_by, whole_groups
+from mpdrec.sorted_groups import group_starts, whole_groups
 
 COOC_FEATURES = ["seed_cooc_max", "seed_cooc_mean", "seed_cooc_hits", "seed_cooc_last"]
 ARTIST_FEATURES = ["seed_artist_cooc_max", "seed_artist_cooc_mean", "artist_popularity"]
@@ -117,7 +118,7 @@ def _artist_features(seeds: np.ndarray | None, candidates: np.ndarray, shared: _
 
 def _with_cooc(lookups: Broadcast, shared: dict[str, Broadcast]
                ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """Rows sorted by pid -> the same rows with SEED_FEATURES appended."""
+    """Rows sorted by pid within a partition -> the same rows with SEED_FEATURES appended."""
     def add(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         tables = _Shared(**lookups.value, **{name: table.value for name, table in shared.items()})
         track_slots = np.full(len(tables.track_artists), -1, np.int64)  # cooc_shares' scratch, one per task
@@ -185,15 +186,23 @@ def with_seed_cooc(rows: DataFrame, queries: Queries, data: RankingData, max_per
                               "artist_postings": by_artist, "artist_popularity": np.log1p(artist_counts)})
     # a new StructType: `add` would change the one `rows.schema` caches
     schema = StructType([*rows.schema.fields, *(StructField(name, DoubleType(), False) for name in SEED_FEATURES)])
-    return sorted_by(rows, "pid").mapInArrow(_with_cooc(lookups, {t: data.shared(t) for t in TABLES}), schema)
+    # sorted within the partitions as they are: a candidate's features depend on its query's seeds and on
+    # nothing else, so a query split over partitions gets the same values; the rows come partitioned by
+    # pid (the candidate table) and a repartition would move every wide row once more
+    return rows.sortWithinPartitions("pid").mapInArrow(_with_cooc(lookups, {t: data.shared(t) for t in TABLES}),
+                                                        schema)
 
 
 def with_als_dot(rows: DataFrame, queries: Queries, factors: als.Factors) -> DataFrame:
     """`rows` with `als_dot`: the playlist's ALS factors dot the candidate's (0 without factors,
-    e.g. a title-only playlist). A join with the track factors, in Spark: nothing is collected."""
+    e.g. a title-only playlist). The factors of the query playlists and of the rows' own tracks are
+    joined broadcast (both bounded by the query set and its candidates), so `rows` keep their
+    partitioning by pid and are not shuffled: a shuffle join by track_idx moved every wide
+    candidate row (14M at 100 slices) and the seed features then moved them back by pid."""
     playlist = (queries.playlists.select("pid", "playlist_idx").join(factors.playlists, "playlist_idx")
                 .select("pid", F.col("features").alias("_pf")))
-    track = factors.tracks.select("track_idx", F.col("features").alias("_tf"))
+    track = (factors.tracks.join(rows.select("track_idx").distinct(), "track_idx")
+             .select("track_idx", F.col("features").alias("_tf")))
     dot = F.aggregate(F.zip_with("_pf", "_tf", lambda x, y: x * y), F.lit(0.0), lambda acc, x: acc + x)
-    return (rows.join(F.broadcast(playlist), "pid", "left").join(track, "track_idx", "left")
+    return (rows.join(F.broadcast(playlist), "pid", "left").join(F.broadcast(track), "track_idx", "left")
             .withColumn("als_dot", F.coalesce(dot.cast("double"), F.lit(0.0))).drop("_pf", "_tf"))

@@ -177,9 +177,9 @@ def _features(cfg: Config, data: RankingData, queries: Queries, candidates: Data
     """`candidates` with every blend feature, the NCF score among them with `ncf`."""
     factors = (als.Factors.load(data.interactions.sparkSession, join(to_uri(cfg.paths.run_dir), "als"))
                if "als" in cfg.rank.models else None)
-    rows = with_features(candidates, queries, data, _depth(cfg), cfg.rank.cooc_max_playlists_per_seed, cfg.seed,
+    rows = with_features(candidates, queries, data, _depth(cfg), cfg.rank.feature_playlists_per_seed, cfg.seed,
                          factors)
-    return rows if ncf is None else ncf.scores(rows, queries)
+    return rows if ncf is None else ncf.scores(rows, queries, candidates.select("track_idx"))
 
 
 def _rank_lists(cfg: Config, data: RankingData, queries: Queries, blends: dict[str, Blend], truth: DataFrame | None,
