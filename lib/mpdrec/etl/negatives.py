@@ -102,8 +102,9 @@ def build_positives(spark: SparkSession, interactions: DataFrame, num_tracks: in
     if eval_playlists and "pos" not in interactions.columns:
         raise InputError("the interactions table has no 'pos' column, needed to hold out each evaluated "
                          "playlist's last track; set negatives.eval_playlists=0 and give ncf.eval_path")
+    # read three times (hold-outs, training rows, the leave-one-out set): aggregated once
     positives = (interactions.groupBy("playlist_idx", "track_idx").agg(F.min("pos").alias("pos"))
-                 if eval_playlists else interactions.select("playlist_idx", "track_idx").distinct())
+                 if eval_playlists else interactions.select("playlist_idx", "track_idx").distinct()).persist()
     holdouts = (choose_holdouts(positives, eval_playlists, seed) if eval_playlists  # used twice: computed once
                 else spark.createDataFrame([], "playlist_idx int, holdout int")).persist()
     trained = positives.join(F.broadcast(holdouts.withColumnRenamed("holdout", "track_idx")),
@@ -118,6 +119,7 @@ def build_positives(spark: SparkSession, interactions: DataFrame, num_tracks: in
         (grouped.mapInArrow(_eval_sampler(num_tracks, eval_negatives, seed), EVAL_SCHEMA)
          .coalesce(1).sortWithinPartitions("playlist_idx").write.mode("overwrite").parquet(eval_dir))
     holdouts.unpersist()
+    positives.unpersist()
     n_eval = spark.read.parquet(eval_dir).count() if eval_playlists else 0
     sizes = {r.shard: r["count"] for r in spark.read.parquet(out_dir).groupBy("shard").count().collect()}
     per_shard = [sizes.get(s, 0) for s in range(shards)]
