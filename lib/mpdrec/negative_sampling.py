@@ -1,8 +1,8 @@
 """Negative draws for the neural models: k tracks per training positive, from popularity ** beta (beta 0:
 uniform over all tracks), never one of the playlist's positives.
 
-Shared by the negatives job (which writes the positives the draws are made against) and the NCF input
-pipeline (which draws a fresh set every epoch while it trains). Draws are counter-based hashes of
+Used by the NCF input pipeline, which draws a fresh set every epoch while it trains, against the
+positives jobs/sample_negatives.py wrote (`mpdrec.models.ncf.data`). Draws are counter-based hashes of
 (seed, epoch, playlist, draw, round), so a playlist's negatives depend on nothing else: not on the
 number of ranks, the order rows are read in, or a resume.
 """

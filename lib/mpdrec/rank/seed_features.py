@@ -7,7 +7,8 @@ source proposed it:
 * co-occurrence with each seed: share(s, c) = |playlists holding s and c| / |playlists holding s|
   over the seed's training playlists (sampled down, by the same seeded hash as the cooc source, to
   `max_per_seed`: rank.feature_playlists_per_seed), an estimate of P(c | s). What a query costs is
-  every track of its seeds' sampled playlists, so the sample bounds it at any data size. `seed_cooc_max` and `seed_cooc_mean` over the seeds,
+  every track of its seeds' sampled playlists, so the sample bounds it at any data size.
+  `seed_cooc_max` and `seed_cooc_mean` over the seeds,
   `seed_cooc_hits` the share of seeds that co-occur with it at all, `seed_cooc_last` the share
   for the last seeds shown (the end of a playlist says most about what comes next);
 * co-occurrence of the candidate's artist with each seed's artist, the same share over playlists
