@@ -137,3 +137,24 @@ def test_labels_mark_hidden_tracks_only(spark):
     truth = spark.createDataFrame([(1, 11), (2, 99)], "pid long, track_idx int")
     got = sorted(tuple(r) for r in labelled(rows, truth).collect())
     assert got == [(1, 10, 0.0), (1, 11, 1.0), (2, 10, 0.0)]
+
+
+def test_ranker_scores_are_xgboost_spark_transform_and_keep_cuts_to_a_superset_of_each_top(spark):
+    rows = _training_rows(spark, 16_000)
+    cfg = make_config(["rank.blend.method=ranker", "rank.blend.trees=10", "rank.blend.negatives_per_positive=2"])
+    blend = fit_blend(fit_sample(rows, 2, seed=3), ["a", "b"], cfg.rank.blend, seed=3)
+    reference = (blend.model.transform(rows).select("pid", "track_idx", F.col("prediction").cast("double"))
+                 .toPandas().sort_values("track_idx"))
+    got = blend.score(rows).toPandas().sort_values("track_idx")
+    np.testing.assert_array_equal(got.score.to_numpy(), reference.prediction.to_numpy())
+    # each playlist's 7 best (score descending, then track_idx) survive the cut, where batches of 25
+    # rows split each playlist's 40
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "25")
+    try:
+        cut = blend.score(rows, keep=7).toPandas()
+    finally:
+        spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
+    best = lambda df: {(p, t) for p, g in df.groupby("pid")  # noqa: E731
+                       for t in g.sort_values(["score", "track_idx"], ascending=[False, True]).track_idx[:7]}
+    assert best(cut) == best(got)
+    assert len(cut) < 0.6 * len(got)

@@ -7,9 +7,9 @@ import pytest
 
 from mpdrec.models import als
 from mpdrec.models.data import Queries, RankingData
-from mpdrec.csr import distinct_rows, transposed
-from mpdrec.rank.seed_features import (ARTIST_FEATURES, COOC_FEATURES, LAST_SEEDS, artist_postings, cooc_shares,
-                                       with_als_dot, with_seed_cooc)
+from mpdrec.csr import csr_rows, distinct_rows, row_sums, transposed
+from mpdrec.rank.seed_features import (ARTIST_FEATURES, COOC_FEATURES, LAST_SEEDS, Scratch, artist_postings,
+                                       cooc_shares, with_als_dot, with_seed_cooc)
 
 
 def _csr(rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -25,11 +25,20 @@ def test_cooc_shares_by_hand():
     np.testing.assert_allclose(shares, [[0.5, 1.0, 0.0], [1.0, 0.0, 0.0]])
     # a repeated seed (two seeds by one artist, in the artist features) gets its row again; a scratch
     # array shared between calls gives the same shares and is left as it was
-    slots = np.full(12, -1, np.int64)
-    again = cooc_shares(np.array([1, 0, 1]), np.array([6, 5, 9]), postings, tracks, slots)
+    scratch = Scratch.over(12)
+    again = cooc_shares(np.array([1, 0, 1]), np.array([6, 5, 9]), postings, tracks, scratch)
     np.testing.assert_allclose(again, shares[[1, 0, 1]])
-    np.testing.assert_allclose(cooc_shares(np.array([0]), np.array([7, 0]), postings, tracks, slots), [[0.0, 1.0]])
-    assert (slots == -1).all()
+    np.testing.assert_allclose(cooc_shares(np.array([0]), np.array([7, 0]), postings, tracks, scratch), [[0.0, 1.0]])
+    assert not scratch.member.any()
+
+
+def test_csr_rows_and_row_sums_by_hand():
+    matrix = _csr([[4, 5], [], [6], [7, 8, 9]])
+    values, lengths = csr_rows(matrix, np.array([3, 1, 0, 3]))
+    assert values.tolist() == [7, 8, 9, 4, 5, 7, 8, 9] and lengths.tolist() == [3, 0, 2, 3]
+    flags = np.array([True, False, True, False, True, False, False, True])
+    assert row_sums(flags, lengths).tolist() == [2, 0, 1, 1]
+    assert row_sums(np.zeros(0, bool), np.array([0, 0])).tolist() == [0, 0]
 
 
 def test_distinct_rows_and_transpose_by_hand():

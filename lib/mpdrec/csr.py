@@ -27,10 +27,25 @@ def csr(table: DataFrame, key: str, value: str, rows: int) -> Csr:
 
 
 def csr_rows(matrix: Csr, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The values of rows `keys`, concatenated, and each row's length."""
+    """The values of rows `keys`, concatenated, and each row's length. The gather's positions are
+    int32 where they fit: half the memory traffic of int64 in the seed features' hottest line."""
     offsets, values = matrix
     starts, lengths = offsets[keys], offsets[keys + 1] - offsets[keys]
-    return values[np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())], lengths
+    total = int(lengths.sum())
+    dtype = np.int32 if max(len(values), total) < 2 ** 31 else np.int64
+    shift = (starts - np.cumsum(lengths) + lengths).astype(dtype)
+    return values[np.repeat(shift, lengths) + np.arange(total, dtype=dtype)], lengths
+
+
+def row_sums(flags: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """How many of each row's entries are set in `flags` (a boolean per entry of rows laid end to
+    end with these `lengths`)."""
+    out = np.zeros(len(lengths), np.int64)
+    filled = lengths > 0
+    if filled.any():
+        starts = (np.cumsum(lengths) - lengths)[filled]
+        out[filled] = np.add.reduceat(flags.view(np.uint8), starts, dtype=np.int64)
+    return out
 
 
 def distinct_rows(matrix: Csr, mapping: np.ndarray) -> Csr:

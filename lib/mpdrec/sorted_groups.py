@@ -38,3 +38,12 @@ def group_starts(keys: np.ndarray) -> np.ndarray:
     if not len(keys):
         return np.zeros(1, np.int64)
     return np.r_[np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]), len(keys)]
+
+
+def top_per_group(keys: np.ndarray, scores: np.ndarray, ties: np.ndarray, keep: int) -> np.ndarray:
+    """Indices (ascending) of each key's `keep` best rows: score descending, then `ties` ascending
+    (the keys need not be sorted)."""
+    order = np.lexsort((ties, -scores, keys))
+    bounds = group_starts(keys[order])
+    rank = np.arange(len(order)) - np.repeat(bounds[:-1], np.diff(bounds))
+    return np.sort(order[rank < keep])

@@ -15,7 +15,10 @@ report scores it) and to the real challenge. Methods:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
+
+import numpy as np
+import pyarrow as pa
 
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.classification import GBTClassifier, LogisticRegression
@@ -28,6 +31,7 @@ from mpdrec.config import BlendConfig
 from mpdrec.models import als
 from mpdrec.models.data import Queries, RankingData
 from mpdrec.rank.seed_features import SEED_FEATURES, with_als_dot, with_seed_cooc
+from mpdrec.sorted_groups import top_per_group
 from mpdrec.spark import fixed_layout
 
 RRF_K = 60  # reciprocal-rank fusion's usual constant: rank r adds 1 / (60 + r)
@@ -80,7 +84,7 @@ def with_features(candidates: DataFrame, queries: Queries, data: RankingData, de
             .withColumn("artist_share", F.coalesce("artist_seeds", F.lit(0)) / F.greatest("num_seeds", F.lit(1)))
             .drop("artist", "artist_seeds"))
     if factors is not None:
-        rows = with_als_dot(rows, queries, factors)
+        rows = with_als_dot(rows, queries, factors, candidates)
     return with_seed_cooc(rows, queries, data, max_per_seed, seed)
 
 
@@ -98,11 +102,16 @@ class Blend:
     model: PipelineModel | None
     info: dict[str, Any]
 
-    def score(self, rows: DataFrame) -> DataFrame:
-        """pid, track_idx, score (higher is better) for rows carrying the features."""
+    def score(self, rows: DataFrame, keep: int | None = None) -> DataFrame:
+        """pid, track_idx, score (higher is better) for rows carrying the features. With `keep`,
+        the ranker may leave out rows that cannot be among their playlist's `keep` best (score
+        descending, then track_idx): what it returns holds every playlist's top `keep`, so a
+        ranking of it cut at `keep` is exact."""
         if self.model is None:
             rrf = sum((F.lit(1.0) / (RRF_K + F.col(f"{s}_rank")) for s in self.sources), F.lit(0.0))
             return rows.select("pid", "track_idx", rrf.alias("score"))
+        if self.info["method"] == "ranker":
+            return _ranker_scores(rows, self.model.stages[-1], keep)
         scored = self.model.transform(rows)
         score = (F.col("prediction") if self.info["method"] == "ranker"
                  else vector_to_array("probability")[1]).cast("double")
@@ -177,6 +186,32 @@ def _ranker(cfg: BlendConfig, names: list[str], seed: int, sample: DataFrame) ->
     return SparkXGBRanker(features_col=names, label_col="label", qid_col="pid", num_workers=workers,
                           objective=cfg.objective, n_estimators=cfg.trees, max_depth=cfg.depth,
                           learning_rate=cfg.learning_rate, random_state=seed, tree_method="hist")
+
+
+def _ranker_scores(rows: DataFrame, fitted: Any, keep: int | None) -> DataFrame:
+    """The fitted ranker's score of each row: its booster on float32 matrices of the feature columns
+    (xgboost.spark's transform casts them so too; the same values without its pandas frames), one
+    Arrow pass, and
+    with `keep` only the rows among their playlist's `keep` best within their Arrow batch, a
+    superset of the playlist's `keep` best however its rows fall into batches and partitions (at
+    100 slices a third of the candidates: the ranking after it sorts that many rows, not all)."""
+    names = list(fitted.getOrDefault(fitted.features_cols))
+    model = fitted.get_booster().save_raw("ubj")
+
+    def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import xgboost
+
+        booster = xgboost.Booster(params={"nthread": 1}, model_file=bytearray(model))  # a task per core
+        for batch in batches:
+            matrix = np.column_stack([batch.column(n).to_numpy(zero_copy_only=False).astype(np.float32)
+                                      for n in names]) if batch.num_rows else np.zeros((0, len(names)), np.float32)
+            pids, tracks = (batch.column(c).to_numpy(zero_copy_only=False) for c in ("pid", "track_idx"))
+            scores = booster.inplace_predict(matrix, missing=np.nan, validate_features=False).astype(np.float64)
+            kept = np.arange(len(pids)) if keep is None else top_per_group(pids, scores, tracks, keep)
+            yield pa.RecordBatch.from_arrays([pa.array(pids[kept].astype(np.int64)),
+                                              pa.array(tracks[kept].astype(np.int32)), pa.array(scores[kept])],
+                                             names=["pid", "track_idx", "score"])
+    return rows.select("pid", "track_idx", *names).mapInArrow(score, "pid long, track_idx int, score double")
 
 
 def _weights(method: str, fitted: Any, names: list[str]) -> dict[str, dict[str, float]]:

@@ -26,7 +26,9 @@ postings, the training playlists' tracks and artists), as the cooc source does.
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
+from functools import reduce
 from typing import Callable, Iterator
 
 import numpy as np
@@ -36,7 +38,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StructField, StructType
 
-from mpdrec.csr import Csr, csr, csr_rows, row_ids, transposed
+from mpdrec.csr import Csr, csr, csr_rows, row_ids, row_sums, transposed
 from mpdrec.models import als
 from mpdrec.models.cooc import sampled_postings
 from mpdrec.models.data import Queries, RankingData
@@ -48,32 +50,45 @@ SEED_FEATURES = COOC_FEATURES + ARTIST_FEATURES
 LAST_SEEDS = 5  # seed_cooc_last: the mean share over the last (highest-position) seeds shown
 
 
+@dataclass(frozen=True)
+class Scratch:
+    """cooc_shares' lookups over the value ids (tracks, or artists), one per task for all its
+    queries: whether a value is a candidate (a byte per id: the gather over every sampled
+    playlist's values stays in cache, where an int64 slot per id did not, at a third of the
+    features' Python time) and its candidate column. Left all False after each query."""
+    member: np.ndarray
+    column: np.ndarray
+
+    @classmethod
+    def over(cls, ids: int) -> "Scratch":
+        return cls(np.zeros(ids, bool), np.zeros(ids, np.int32))
+
+
 def cooc_shares(seeds: np.ndarray, candidates: np.ndarray, postings: Csr, rows: Csr,
-                slots: np.ndarray | None = None) -> np.ndarray:
+                scratch: Scratch | None = None) -> np.ndarray:
     """shares[i, j] = share of seed i's (sampled) training playlists whose row in `rows` (their
     tracks, or their artists) holds candidates[j] (distinct ids).
 
     Each distinct seed and each distinct playlist is read once (a query's seeds share artists, and
-    popular seeds share playlists), and whether a value is a candidate is one lookup in `slots`: a
-    scratch array over the value ids, all -1, restored before returning (made here when None; a
-    task passes one for all its queries). A sorted search per value took 6x the time (the synthetic
-    data's blend-training queries: 71 ms a query against 11 ms, the same shares)."""
+    popular seeds share playlists), and whether a value is a candidate is one lookup in `scratch`
+    (made here when None; a task passes one for all its queries). A sorted search per value took
+    6x the time (the synthetic data's blend-training queries: 71 ms a query against 11 ms, the
+    same shares)."""
     distinct, seed_back = np.unique(seeds, return_inverse=True)
     held, per_seed = csr_rows(postings, distinct.astype(np.int64))
     playlists, held_back = np.unique(held, return_inverse=True)
     values, per_playlist = csr_rows(rows, playlists.astype(np.int64))
-    if slots is None:
-        slots = np.full(max(int(values.max(initial=0)), int(candidates.max(initial=0))) + 1, -1, np.int64)
-    slots[candidates] = np.arange(len(candidates))
-    column = slots[values]
-    slots[candidates] = -1
-    kept = column >= 0
+    if scratch is None:
+        scratch = Scratch.over(max(int(values.max(initial=0)), int(candidates.max(initial=0))) + 1)
+    scratch.member[candidates] = True
+    kept = scratch.member[values]
+    scratch.member[candidates] = False
+    scratch.column[candidates] = np.arange(len(candidates), dtype=np.int32)
     # the candidates each distinct playlist holds (CSR), then read once per (seed, playlist) posting
     offsets = np.zeros(len(playlists) + 1, np.int64)
-    np.cumsum(np.bincount(row_ids(per_playlist)[kept], minlength=len(playlists)),
-              out=offsets[1:])
-    columns, held_lengths = csr_rows((offsets, column[kept]), held_back.astype(np.int64))
-    seed_of = np.repeat(row_ids(per_seed), held_lengths)
+    np.cumsum(row_sums(kept, per_playlist), out=offsets[1:])
+    columns, held_lengths = csr_rows((offsets, scratch.column[values[kept]]), held_back.astype(np.int64))
+    seed_of = np.repeat(row_ids(per_seed, np.int32), held_lengths)
     counts = np.bincount(seed_of * len(candidates) + columns, minlength=len(distinct) * len(candidates))
     shares = counts.reshape(len(distinct), len(candidates)) / np.maximum(per_seed, 1)[:, None]
     return shares[seed_back]
@@ -105,15 +120,15 @@ class _Shared:
 
 
 def _artist_features(seeds: np.ndarray | None, candidates: np.ndarray, shared: _Shared,
-                     slots: np.ndarray | None = None) -> list[np.ndarray]:
-    """ARTIST_FEATURES of each candidate track (`slots`: cooc_shares' scratch over artist ids)."""
+                     scratch: Scratch | None = None) -> list[np.ndarray]:
+    """ARTIST_FEATURES of each candidate track (`scratch`: cooc_shares' over artist ids)."""
     artists = shared.track_artists[candidates]
     popularity = shared.artist_popularity[artists]
     if seeds is None or not len(seeds):
         return [np.zeros(len(candidates)), np.zeros(len(candidates)), popularity]
     distinct, back = np.unique(artists, return_inverse=True)  # cooc_shares wants each candidate once
     shares = cooc_shares(shared.track_artists[seeds], distinct, shared.artist_postings,
-                         shared.playlist_artists, slots)[:, back]
+                         shared.playlist_artists, scratch)[:, back]
     return [shares.max(axis=0), shares.mean(axis=0), popularity]
 
 
@@ -122,8 +137,8 @@ def _with_cooc(lookups: Broadcast, shared: dict[str, Broadcast]
     """Rows sorted by pid within a partition -> the same rows with SEED_FEATURES appended."""
     def add(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         tables = _Shared(**lookups.value, **{name: table.value for name, table in shared.items()})
-        track_slots = np.full(len(tables.track_artists), -1, np.int64)  # cooc_shares' scratch, one per task
-        artist_slots = np.full(len(tables.artist_popularity), -1, np.int64)
+        track_scratch = Scratch.over(len(tables.track_artists))  # one per task
+        artist_scratch = Scratch.over(len(tables.artist_popularity))
         for cols in whole_groups(batches, "pid"):
             pids = cols["pid"]
             out = [np.zeros(len(pids)) for _ in SEED_FEATURES]
@@ -133,8 +148,8 @@ def _with_cooc(lookups: Broadcast, shared: dict[str, Broadcast]
                 candidates = cols["track_idx"][start:end].astype(np.int64)
                 cooc = ([np.zeros(len(candidates)) for _ in COOC_FEATURES] if seeds is None else
                         _features(cooc_shares(seeds, candidates, tables.track_postings, tables.playlist_tracks,
-                                              track_slots)))
-                for column, values in zip(out, cooc + _artist_features(seeds, candidates, tables, artist_slots)):
+                                              track_scratch)))
+                for column, values in zip(out, cooc + _artist_features(seeds, candidates, tables, artist_scratch)):
                     column[start:end] = values
             names = list(cols)
             yield pa.RecordBatch.from_arrays([pa.array(cols[c]) for c in names] + [pa.array(v) for v in out],
@@ -194,16 +209,25 @@ def with_seed_cooc(rows: DataFrame, queries: Queries, data: RankingData, max_per
                                                         schema)
 
 
-def with_als_dot(rows: DataFrame, queries: Queries, factors: als.Factors) -> DataFrame:
+def with_als_dot(rows: DataFrame, queries: Queries, factors: als.Factors, tracks: DataFrame | None = None
+                 ) -> DataFrame:
     """`rows` with `als_dot`: the playlist's ALS factors dot the candidate's (0 without factors,
-    e.g. a title-only playlist). The factors of the query playlists and of the rows' own tracks are
-    joined broadcast (both bounded by the query set and its candidates), so `rows` keep their
-    partitioning by pid and are not shuffled: a shuffle join by track_idx moved every wide
-    candidate row (14M at 100 slices) and the seed features then moved them back by pid."""
+    e.g. a title-only playlist). The factors of the query playlists and of the rows' own tracks
+    (`tracks`, a track_idx column holding them, or the rows' distinct tracks) are joined broadcast
+    (both bounded by the query set and its candidates), so `rows` keep their partitioning by pid
+    and are not shuffled: a shuffle join by track_idx moved every wide candidate row (14M at 100
+    slices) and the seed features then moved them back by pid.
+
+    The dot is a sum of `rank` element products, which Spark compiles with the rest of the row's
+    projection: as a higher-order function (zip_with, then aggregate) it was interpreted, row by
+    row and element by element, and took about a third of the candidate features' JVM time. Each
+    product is a float, summed in double from 0.0, as aggregate did."""
     playlist = (queries.playlists.select("pid", "playlist_idx").join(factors.playlists, "playlist_idx")
                 .select("pid", F.col("features").alias("_pf")))
-    track = (factors.tracks.join(rows.select("track_idx").distinct(), "track_idx")
-             .select("track_idx", F.col("features").alias("_tf")))
-    dot = F.aggregate(F.zip_with("_pf", "_tf", lambda x, y: x * y), F.lit(0.0), lambda acc, x: acc + x)
+    wanted = (rows if tracks is None else tracks).select("track_idx").distinct()
+    track = factors.tracks.join(wanted, "track_idx").select("track_idx", F.col("features").alias("_tf"))
+    first = factors.tracks.select(F.size("features").alias("rank")).first()
+    products = [(F.col("_pf")[i] * F.col("_tf")[i]).cast("double") for i in range(first["rank"] if first else 0)]
+    dot = reduce(operator.add, products, F.lit(0.0))
     return (rows.join(F.broadcast(playlist), "pid", "left").join(F.broadcast(track), "track_idx", "left")
-            .withColumn("als_dot", F.coalesce(dot.cast("double"), F.lit(0.0))).drop("_pf", "_tf"))
+            .withColumn("als_dot", F.coalesce(dot, F.lit(0.0))).drop("_pf", "_tf"))

@@ -211,7 +211,7 @@ def _rank_lists(cfg: Config, data: RankingData, queries: Queries, blends: dict[s
     for name, blend in blends.items():
         if name == FINAL or truth is not None:
             with step(f"{name} submission"):
-                submit(name, _final(after_candidates(name, blend.score(rows), fill), lists, queries))
+                submit(name, _final(after_candidates(name, blend.score(rows, SUBMISSION_SIZE), fill), lists, queries))
     for df in [*lists.values(), candidates, rows, fill, queries.playlists, queries.seeds]:
         df.unpersist()
     data.release()
