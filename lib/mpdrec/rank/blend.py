@@ -113,9 +113,7 @@ class Blend:
         if self.info["method"] == "ranker":
             return _ranker_scores(rows, self.model.stages[-1], keep)
         scored = self.model.transform(rows)
-        score = (F.col("prediction") if self.info["method"] == "ranker"
-                 else vector_to_array("probability")[1]).cast("double")
-        return scored.select("pid", "track_idx", score.alias("score"))
+        return scored.select("pid", "track_idx", vector_to_array("probability")[1].cast("double").alias("score"))
 
 
 @dataclass(frozen=True)
@@ -190,11 +188,10 @@ def _ranker(cfg: BlendConfig, names: list[str], seed: int, sample: DataFrame) ->
 
 def _ranker_scores(rows: DataFrame, fitted: Any, keep: int | None) -> DataFrame:
     """The fitted ranker's score of each row: its booster on float32 matrices of the feature columns
-    (xgboost.spark's transform casts them so too; the same values without its pandas frames), one
-    Arrow pass, and
-    with `keep` only the rows among their playlist's `keep` best within their Arrow batch, a
-    superset of the playlist's `keep` best however its rows fall into batches and partitions (at
-    100 slices a third of the candidates: the ranking after it sorts that many rows, not all)."""
+    (xgboost.spark's transform casts them so too: the same values, without its pandas frames), in
+    one Arrow pass. With `keep`, only the rows among their playlist's `keep` best within their Arrow
+    batch: a superset of the playlist's `keep` best however its rows fall into batches and
+    partitions, and far fewer rows for the window that ranks them to sort."""
     names = list(fitted.getOrDefault(fitted.features_cols))
     model = fitted.get_booster().save_raw("ubj")
 

@@ -51,9 +51,9 @@ LAST_SEEDS = 5  # seed_cooc_last: the mean share over the last (highest-position
 @dataclass(frozen=True)
 class Scratch:
     """cooc_shares' lookups over the value ids (tracks, or artists), one per task for all its
-    queries: whether a value is a candidate (a byte per id: the gather over every sampled
-    playlist's values stays in cache, where an int64 slot per id did not, at a third of the
-    features' Python time) and its candidate column. Left all False after each query."""
+    queries: whether a value is a candidate, a byte per id so that the gather over every sampled
+    playlist's values stays in cache (an int64 slot per id did not), and its candidate column,
+    read for the hits only. `member` is left all False after each query."""
     member: np.ndarray
     column: np.ndarray
 
@@ -217,9 +217,9 @@ def with_als_dot(rows: DataFrame, queries: Queries, factors: als.Factors, tracks
     track_idx moved every wide candidate row (14M at 100 slices) and the seed features then moved
     them back by pid.
 
-    The dot is a higher-order function (zip_with, then aggregate), which Spark interprets: a sum of
-    `rank` element products as one compiled expression took twice the time (each term reads the
-    two arrays out of the row again), measured on 3M rows of the 100-slice factors."""
+    The dot stays a higher-order function (zip_with, then aggregate), which Spark interprets: a sum
+    of `rank` element products as one compiled expression was slower still, each term reading both
+    arrays out of the row again (docs/scale.md)."""
     playlist = (queries.playlists.select("pid", "playlist_idx").join(factors.playlists, "playlist_idx")
                 .select("pid", F.col("features").alias("_pf")))
     wanted = (rows if tracks is None else tracks).select("track_idx").distinct()
