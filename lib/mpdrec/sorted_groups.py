@@ -40,10 +40,14 @@ def group_starts(keys: np.ndarray) -> np.ndarray:
     return np.r_[np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]), len(keys)]
 
 
+def ranks_in_groups(keys: np.ndarray) -> np.ndarray:
+    """Each row's place (0-based) within its group of sorted `keys`."""
+    bounds = group_starts(keys)
+    return np.arange(len(keys)) - np.repeat(bounds[:-1], np.diff(bounds))
+
+
 def top_per_group(keys: np.ndarray, scores: np.ndarray, ties: np.ndarray, keep: int) -> np.ndarray:
     """Indices (ascending) of each key's `keep` best rows: score descending, then `ties` ascending
     (the keys need not be sorted)."""
     order = np.lexsort((ties, -scores, keys))
-    bounds = group_starts(keys[order])
-    rank = np.arange(len(order)) - np.repeat(bounds[:-1], np.diff(bounds))
-    return np.sort(order[rank < keep])
+    return np.sort(order[ranks_in_groups(keys[order]) < keep])

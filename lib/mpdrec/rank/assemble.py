@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 
 from mpdrec.config import RankConfig
 from mpdrec.models.data import Queries
-from mpdrec.sorted_groups import group_starts, sorted_by, whole_groups
+from mpdrec.sorted_groups import ranks_in_groups, sorted_by, whole_groups
 
 SUBMISSION_SIZE = 500
 FINAL = "final"  # the blend's submission, beside one per single source (rank.models)
@@ -46,8 +46,7 @@ def _merge_rows(cols: dict[str, np.ndarray], names: np.ndarray, n: int) -> pa.Re
     _, first = np.unique((pid[order] << 32) | track[order].astype(np.int64), return_index=True)
     kept = np.sort(first)  # where each (playlist, track) first occurs: a seed row where it is a seed
     rows = order[kept[priority[order[kept]] != SEED]]
-    bounds = group_starts(pid[rows])
-    rank = np.arange(len(rows)) - np.repeat(bounds[:-1], np.diff(bounds))
+    rank = ranks_in_groups(pid[rows])
     rows, rank = rows[rank < n], rank[rank < n]
     return pa.RecordBatch.from_pydict(
         {"pid": pid[rows], "rank": rank.astype(np.int32), "track_idx": track[rows], "score": score[rows],
