@@ -6,14 +6,16 @@ it already wrote, and the finished directory appears under `synth.out_dir` in on
 """
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -69,6 +71,19 @@ def _write_slice(job: tuple[str, int, int]) -> SliceResult:
     )
 
 
+@contextmanager
+def _frozen_for_fork() -> Iterator[None]:
+    """The caller's garbage collected, then every object left frozen while workers fork: a forked
+    worker's collector would otherwise free the parent's objects, and TensorFlow's (in a caller
+    that imported it, as the test suite does) segfaulted a worker so in a clean-clone CI run."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def _generate_into(cfg: SynthConfig, staging: str) -> dict[str, Any]:
     started = time.time()
     directory = local_path(staging)
@@ -82,7 +97,7 @@ def _generate_into(cfg: SynthConfig, staging: str) -> dict[str, Any]:
     lengths, total_bytes, reused = [], 0, 0
     jobs = [(str(directory), i, cfg.seed) for i in range(cfg.num_slices)]
     ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with _frozen_for_fork(), ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         for done, r in enumerate(pool.map(_write_slice, jobs), start=1):
             track_counts[r.tracks] += r.track_playlists
             artists_seen[r.artists] = True
