@@ -22,6 +22,7 @@ measured, so a long run can be done in parts (the jobs skip their up-to-date sta
 
     python scripts/bench_scale.py --workdir /data/scale                          # 100, 300, 1,000 slices
     python scripts/bench_scale.py --workdir /data/scale --slices 1000 --jobs synth_mpd,ingest_mpd
+    python scripts/bench_scale.py --workdir /data/scale --slices 1000 --jobs rank_candidates --set rank.ncf_model=
     python scripts/bench_scale.py --workdir /tmp/scale --slices 2,4 --per-category 5 --challenge-size 50
 """
 from __future__ import annotations
@@ -207,7 +208,7 @@ def markdown(results: dict[str, dict[str, dict[str, Any]]]) -> str:
                 lines.append(f"| {slices} | {job} | {m['seconds']:.0f} | " + " | ".join(
                     f"{m.get(k, 0) / GIB:.2f}" for k in MEMORY) + " | " + " | ".join(
                     f"{m.get(k, 0) / GB:.2f}" for k in (SCRATCH, "shuffle_write_bytes", "spill_disk_bytes", "disk_bytes"))
-                    + f" | {m.get('commit', '-')} |")
+                    + f" | {m.get('commit', '-')}{''.join(f' `{o}`' for o in m.get('overrides', []))} |")
     lines += ["", "| job | scales | seconds | JVM | Python driver | largest other Python | scratch |", "|" + "---|" * 7]
     for job, pairs in growth(results).items():
         for pair, e in pairs.items():
@@ -250,6 +251,9 @@ def main() -> None:
                     help="spark.driver.memory: the issue's driver budget, so a run that completes shows it holds")
     ap.add_argument("--sample-seconds", type=float, default=1.0)
     ap.add_argument("--force", action="store_true", help="measure the chosen jobs again")
+    ap.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                    help="a config key for the chosen jobs, e.g. --set rank.ncf_model= (repeatable; recorded with "
+                         "each job's measurement)")
     ap.add_argument("--markdown", action="store_true", help="print the tables of <workdir>/scale.json; run nothing")
     args = ap.parse_args()
     if args.markdown:
@@ -266,7 +270,7 @@ def main() -> None:
         sets = [f"synth.num_slices={slices}", f"synth.out_dir={mpd}", f"synth.challenge_size={args.challenge_size}",
                 f"paths.mpd={mpd}", f"paths.challenge={mpd / 'challenge_set.json'}", f"paths.run_dir={run_dir}",
                 f"validation.per_category={args.per_category}", f"validation.train_per_category={args.per_category}",
-                f"ncf.epochs={args.ncf_epochs}", "ncf.patience=0"]
+                f"ncf.epochs={args.ncf_epochs}", "ncf.patience=0", *args.overrides]
         logs = workdir / "logs" / str(slices)
         logs.mkdir(parents=True, exist_ok=True)
         done = results.setdefault(str(slices), {})
@@ -276,7 +280,8 @@ def main() -> None:
             print(f"bench_scale: {slices} slices, {job}", file=sys.stderr, flush=True)
             done[job] = {**measure(job, config, sets, run_dir, mpd if job == "synth_mpd" else run_dir,
                                    workdir / "spark-local", workdir / "events", logs, args.sample_seconds),
-                         "commit": _commit(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                         "commit": _commit(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                         **({"overrides": args.overrides} if args.overrides else {})}
             record.write_text(json.dumps(results, indent=2))
     print(json.dumps({"benchmark": "scale", "cores": os.cpu_count(), "driver_memory": args.driver_memory,
                       "per_category": args.per_category, "challenge_size": args.challenge_size,

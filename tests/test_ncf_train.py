@@ -311,7 +311,7 @@ def test_rank_stage_blends_with_the_ncf_score(spark, run_dir, horovodrun_result)
     assert "ncf_score" in manifest["blend"]["feature_importances"]
     assert set(manifest["blend_variants"][WITHOUT_NCF]["feature_importances"]) == \
         set(manifest["blend"]["feature_importances"]) - {"ncf_score"}
-    assert "candidates and features with gmf scores" in dict(manifest["submission"]["seconds"])
+    assert "candidates, features and blend scores with gmf scores" in dict(manifest["submission"]["seconds"])
     assert manifest["submission"]["candidates"]["recall"]["kmeans"] > 0
     variants = tuple(blend_variants(cfg.rank))
     report = evaluate(spark, str(run_dir), submissions(cfg.rank), FINAL, cfg.seed, variants=variants,

@@ -6,11 +6,12 @@ import math
 
 import numpy as np
 import pytest
+from pyspark.ml.functions import vector_to_array
 from pyspark.sql import functions as F
 
 from conftest import make_config
 from mpdrec.models.data import Queries, RankingData
-from mpdrec.rank.blend import RRF_K, feature_names, fit_blend, fit_sample, labelled, with_features
+from mpdrec.rank.blend import RRF_K, blend_scores, feature_names, fit_blend, fit_sample, labelled, with_features
 from mpdrec.rank.candidates import candidate_recall, candidate_table, ranked_list
 
 
@@ -139,6 +140,12 @@ def test_labels_mark_hidden_tracks_only(spark):
     assert got == [(1, 10, 0.0), (1, 11, 1.0), (2, 10, 0.0)]
 
 
+def _best(df, column: str, n: int) -> set[tuple[int, int]]:
+    """Each playlist's n best (pid, track_idx) by `column` (descending, then track_idx)."""
+    return {(p, t) for p, g in df.groupby("pid")
+            for t in g.sort_values([column, "track_idx"], ascending=[False, True]).track_idx[:n]}
+
+
 def test_ranker_scores_are_xgboost_spark_transform_and_keep_cuts_to_a_superset_of_each_top(spark):
     rows = _training_rows(spark, 16_000)
     cfg = make_config(["rank.blend.method=ranker", "rank.blend.trees=10", "rank.blend.negatives_per_positive=2"])
@@ -154,7 +161,32 @@ def test_ranker_scores_are_xgboost_spark_transform_and_keep_cuts_to_a_superset_o
         cut = blend.score(rows, keep=7).toPandas()
     finally:
         spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
-    best = lambda df: {(p, t) for p, g in df.groupby("pid")  # noqa: E731
-                       for t in g.sort_values(["score", "track_idx"], ascending=[False, True]).track_idx[:7]}
-    assert best(cut) == best(got)
+    assert _best(cut, "score", 7) == _best(got, "score", 7)
     assert len(cut) < 0.6 * len(got)
+
+
+def test_blends_scored_in_one_pass_score_as_each_alone_and_keep_each_top(spark):
+    rows = _training_rows(spark, 16_000).withColumn("ncf_score", ((F.col("track_idx") * 7) % 13).cast("float"))
+    blends = {}
+    for method in ("ranker", "logistic", "fixed"):
+        cfg = make_config([f"rank.blend.method={method}", "rank.blend.trees=10", "rank.blend.negatives_per_positive=2"])
+        blends[method] = fit_blend(fit_sample(rows, 2, seed=3), ["a", "b"], cfg.rank.blend, seed=3)
+    together = blend_scores(rows, blends, carried=("ncf_score",)).toPandas().sort_values("track_idx")
+    assert list(together.columns) == ["pid", "track_idx", "ranker", "logistic", "fixed", "ncf_score"]
+    base = rows.toPandas().sort_values("track_idx")
+    transformed = {name: blends[name].model.transform(rows).select("track_idx", value.alias("v")).toPandas()
+                   .sort_values("track_idx").v.to_numpy()
+                   for name, value in [("ranker", F.col("prediction").cast("double")),
+                                       ("logistic", vector_to_array("probability")[1])]}
+    expected = {**transformed, "fixed": 1 / (RRF_K + base.a_rank) + 1 / (RRF_K + base.b_rank),
+                "ncf_score": base.ncf_score}
+    for name, values in expected.items():
+        np.testing.assert_array_equal(together[name].to_numpy(), np.asarray(values), err_msg=name)
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "25")  # batches split each playlist's 40 rows
+    try:
+        cut = blend_scores(rows, blends, keep=7, carried=("ncf_score",)).toPandas()
+    finally:
+        spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
+    for name in [*blends, "ncf_score"]:
+        assert _best(cut, name, 7) == _best(together, name, 7), name
+    assert len(cut) < 0.9 * len(together)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pyspark.sql import functions as F
 
 from mpdrec.models import als
 from mpdrec.models.data import Queries, RankingData
@@ -114,3 +115,16 @@ def test_als_dot_scores_every_candidate(spark):
     got = {(r.pid, r.track_idx): r.als_dot for r in with_als_dot(rows, queries, factors).collect()}
     # 7 has no factors, pid 2 (title only) none either: 0
     assert got == {(1, 5): pytest.approx(1.0), (1, 6): pytest.approx(1.5), (1, 7): 0.0, (2, 5): 0.0}
+
+
+def test_als_dot_takes_the_known_dot_and_computes_the_rest(spark):
+    factors = als.Factors(spark.createDataFrame([(0, [1.0, 2.0])], "playlist_idx int, features array<float>"),
+                          spark.createDataFrame([(5, [3.0, -1.0]), (6, [0.5, 0.5])], "track_idx int, features array<float>"))
+    queries = Queries(spark.createDataFrame([(1, 0, None, 2, 1)],
+                                            "pid long, playlist_idx int, name_norm string, category int, num_samples int"),
+                      spark.createDataFrame([], "pid long, track_idx int"), 0)
+    rows = spark.createDataFrame([(1, 5, 7.0), (1, 6, None)], "pid long, track_idx int, known double")
+    # only track 6's factors are joined: 5's dot is known (a wrong value here, to tell the two apart)
+    got = {r.track_idx: r.als_dot for r in with_als_dot(rows, queries, factors, rows.where(F.col("known").isNull()),
+                                                         F.col("known")).collect()}
+    assert got == {5: 7.0, 6: pytest.approx(1.5)}

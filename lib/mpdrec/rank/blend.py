@@ -15,7 +15,7 @@ report scores it) and to the real challenge. Methods:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -26,6 +26,8 @@ from pyspark.ml.feature import VectorAssembler
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import to_arrow_schema
+from pyspark.sql.types import DoubleType, StructField, StructType
 
 from mpdrec.config import BlendConfig
 from mpdrec.models import als
@@ -83,7 +85,11 @@ def with_features(candidates: DataFrame, queries: Queries, data: RankingData, de
             .join(F.broadcast(seed_artists), ["pid", "artist"], "left")
             .withColumn("artist_share", F.coalesce("artist_seeds", F.lit(0)) / F.greatest("num_seeds", F.lit(1)))
             .drop("artist", "artist_seeds"))
-    if factors is not None:
+    if factors is not None and "als" in depth:
+        # ALS's own candidates carry the dot as their score: it is computed for the others only
+        rows = with_als_dot(rows, queries, factors, candidates.where(F.col("als_rank").isNull()),
+                            F.when(F.col("als_rank") < depth["als"], F.col("als_score")))
+    elif factors is not None:
         rows = with_als_dot(rows, queries, factors, candidates)
     return with_seed_cooc(rows, queries, data, max_per_seed, seed)
 
@@ -103,17 +109,9 @@ class Blend:
     info: dict[str, Any]
 
     def score(self, rows: DataFrame, keep: int | None = None) -> DataFrame:
-        """pid, track_idx, score (higher is better) for rows carrying the features. With `keep`,
-        the ranker may leave out rows that cannot be among their playlist's `keep` best (score
-        descending, then track_idx): what it returns holds every playlist's top `keep`, so a
-        ranking of it cut at `keep` is exact."""
-        if self.model is None:
-            rrf = sum((F.lit(1.0) / (RRF_K + F.col(f"{s}_rank")) for s in self.sources), F.lit(0.0))
-            return rows.select("pid", "track_idx", rrf.alias("score"))
-        if self.info["method"] == "ranker":
-            return _ranker_scores(rows, self.model.stages[-1], keep)
-        scored = self.model.transform(rows)
-        return scored.select("pid", "track_idx", vector_to_array("probability")[1].cast("double").alias("score"))
+        """pid, track_idx, score (higher is better) for rows carrying the features; `keep` as in
+        `blend_scores`."""
+        return blend_scores(rows, {"score": self}, keep)
 
 
 @dataclass(frozen=True)
@@ -186,29 +184,84 @@ def _ranker(cfg: BlendConfig, names: list[str], seed: int, sample: DataFrame) ->
                           learning_rate=cfg.learning_rate, random_state=seed, tree_method="hist")
 
 
-def _ranker_scores(rows: DataFrame, fitted: Any, keep: int | None) -> DataFrame:
-    """The fitted ranker's score of each row: its booster on float32 matrices of the feature columns
-    (xgboost.spark's transform casts them so too: the same values, without its pandas frames), in
-    one Arrow pass. With `keep`, only the rows among their playlist's `keep` best within their Arrow
-    batch: a superset of the playlist's `keep` best however its rows fall into batches and
-    partitions, and far fewer rows for the window that ranks them to sort."""
-    names = list(fitted.getOrDefault(fitted.features_cols))
-    model = fitted.get_booster().save_raw("ubj")
+@dataclass(frozen=True)
+class _RankerScorer:
+    """The fitted ranker's booster (its raw model) on float32 matrices of its feature columns, as
+    xgboost.spark's transform casts them: the same values, without its pandas frames."""
+    inputs: list[str]
+    model: bytes
 
-    def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def bind(self) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
         import xgboost
 
-        booster = xgboost.Booster(params={"nthread": 1}, model_file=bytearray(model))  # a task per core
+        booster = xgboost.Booster(params={"nthread": 1}, model_file=bytearray(self.model))  # a task per core
+
+        def score(cols: dict[str, np.ndarray]) -> np.ndarray:
+            if not len(cols["pid"]):
+                return np.zeros(0)
+            matrix = np.column_stack([cols[n].astype(np.float32) for n in self.inputs])
+            return booster.inplace_predict(matrix, missing=np.nan, validate_features=False).astype(np.float64)
+        return score
+
+
+@dataclass(frozen=True)
+class _RrfScorer:
+    """The fixed blend: each source's 1 / (RRF_K + rank), summed in the sources' order as Spark would."""
+    inputs: list[str]
+
+    def bind(self) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+        def score(cols: dict[str, np.ndarray]) -> np.ndarray:
+            total = np.zeros(len(cols["pid"]))
+            for rank in self.inputs:
+                total = total + 1.0 / (RRF_K + cols[rank])
+            return total
+        return score
+
+
+def _scorer(blend: Blend) -> _RankerScorer | _RrfScorer | None:
+    """How the Arrow pass scores `blend`; None for the Spark ML classifiers, scored in the JVM."""
+    if blend.model is None:
+        return _RrfScorer([f"{s}_rank" for s in blend.sources])
+    if blend.info["method"] == "ranker":
+        fitted = blend.model.stages[-1]
+        return _RankerScorer(list(fitted.getOrDefault(fitted.features_cols)), fitted.get_booster().save_raw("ubj"))
+    return None
+
+
+def blend_scores(rows: DataFrame, blends: dict[str, Blend], keep: int | None = None,
+                 carried: tuple[str, ...] = ()) -> DataFrame:
+    """pid, track_idx, a score column per blend (higher is better; named as in `blends`) and the
+    `carried` score columns of `rows` (the NCF model's, say), for rows carrying the features.
+
+    Every blend is scored in one Arrow pass over the rows (the Spark ML classifiers' `transform`
+    before it, in the JVM): the feature rows are read once however many blends score them, so
+    they need no cache. With `keep`, only the rows among their Arrow batch's playlist's `keep`
+    best by at least one of the scores (score descending, then track_idx): a superset of every
+    playlist's `keep` best by each score however its rows fall into batches and partitions, so a
+    ranking cut at `keep` is exact, and far fewer rows for the window that ranks them to sort."""
+    scorers = {name: _scorer(blend) for name, blend in blends.items()}
+    in_jvm = [name for name, scorer in scorers.items() if scorer is None]
+    for name in in_jvm:
+        rows = blends[name].model.transform(rows).select(
+            *rows.columns, vector_to_array("probability")[1].cast("double").alias(name))
+    in_python = {name: scorer for name, scorer in scorers.items() if scorer is not None}
+    inputs = sorted({c for s in in_python.values() for c in s.inputs} | {*in_jvm, *carried})
+    outputs = [*blends, *carried]
+    schema = StructType([rows.schema["pid"], rows.schema["track_idx"],
+                         *(StructField(n, DoubleType()) for n in blends), *(rows.schema[c] for c in carried)])
+    arrow = to_arrow_schema(schema)
+
+    def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        bound = {name: scorer.bind() for name, scorer in in_python.items()}
         for batch in batches:
-            matrix = np.column_stack([batch.column(n).to_numpy(zero_copy_only=False).astype(np.float32)
-                                      for n in names]) if batch.num_rows else np.zeros((0, len(names)), np.float32)
-            pids, tracks = (batch.column(c).to_numpy(zero_copy_only=False) for c in ("pid", "track_idx"))
-            scores = booster.inplace_predict(matrix, missing=np.nan, validate_features=False).astype(np.float64)
-            kept = np.arange(len(pids)) if keep is None else top_per_group(pids, scores, tracks, keep)
-            yield pa.RecordBatch.from_arrays([pa.array(pids[kept].astype(np.int64)),
-                                              pa.array(tracks[kept].astype(np.int32)), pa.array(scores[kept])],
-                                             names=["pid", "track_idx", "score"])
-    return rows.select("pid", "track_idx", *names).mapInArrow(score, "pid long, track_idx int, score double")
+            cols = {c: batch.column(c).to_numpy(zero_copy_only=False) for c in ["pid", "track_idx", *inputs]}
+            out = {**{n: cols[n] for n in [*in_jvm, *carried]}, **{n: f(cols) for n, f in bound.items()}}
+            kept = np.ones(batch.num_rows, bool) if keep is None else np.zeros(batch.num_rows, bool)
+            for n in outputs if keep is not None else ():
+                kept[top_per_group(cols["pid"], out[n], cols["track_idx"], keep)] = True
+            values = [cols["pid"], cols["track_idx"], *(out[n] for n in outputs)]
+            yield pa.RecordBatch.from_arrays([pa.array(v[kept], f.type) for v, f in zip(values, arrow)], schema=arrow)
+    return rows.select("pid", "track_idx", *inputs).mapInArrow(score, schema)
 
 
 def _weights(method: str, fitted: Any, names: list[str]) -> dict[str, dict[str, float]]:

@@ -32,7 +32,7 @@ from typing import Callable, Iterator
 import numpy as np
 import pyarrow as pa
 from pyspark import Broadcast
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StructField, StructType
 
@@ -207,23 +207,26 @@ def with_seed_cooc(rows: DataFrame, queries: Queries, data: RankingData, max_per
                                                         schema)
 
 
-def with_als_dot(rows: DataFrame, queries: Queries, factors: als.Factors, tracks: DataFrame | None = None
-                 ) -> DataFrame:
+def with_als_dot(rows: DataFrame, queries: Queries, factors: als.Factors, tracks: DataFrame | None = None,
+                 known: Column | None = None) -> DataFrame:
     """`rows` with `als_dot`: the playlist's ALS factors dot the candidate's (0 without factors,
-    e.g. a title-only playlist). The factors of the query playlists and of the rows' own tracks
-    (`tracks`, a track_idx column holding them, cheap to compute: from a cached candidate table, or
+    e.g. a title-only playlist), or `known` where that is not null (ALS's own candidates, whose
+    score is this dot). The factors of the query playlists and of `tracks` (a track_idx column
+    holding every track whose dot is not known, cheap to compute: from a cached candidate table, or
     else the rows' distinct tracks) are joined broadcast (both bounded by the query set and its
     candidates), so `rows` keep their partitioning by pid and are not shuffled: a shuffle join by
     track_idx moved every wide candidate row (14M at 100 slices) and the seed features then moved
     them back by pid.
 
-    The dot stays a higher-order function (zip_with, then aggregate), which Spark interprets: a sum
-    of `rank` element products as one compiled expression was slower still, each term reading both
-    arrays out of the row again (docs/scale.md)."""
+    The dot is a higher-order function (zip_with, then aggregate), which Spark interprets, and
+    coalesce evaluates it only where `known` is null: a sum of `rank` element products as one
+    compiled expression was slower still, each term reading both arrays out of the row again
+    (docs/scale.md)."""
     playlist = (queries.playlists.select("pid", "playlist_idx").join(factors.playlists, "playlist_idx")
                 .select("pid", F.col("features").alias("_pf")))
     wanted = (rows if tracks is None else tracks).select("track_idx").distinct()
     track = factors.tracks.join(wanted, "track_idx").select("track_idx", F.col("features").alias("_tf"))
     dot = F.aggregate(F.zip_with("_pf", "_tf", lambda x, y: x * y), F.lit(0.0), lambda acc, x: acc + x)
+    value = dot.cast("double") if known is None else F.coalesce(known, dot.cast("double"))
     return (rows.join(F.broadcast(playlist), "pid", "left").join(F.broadcast(track), "track_idx", "left")
-            .withColumn("als_dot", F.coalesce(dot.cast("double"), F.lit(0.0))).drop("_pf", "_tf"))
+            .withColumn("als_dot", F.coalesce(value, F.lit(0.0))).drop("_pf", "_tf"))

@@ -40,7 +40,7 @@ from mpdrec.models import als, artist, cooc, popularity, title
 from mpdrec.models.data import Queries, RankingData
 from mpdrec.rank.assemble import (FINAL, SUBMISSION_SIZE, WITH_NCF, after_candidates, assemble, blend_variants,
                                   fill_after)
-from mpdrec.rank.blend import Blend, fit_blend, fit_sample, labelled, with_features
+from mpdrec.rank.blend import Blend, blend_scores, fit_blend, fit_sample, labelled, with_features
 from mpdrec.rank import kmeans
 from mpdrec.rank.candidates import candidate_recall, candidate_table, ranked_list
 from mpdrec.rank.ncf_scores import NcfModel
@@ -151,15 +151,17 @@ def _ranked_lists(cfg: Config, data: RankingData, queries: Queries, names: set[s
     return lists
 
 
-def _candidate_rows(cfg: Config, data: RankingData, queries: Queries, lists: dict[str, DataFrame],
-                    ncf: NcfModel | None, step: _Step) -> tuple[DataFrame, DataFrame]:
-    """The candidate table and its feature rows (with the NCF scores, computed with the features so
-    that the rows are cached once), both persisted."""
-    with step("candidates and features" + _scored_by(ncf)):
+def _candidate_scores(cfg: Config, data: RankingData, queries: Queries, lists: dict[str, DataFrame],
+                      ncf: NcfModel | None, blends: dict[str, Blend], step: _Step) -> tuple[DataFrame, DataFrame]:
+    """The candidate table and, for the rows that can make a submission, each of `blends`' score
+    and the NCF model's (`blend_scores`), both persisted: the feature rows are computed once and
+    read by one Arrow pass, never cached."""
+    with step("candidates, features and blend scores" + _scored_by(ncf)):
         candidates = candidate_table(lists, _depth(cfg)).persist()
-        rows = _features(cfg, data, queries, candidates, ncf).persist()
-        rows.count()
-    return candidates, rows
+        rows = _features(cfg, data, queries, candidates, ncf)
+        scores = blend_scores(rows, blends, SUBMISSION_SIZE, ("ncf_score",) if ncf is not None else ()).persist()
+        scores.count()
+    return candidates, scores
 
 
 def _scored_by(ncf: NcfModel | None) -> str:
@@ -192,9 +194,10 @@ def _rank_lists(cfg: Config, data: RankingData, queries: Queries, blends: dict[s
     for model in models:
         with step(f"{model} submission"):
             submit(model, assemble([(m, lists[m]) for m in [model, *FALLBACKS[model]]], queries))
-    candidates, rows = _candidate_rows(cfg, data, queries, lists, ncf, step)
+    scored = {name: blend for name, blend in blends.items() if name == FINAL or truth is not None}
+    candidates, scores = _candidate_scores(cfg, data, queries, lists, ncf, scored, step)
     depth = _depth(cfg)
-    report: dict[str, Any] = {"rows": rows.count(), "depth": depth}
+    report: dict[str, Any] = {"rows": candidates.count(), "depth": depth}
     with step("fill after the candidates"):
         # a source's top `depth` tracks are candidates, scored (by the blend, by NCF) ahead of any
         # fill: only the rest of its list can fill
@@ -203,19 +206,22 @@ def _rank_lists(cfg: Config, data: RankingData, queries: Queries, blends: dict[s
         fill.count()
     if ncf is not None:
         with step("ncf submission"):
-            submit("ncf", after_candidates("ncf", rows.select("pid", "track_idx", F.col("ncf_score").alias("score")),
-                                           fill))
+            submit("ncf", after_candidates("ncf", _score_column(scores, "ncf_score"), fill))
     if truth is not None:
         with step("candidate recall"):
             report["recall"] = candidate_recall(candidates, truth, models)
-    for name, blend in blends.items():
-        if name == FINAL or truth is not None:
-            with step(f"{name} submission"):
-                submit(name, _final(after_candidates(name, blend.score(rows, SUBMISSION_SIZE), fill), lists, queries))
-    for df in [*lists.values(), candidates, rows, fill, queries.playlists, queries.seeds]:
+    for name in scored:
+        with step(f"{name} submission"):
+            submit(name, _final(after_candidates(name, _score_column(scores, name), fill), lists, queries))
+    for df in [*lists.values(), candidates, scores, fill, queries.playlists, queries.seeds]:
         df.unpersist()
     data.release()
     return report
+
+
+def _score_column(scores: DataFrame, name: str) -> DataFrame:
+    """pid, track_idx, score: one of `_candidate_scores`' scores."""
+    return scores.select("pid", "track_idx", F.col(name).alias("score"))
 
 
 def _final(blended: DataFrame, lists: dict[str, DataFrame], queries: Queries) -> DataFrame:
