@@ -109,6 +109,7 @@ def main() -> None:
         "share_of_target": round(rank_seconds / TARGET_SECONDS, 3),
         "reference_seconds": [round(r, 2) for r in reference],
         "rank_per_reference": round(rank_seconds / (sum(reference) / len(reference)), 1),
+        "blend_training_steps": manifest["blend_training"]["seconds"],
         "steps": manifest["submission"]["seconds"], "candidates": manifest["submission"]["candidates"],
         "blend": {k: v for k, v in manifest["blend"].items() if k != "feature_importances"},
         "metrics": {m: {k: round(v, 4) for k, v in r["overall"].items()} for m, r in report["models"].items()},

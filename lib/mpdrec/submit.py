@@ -36,6 +36,14 @@ STAGES = {
 ENV_ARCHIVE = "mpdrec-env.tar.gz"
 CODE_ZIP = "mpdrec.zip"
 PYTHON_IN_ENV = "./env/bin/python"
+# The driver's container, set at submit time: a running driver cannot resize itself, so these cannot
+# come from the profile as the executors' sizes do (conf/dataproc.yaml, conf/emr.yaml). Sized from
+# the 1,000-slice runs (docs/scale.md, "Cluster sizing"): every job's driver JVM fitted the 6g heap
+# it was given, the Python driver stayed under the overhead.
+DRIVER = {"spark.driver.memory": "6g", "spark.driver.memoryOverhead": "2g"}
+# NCF on CPU executors: one Horovod rank per executor (the profiles' 4 cores), since a rank at full MPD
+# size holds 3.1 GiB (docs/scale.md) and four of them would overrun the executor's memoryOverhead.
+NCF_TASK_CPUS = "4"
 
 
 @dataclass(frozen=True)
@@ -53,15 +61,17 @@ class Plan:
         return f"{self.staging.rstrip('/')}/{name}"
 
     def spark_properties(self, stage: str) -> dict[str, str]:
-        """YARN cluster mode; the packed environment's Python; on --gpu, one NCF task (= one Horovod
-        rank) per executor GPU."""
-        props = {"spark.submit.deployMode": "cluster"}
+        """YARN cluster mode with the DRIVER's container; the packed environment's Python; one NCF
+        task (= one Horovod rank) per executor GPU on --gpu, else per executor."""
+        props = {"spark.submit.deployMode": "cluster", **DRIVER}
         if self.with_env:
             props["spark.pyspark.python"] = PYTHON_IN_ENV
             props["spark.yarn.appMasterEnv.PYSPARK_PYTHON"] = PYTHON_IN_ENV
         if self.gpu and stage == "ncf":
             props["spark.executor.resource.gpu.amount"] = "1"
             props["spark.task.resource.gpu.amount"] = "1"
+        elif stage == "ncf":
+            props["spark.task.cpus"] = NCF_TASK_CPUS
         return props
 
     def args_for(self, stage: str) -> list[str]:
