@@ -39,8 +39,9 @@ PYTHON_IN_ENV = "./env/bin/python"
 # The driver's container, set at submit time: a running driver cannot resize itself, so these cannot
 # come from the profile as the executors' sizes do (conf/dataproc.yaml, conf/emr.yaml). Sized from
 # the 1,000-slice runs (docs/scale.md, "Cluster sizing"): every job's driver JVM fitted the 6g heap
-# it was given, the Python driver stayed under the overhead.
-DRIVER = {"spark.driver.memory": "6g", "spark.driver.memoryOverhead": "2g"}
+# it was given (7.2 GiB resident at most, in the rank stage), and the overhead holds the Python driver
+# (2.8 GiB at most, the rank stage's) and the JVM's own memory beyond its heap.
+DRIVER = {"spark.driver.memory": "6g", "spark.driver.memoryOverhead": "4g"}
 # NCF on CPU executors: one Horovod rank per executor (the profiles' 4 cores), since a rank at full MPD
 # size holds 3.1 GiB (docs/scale.md) and four of them would overrun the executor's memoryOverhead.
 NCF_TASK_CPUS = "4"
