@@ -9,6 +9,7 @@ import pytest
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import functions as F
 
+import mpdrec.spark
 from conftest import make_config
 from mpdrec.models.data import Queries, RankingData
 from mpdrec.rank.blend import RRF_K, blend_scores, feature_names, fit_blend, fit_sample, labelled, with_features
@@ -66,7 +67,7 @@ def test_features_fill_missing_sources_and_describe_query_and_track(spark):
              "b": spark.createDataFrame([(7, 3, 4.0, 0)], "pid long, track_idx int, score double, rank int")}
     depth = {"a": 10, "b": 20}
     rows = {(r.pid, r.track_idx): r.asDict()
-            for r in with_features(candidate_table(lists, depth), q, data, depth, 100, 1).collect()}
+            for r in with_features(candidate_table(lists, depth), q, data, depth, 100, 1).to_frame().collect()}
     t1, t3, other = rows[(7, 1)], rows[(7, 3)], rows[(8, 1)]
     assert set(feature_names(["a", "b"])) <= set(t1)
     assert (t1["b_score"], t1["b_rel"], t1["b_rank"], t1["sources_hit"]) == (0.0, 0.0, 20, 1)  # b did not propose it
@@ -81,7 +82,7 @@ def test_features_fill_missing_sources_and_describe_query_and_track(spark):
     # a row's features do not depend on the other candidates: the blend-training challenge computes
     # them for its fit sample alone, labels carried along
     sample = candidate_table(lists, depth).where("track_idx = 3").withColumn("label", F.lit(1.0))
-    alone = with_features(sample, q, data, depth, 100, 1).collect()
+    alone = with_features(sample, q, data, depth, 100, 1).to_frame().collect()
     assert [r.asDict() for r in alone] == [{**t3, "label": 1.0}]
 
 
@@ -121,6 +122,24 @@ def test_fitted_blend_learns_the_signal_and_is_deterministic(spark, method):
     again = again.score(rows).toPandas()
     assert np.array_equal(scored.sort_values("track_idx").score.to_numpy(),
                           again.sort_values("track_idx").score.to_numpy())
+
+
+def test_ranker_fits_the_same_model_with_more_fit_partitions_than_task_slots(spark, monkeypatch):
+    """A sample that `fixed_layout` would cut into more partitions than there are task slots (8
+    here, on 2): xgboost.spark, given more partitions than workers, repartitioned by range of pid
+    with bounds sampled by a seed from the RDD's id, so the model changed with what the session had
+    run before (and the row order with the shuffle)."""
+    monkeypatch.setattr(mpdrec.spark, "ROWS_PER_FIT_PARTITION", 2_000)
+    rows = _training_rows(spark, 16_000)
+    cfg = make_config(["rank.blend.method=ranker", "rank.blend.trees=10", "rank.blend.negatives_per_positive=2"])
+
+    def booster(df) -> bytes:
+        return fit_blend(fit_sample(df, 2, seed=3), ["a", "b"], cfg.rank.blend, seed=3).model.stages[-1] \
+            .get_booster().save_raw("json")
+    first = booster(rows)
+    for _ in range(3):  # more RDDs in between: other ids for the next fit's
+        spark.range(10).rdd.count()
+    assert booster(rows.repartition(5).orderBy(F.desc("track_idx"))) == first
 
 
 def test_fixed_blend_is_the_reciprocal_rank_sum_and_the_fallback_without_labels(spark):

@@ -8,6 +8,7 @@ from pyspark.sql import functions as F
 
 from mpdrec.models import als
 from mpdrec.models.data import Queries, RankingData
+from mpdrec.rank.feature_rows import FeatureRows
 from mpdrec.csr import csr_rows, distinct_rows, row_sums, transposed
 from mpdrec.rank.seed_features import (ARTIST_FEATURES, COOC_FEATURES, LAST_SEEDS, Scratch, artist_postings,
                                        cooc_shares, with_als_dot, with_seed_cooc)
@@ -88,7 +89,7 @@ def test_seed_cooc_through_spark_matches_the_definition(spark, small_arrow_batch
                       spark.createDataFrame(positions, "pid long, track_idx int, pos int"))
     rows = spark.createDataFrame([(pid, int(c), 1.5) for pid in seeds for c in rng.choice(40, 10, replace=False)],
                                  "pid long, track_idx int, other double")
-    got = {(r.pid, r.track_idx): r.asDict() for r in with_seed_cooc(rows, queries, data, 10_000, 3).collect()}
+    got = {(r.pid, r.track_idx): r.asDict() for r in with_seed_cooc(FeatureRows(rows), queries, data, 10_000, 3).to_frame().collect()}
     assert len(got) == rows.count()
     holding = {t: {p for p, ts in enumerate(playlists) if t in ts} for t in range(40)}
     by_artist = {a: {p for p, ts in enumerate(playlists) if any(t % 7 == a for t in ts)} for a in range(7)}

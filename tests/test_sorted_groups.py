@@ -27,3 +27,14 @@ def test_whole_groups_never_splits_a_group_across_batches() -> None:
                for k in keys]
     out = [cols["pid"].tolist() for cols in whole_groups(iter(batches), "pid")]
     assert out == [[1, 1], [2, 2, 2, 2], [3, 3], [4]]
+
+
+def test_whole_groups_keeps_vectors_as_arrow_arrays_across_batches() -> None:
+    batches = [pa.RecordBatch.from_pydict({"pid": pa.array(k, pa.int64()),
+                                           "v": pa.array([[float(p), 1.0] if p else None for p in k],
+                                                         pa.list_(pa.float32()))})
+               for k in ([0, 1], [1, 2])]
+    out = list(whole_groups(iter(batches), "pid"))
+    assert [cols["pid"].tolist() for cols in out] == [[0], [1, 1], [2]]
+    assert all(isinstance(cols["v"], pa.Array) for cols in out)
+    assert [cols["v"].to_pylist() for cols in out] == [[None], [[1.0, 1.0], [1.0, 1.0]], [[2.0, 1.0]]]

@@ -3,7 +3,7 @@ pandas UDF (`applyInPandas`) makes one Python call, one pandas frame and one Arr
 with ten thousand playlists that machinery alone cost some 15 s at 100 slices."""
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -15,14 +15,16 @@ def sorted_by(df: DataFrame, key: str) -> DataFrame:
     return df.repartition(key).sortWithinPartitions(key)
 
 
-def whole_groups(batches: Iterator[pa.RecordBatch], key: str) -> Iterator[dict[str, np.ndarray]]:
+def whole_groups(batches: Iterator[pa.RecordBatch], key: str) -> Iterator[dict[str, Any]]:
     """The columns of a partition of `sorted_by(df, key)`, batch by batch, each holding only whole
-    groups: a group's rows can go on in the next batch, so a batch's last group waits for it."""
-    held: dict[str, np.ndarray] = {}
+    groups: a group's rows can go on in the next batch, so a batch's last group waits for it.
+    Columns of plain values come as numpy arrays, nested ones (vectors) as Arrow arrays
+    (`batch_columns`)."""
+    held: dict[str, Any] = {}
     for batch in batches:
-        cols = {c: batch.column(c).to_numpy(zero_copy_only=False) for c in batch.schema.names}
+        cols = batch_columns(batch)
         if held:
-            cols = {c: np.concatenate([held[c], v]) for c, v in cols.items()}
+            cols = {c: _joined(held[c], v) for c, v in cols.items()}
         if not len(cols[key]):
             continue
         last = int(np.searchsorted(cols[key], cols[key][-1]))
@@ -31,6 +33,18 @@ def whole_groups(batches: Iterator[pa.RecordBatch], key: str) -> Iterator[dict[s
             yield {c: v[:last] for c, v in cols.items()}
     if held:
         yield held
+
+
+def batch_columns(batch: pa.RecordBatch) -> dict[str, Any]:
+    """A batch's columns: plain values as numpy arrays, nested types (vectors) kept as Arrow arrays,
+    since numpy would hold a Python object per row (`mpdrec.vectors` reads them as matrices)."""
+    return {name: column if pa.types.is_nested(column.type) else column.to_numpy(zero_copy_only=False)
+            for name, column in zip(batch.schema.names, batch.columns)}
+
+
+def _joined(first: Any, then: Any) -> Any:
+    """Two slices of one column (`batch_columns`), end to end."""
+    return pa.concat_arrays([first, then]) if isinstance(first, pa.Array) else np.concatenate([first, then])
 
 
 def group_starts(keys: np.ndarray) -> np.ndarray:

@@ -112,4 +112,9 @@ def fixed_layout(df: DataFrame, keys: list[str], rows: int) -> DataFrame:
     mode and a cluster fitted different models from the same rows. With a layout that depends on the
     data alone (`keys` unique per row, `rows` its row count), the same config fits the same model anywhere.
     """
-    return df.repartition(max(1, math.ceil(rows / ROWS_PER_FIT_PARTITION)), *keys).sortWithinPartitions(*keys)
+    return df.repartition(fit_partitions(rows), *keys).sortWithinPartitions(*keys)
+
+
+def fit_partitions(rows: int) -> int:
+    """How many partitions a model's `rows` fit rows are laid out in: ceil(rows / 250,000)."""
+    return max(1, math.ceil(rows / ROWS_PER_FIT_PARTITION))

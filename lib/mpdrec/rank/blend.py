@@ -15,10 +15,9 @@ report scores it) and to the real challenge. Methods:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
-import pyarrow as pa
 
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.classification import GBTClassifier, LogisticRegression
@@ -26,15 +25,15 @@ from pyspark.ml.feature import VectorAssembler
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.pandas.types import to_arrow_schema
-from pyspark.sql.types import DoubleType, StructField, StructType
+from pyspark.sql.types import DoubleType, StructField
 
 from mpdrec.config import BlendConfig
 from mpdrec.models import als
 from mpdrec.models.data import Queries, RankingData
+from mpdrec.rank.feature_rows import Columns, FeatureRows
 from mpdrec.rank.seed_features import SEED_FEATURES, with_als_dot, with_seed_cooc
 from mpdrec.sorted_groups import top_per_group
-from mpdrec.spark import fixed_layout
+from mpdrec.spark import fit_partitions, fixed_layout
 
 RRF_K = 60  # reciprocal-rank fusion's usual constant: rank r adds 1 / (60 + r)
 QUERY_FEATURES = ["num_seeds", "has_title", "category", "title_support"]
@@ -51,9 +50,9 @@ def feature_names(sources: list[str], ncf: bool = False) -> list[str]:
 
 
 def with_features(candidates: DataFrame, queries: Queries, data: RankingData, depth: dict[str, int],
-                  max_per_seed: int, seed: int, factors: als.Factors | None = None) -> DataFrame:
+                  max_per_seed: int, seed: int, factors: als.Factors | None = None) -> FeatureRows:
     """The candidate table (with its ncf_score or label, when it carries one) plus every
-    feature column (no nulls: a source that did not propose a track gives it score and relative
+    feature column, the seed features computed in the pass that reads them (no nulls: a source that did not propose a track gives it score and relative
     score 0 and rank = its depth, one past its last). The seed features sample each seed's
     playlists down to `max_per_seed` (seeded by `seed`); `factors` (ALS's) give `als_dot`.
 
@@ -91,7 +90,7 @@ def with_features(candidates: DataFrame, queries: Queries, data: RankingData, de
                             F.when(F.col("als_rank") < depth["als"], F.col("als_score")))
     elif factors is not None:
         rows = with_als_dot(rows, queries, factors, candidates)
-    return with_seed_cooc(rows, queries, data, max_per_seed, seed)
+    return with_seed_cooc(FeatureRows(rows), queries, data, max_per_seed, seed)
 
 
 def labelled(rows: DataFrame, truth: DataFrame) -> DataFrame:
@@ -108,7 +107,7 @@ class Blend:
     model: PipelineModel | None
     info: dict[str, Any]
 
-    def score(self, rows: DataFrame, keep: int | None = None) -> DataFrame:
+    def score(self, rows: FeatureRows | DataFrame, keep: int | None = None) -> DataFrame:
         """pid, track_idx, score (higher is better) for rows carrying the features; `keep` as in
         `blend_scores`."""
         return blend_scores(rows, {"score": self}, keep)
@@ -145,13 +144,14 @@ def fit_sample(rows: DataFrame, negatives_per_positive: int, seed: int) -> FitRo
 
 def fit_blend(fit: FitRows, sources: list[str], cfg: BlendConfig, seed: int, ncf: bool = False) -> Blend:
     """Fit on the sampled feature rows (`fit_sample`) so that the same config fits the same model:
-    they are laid out by (pid, track_idx) alone (`fixed_layout`)."""
+    they are laid out by (pid, track_idx) alone (`fixed_layout`; the ranker's `_by_playlist`)."""
     info: dict[str, Any] = {"method": cfg.method, "fit_positives": fit.positives}
     if cfg.method == "fixed" or fit.positives == 0:
         info.update(method="fixed", reason="configured" if cfg.method == "fixed" else "no labelled fit rows")
         return Blend(sources, None, info)
     # cached: the estimator reads its input more than once (row counts, split candidates, then training)
-    sample = fixed_layout(fit.rows, ["pid", "track_idx"], fit.expected_rows).persist()
+    sample = (_by_playlist(fit.rows, fit.expected_rows) if cfg.method == "ranker"
+              else fixed_layout(fit.rows, ["pid", "track_idx"], fit.expected_rows)).persist()
     names = feature_names(sources, ncf)
     try:
         if cfg.method == "ranker":
@@ -166,22 +166,35 @@ def fit_blend(fit: FitRows, sources: list[str], cfg: BlendConfig, seed: int, ncf
     return Blend(sources, model, info)
 
 
+def _by_playlist(rows: DataFrame, expected_rows: int) -> DataFrame:
+    """The ranker's fit rows: one partition per XGBoost worker (as many as `fixed_layout` would
+    make, at most one per task slot: barrier mode needs them all at once), whole playlists hashed
+    by pid, each partition sorted by (pid, track_idx), a layout that depends on the rows alone.
+
+    Given any other number of partitions, xgboost.spark repartitions by range of pid, whose bounds
+    Spark samples with a seed made from the RDD's id (how many RDDs the session made before), then
+    sorts by pid alone. LambdaMART's first gradients (every score tied) and the quantile sketches
+    follow the rows' order, so the same rows fitted different models after an unrelated change
+    upstream."""
+    slots = rows.sparkSession.sparkContext.defaultParallelism
+    workers = min(fit_partitions(expected_rows), slots)
+    return rows.repartition(workers, "pid").sortWithinPartitions("pid", "track_idx")
+
+
 def _ranker(cfg: BlendConfig, names: list[str], seed: int, sample: DataFrame) -> Any:
     """XGBoost's learning-to-rank estimator over the feature columns, queries grouped by pid.
 
     The features go in as plain numeric columns, not an assembled vector: VectorAssembler writes a
     row with many zeros as a sparse vector, whose absent entries XGBoost reads as missing, so the
-    same value would mean two things. One worker per partition of the (fixed-layout) sample, at most
-    one per task slot (barrier mode needs them all at once), so that XGBoost does not repartition
-    (with fewer slots than partitions the model depends on the slots: XGBoost's sketches are per
-    worker). Imported here: xgboost.spark builds scikit-learn estimators on import, which no other
-    method or job needs."""
+    same value would mean two things. One worker per partition of the sample (`_by_playlist`).
+    Imported here: xgboost.spark builds scikit-learn estimators on import, which no other method
+    or job needs."""
     from xgboost.spark import SparkXGBRanker
 
-    workers = max(1, min(sample.rdd.getNumPartitions(), sample.sparkSession.sparkContext.defaultParallelism))
-    return SparkXGBRanker(features_col=names, label_col="label", qid_col="pid", num_workers=workers,
-                          objective=cfg.objective, n_estimators=cfg.trees, max_depth=cfg.depth,
-                          learning_rate=cfg.learning_rate, random_state=seed, tree_method="hist")
+    return SparkXGBRanker(features_col=names, label_col="label", qid_col="pid",
+                          num_workers=sample.rdd.getNumPartitions(), objective=cfg.objective,
+                          n_estimators=cfg.trees, max_depth=cfg.depth, learning_rate=cfg.learning_rate,
+                          random_state=seed, tree_method="hist")
 
 
 @dataclass(frozen=True)
@@ -228,40 +241,52 @@ def _scorer(blend: Blend) -> _RankerScorer | _RrfScorer | None:
     return None
 
 
-def blend_scores(rows: DataFrame, blends: dict[str, Blend], keep: int | None = None,
+def blend_scores(rows: FeatureRows | DataFrame, blends: dict[str, Blend], keep: int | None = None,
                  carried: tuple[str, ...] = ()) -> DataFrame:
     """pid, track_idx, a score column per blend (higher is better; named as in `blends`) and the
     `carried` score columns of `rows` (the NCF model's, say), for rows carrying the features.
 
-    Every blend is scored in one Arrow pass over the rows (the Spark ML classifiers' `transform`
-    before it, in the JVM): the feature rows are read once however many blends score them, so
-    they need no cache. With `keep`, only the rows among their Arrow batch's playlist's `keep`
-    best by at least one of the scores (score descending, then track_idx): a superset of every
-    playlist's `keep` best by each score however its rows fall into batches and partitions, so a
-    ranking cut at `keep` is exact, and far fewer rows for the window that ranks them to sort."""
+    Every blend is scored in the Arrow pass that computes the rows' last features (`FeatureRows`;
+    the Spark ML classifiers, scored by their `transform` in the JVM, after a pass of their own):
+    the feature rows are read once however many blends score them, so they need no cache. With
+    `keep`, only the rows among their Arrow batch's playlist's `keep` best by at least one of the
+    scores (score descending, then track_idx): a superset of every playlist's `keep` best by each
+    score however its rows fall into batches and partitions, so a ranking cut at `keep` is exact,
+    and far fewer rows for the window that ranks them to sort."""
+    rows = FeatureRows.of(rows)
     scorers = {name: _scorer(blend) for name, blend in blends.items()}
     in_jvm = [name for name, scorer in scorers.items() if scorer is None]
-    for name in in_jvm:
-        rows = blends[name].model.transform(rows).select(
-            *rows.columns, vector_to_array("probability")[1].cast("double").alias(name))
+    if in_jvm:
+        frame = rows.to_frame()
+        for name in in_jvm:
+            frame = blends[name].model.transform(frame).select(
+                *frame.columns, vector_to_array("probability")[1].cast("double").alias(name))
+        rows = FeatureRows(frame)
     in_python = {name: scorer for name, scorer in scorers.items() if scorer is not None}
-    inputs = sorted({c for s in in_python.values() for c in s.inputs} | {*in_jvm, *carried})
     outputs = [*blends, *carried]
-    schema = StructType([rows.schema["pid"], rows.schema["track_idx"],
-                         *(StructField(n, DoubleType()) for n in blends), *(rows.schema[c] for c in carried)])
-    arrow = to_arrow_schema(schema)
+    fields = [rows.field("pid"), rows.field("track_idx"), *(StructField(n, DoubleType()) for n in blends),
+              *(rows.field(c) for c in carried)]
 
-    def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def bind() -> Callable[[Columns], Columns]:
         bound = {name: scorer.bind() for name, scorer in in_python.items()}
-        for batch in batches:
-            cols = {c: batch.column(c).to_numpy(zero_copy_only=False) for c in ["pid", "track_idx", *inputs]}
+
+        def score(cols: Columns) -> Columns:
             out = {**{n: cols[n] for n in [*in_jvm, *carried]}, **{n: f(cols) for n, f in bound.items()}}
-            kept = np.ones(batch.num_rows, bool) if keep is None else np.zeros(batch.num_rows, bool)
-            for n in outputs if keep is not None else ():
-                kept[top_per_group(cols["pid"], out[n], cols["track_idx"], keep)] = True
-            values = [cols["pid"], cols["track_idx"], *(out[n] for n in outputs)]
-            yield pa.RecordBatch.from_arrays([pa.array(v[kept], f.type) for v, f in zip(values, arrow)], schema=arrow)
-    return rows.select("pid", "track_idx", *inputs).mapInArrow(score, schema)
+            kept = _kept(cols, [out[n] for n in outputs], keep)
+            return {n: v[kept] for n, v in {"pid": cols["pid"], "track_idx": cols["track_idx"], **out}.items()}
+        return score
+    return rows.map(bind, fields)
+
+
+def _kept(cols: Columns, scores: list[np.ndarray], keep: int | None) -> np.ndarray:
+    """Which rows of a batch are among their playlist's `keep` best by one of `scores` at least
+    (all rows without `keep`)."""
+    if keep is None:
+        return np.ones(len(cols["pid"]), bool)
+    kept = np.zeros(len(cols["pid"]), bool)
+    for values in scores:
+        kept[top_per_group(cols["pid"], values, cols["track_idx"], keep)] = True
+    return kept
 
 
 def _weights(method: str, fitted: Any, names: list[str]) -> dict[str, dict[str, float]]:

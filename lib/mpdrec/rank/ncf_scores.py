@@ -5,7 +5,8 @@ Spark joins each (pid, track_idx) row to its query playlist's rows of the export
 (broadcast: a challenge's playlists only) and to its track's (a join with the track table). The
 network after its lookups (`head.keras`: `mpdrec.models.ncf.model.head_of`, a few MB) is loaded once
 per Python worker process (Spark reuses them across tasks) and applied to Arrow batches of those
-rows; the score is a new column of the rows as they are, no collect, no per-row Python. The tables
+rows, a step of the pass that reads them (`mpdrec.rank.feature_rows`); the score is a new column of
+the rows as they are, no collect, no per-row Python. The tables
 themselves never reach a Python worker (a worker holding the whole model held 2 GB of NeuMF tables
 at full MPD). TensorFlow gets one thread per task, since Spark already runs one task per core. A
 playlist the model knows nothing about gets a logit of 0: one outside its table, or one without
@@ -17,19 +18,20 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import FloatType, StructField, StructType
+from pyspark.sql.types import FloatType, StructField
 
 from mpdrec.errors import InputError
 from mpdrec.io.fs import FileStore
 from mpdrec.io.paths import MANIFEST, join
 from mpdrec.models.data import Queries
 from mpdrec.models.ncf.artifacts import HEAD
+from mpdrec.rank.feature_rows import BatchFunction, Columns, ColumnStep, FeatureRows
 from mpdrec.vectors import vector_matrix
 
 _loaded: dict[tuple[str, str], Any] = {}  # (model URI, version) -> its Keras head, per Python worker process
@@ -74,25 +76,31 @@ class NcfModel:
         return cls(name, uri, m["finished_at"])
 
     def scores(self, rows: DataFrame, queries: Queries, tracks: DataFrame | None = None) -> DataFrame:
-        """`rows` (pid, track_idx, any other columns) with ncf_score: the model's logit.
+        """`rows` (pid, track_idx, any other columns) with ncf_score: the model's logit
+        (`with_scores`, computed now)."""
+        return self.with_scores(FeatureRows(rows), queries, tracks).to_frame()
+
+    def with_scores(self, rows: FeatureRows, queries: Queries, tracks: DataFrame | None = None) -> FeatureRows:
+        """`rows` with ncf_score, computed in the pass that reads them (`FeatureRows`).
 
         With `tracks` (a track_idx column holding every track of `rows`, cheap to compute: from a
         cached candidate table, say), only those tracks' embeddings are joined, broadcast: `rows`
         keep their partitioning (by pid, from the candidate table) and are not shuffled. Without,
         the whole track table is joined by track_idx, which shuffles `rows` (a join with the rows'
         own distinct tracks would compute them twice)."""
-        playlist_table, track_table = (rows.sparkSession.read.parquet(join(self.uri, "embeddings", f"{side}s.parquet"))
+        frame = rows.frame
+        playlist_table, track_table = (frame.sparkSession.read.parquet(join(self.uri, "embeddings", f"{side}s.parquet"))
                                        for side in ("playlist", "track"))
         playlists = (queries.playlists.where(F.col("num_samples") > 0).select("pid", "playlist_idx")
                      .join(playlist_table, "playlist_idx").select("pid", *_prefixed(playlist_table, "playlist_idx")))
         track_rows = track_table.select("track_idx", *_prefixed(track_table, "track_idx"))
         names = [c[len(PREFIX):] for c in playlists.columns + track_rows.columns if c.startswith(PREFIX)]
-        columns = rows.columns
-        with_tracks = (rows.join(F.broadcast(track_rows.join(tracks.distinct(), "track_idx")), "track_idx", "left")
-                       if tracks is not None else rows.join(track_rows, "track_idx", "left"))
-        joined = with_tracks.join(F.broadcast(playlists), "pid", "left").select(*columns, *(PREFIX + n for n in names))
-        schema = StructType([*rows.schema.fields, StructField("ncf_score", FloatType(), False)])
-        return joined.mapInArrow(_scored(self.uri, self.version, columns, names), schema)
+        with_tracks = (frame.join(F.broadcast(track_rows.join(tracks.distinct(), "track_idx")), "track_idx", "left")
+                       if tracks is not None else frame.join(track_rows, "track_idx", "left"))
+        joined = with_tracks.join(F.broadcast(playlists), "pid", "left").select(*frame.columns,
+                                                                                 *(PREFIX + n for n in names))
+        step = ColumnStep((StructField("ncf_score", FloatType(), False),), _scored(self.uri, self.version, names))
+        return rows.then(step, joined, tuple(PREFIX + n for n in names))
 
 
 def _prefixed(table: DataFrame, key: str) -> list[Column]:
@@ -100,21 +108,21 @@ def _prefixed(table: DataFrame, key: str) -> list[Column]:
     return [F.col(c).alias(PREFIX + c) for c in table.columns if c != key]
 
 
-def _scored(uri: str, version: str, columns: list[str], names: list[str]
-            ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """Rows with their embedding rows (null where the playlist or the track has none) -> the rows
-    with ncf_score, the head's logit (0 where a row is missing)."""
-    def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+def _scored(uri: str, version: str, names: list[str]) -> Callable[[], BatchFunction]:
+    """A batch's ncf_score from its embedding rows (null where the playlist or the track has none):
+    the head's logit, 0 where a row is missing."""
+    def bind() -> BatchFunction:
         head = _head(uri, version)
-        for batch in batches:
-            known = np.ones(batch.num_rows, bool)
+
+        def score(cols: Columns) -> dict[str, np.ndarray]:
+            known = np.ones(len(cols["pid"]), bool)
             for n in names:
-                known &= np.asarray(batch.column(PREFIX + n).is_valid())
+                known &= np.asarray(cols[PREFIX + n].is_valid())
             rows = pa.array(np.flatnonzero(known))
-            logits = np.zeros(batch.num_rows, np.float32)
+            logits = np.zeros(len(known), np.float32)
             if len(rows):
-                inputs = {n: vector_matrix(batch.column(PREFIX + n).take(rows), n) for n in names}
+                inputs = {n: vector_matrix(cols[PREFIX + n].take(rows), n) for n in names}
                 logits[np.asarray(rows)] = head(inputs, training=False).numpy().reshape(-1)
-            yield pa.RecordBatch.from_arrays([*(batch.column(c) for c in columns), pa.array(logits)],
-                                             names=[*columns, "ncf_score"])
-    return score
+            return {"ncf_score": logits}
+        return score
+    return bind

@@ -20,27 +20,27 @@ source proposed it:
   playlists) goes with it;
 * `als_dot`: the ALS factors' score for every candidate, not just ALS's own top list.
 
-Seedless (title-only) queries get 0 for all but `artist_popularity`. Counts are made per query in numpy over Arrow
-batches sorted by pid (`mpdrec.sorted_groups`) from broadcast CSR arrays (the seeds' sampled
-postings, the training playlists' tracks and artists), as the cooc source does.
+Seedless (title-only) queries get 0 for all but `artist_popularity`. Counts are made per query in numpy, a
+step of the feature rows' Arrow pass (`mpdrec.rank.feature_rows`), from broadcast CSR arrays (the
+seeds' sampled postings, the training playlists' tracks and artists), as the cooc source does.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
-import pyarrow as pa
 from pyspark import Broadcast
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import DoubleType, StructField, StructType
+from pyspark.sql.types import DoubleType, StructField
 
 from mpdrec.csr import Csr, csr, csr_rows, row_ids, row_sums, transposed
 from mpdrec.models import als
 from mpdrec.models.cooc import sampled_postings
 from mpdrec.models.data import Queries, RankingData
-from mpdrec.sorted_groups import group_starts, whole_groups
+from mpdrec.rank.feature_rows import BatchFunction, Columns, ColumnStep, FeatureRows
+from mpdrec.sorted_groups import group_starts
 
 COOC_FEATURES = ["seed_cooc_max", "seed_cooc_mean", "seed_cooc_hits", "seed_cooc_last"]
 ARTIST_FEATURES = ["seed_artist_cooc_max", "seed_artist_cooc_mean", "artist_popularity"]
@@ -130,14 +130,14 @@ def _artist_features(seeds: np.ndarray | None, candidates: np.ndarray, shared: _
     return [shares.max(axis=0), shares.mean(axis=0), popularity]
 
 
-def _with_cooc(lookups: Broadcast, shared: dict[str, Broadcast]
-               ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """Rows sorted by pid within a partition -> the same rows with SEED_FEATURES appended."""
-    def add(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+def _cooc_columns(lookups: Broadcast, shared: dict[str, Broadcast]) -> Callable[[], BatchFunction]:
+    """A batch's SEED_FEATURES, from its pid and track_idx columns (whole queries, sorted by pid)."""
+    def bind() -> BatchFunction:
         tables = _Shared(**lookups.value, **{name: table.value for name, table in shared.items()})
         track_scratch = Scratch.over(len(tables.track_artists))  # one per task
         artist_scratch = Scratch.over(len(tables.artist_popularity))
-        for cols in whole_groups(batches, "pid"):
+
+        def add(cols: Columns) -> dict[str, np.ndarray]:
             pids = cols["pid"]
             out = [np.zeros(len(pids)) for _ in SEED_FEATURES]
             bounds = group_starts(pids)
@@ -149,10 +149,9 @@ def _with_cooc(lookups: Broadcast, shared: dict[str, Broadcast]
                                               track_scratch)))
                 for column, values in zip(out, cooc + _artist_features(seeds, candidates, tables, artist_scratch)):
                     column[start:end] = values
-            names = list(cols)
-            yield pa.RecordBatch.from_arrays([pa.array(cols[c]) for c in names] + [pa.array(v) for v in out],
-                                             names=names + SEED_FEATURES)
-    return add
+            return dict(zip(SEED_FEATURES, out))
+        return add
+    return bind
 
 
 def _unit_hash(a: np.ndarray, b: np.ndarray, seed: int) -> np.ndarray:
@@ -182,9 +181,11 @@ def artist_postings(playlist_artists: Csr, artists: np.ndarray, width: int, max_
     return transposed(playlist_artists, keep, width), counts
 
 
-def with_seed_cooc(rows: DataFrame, queries: Queries, data: RankingData, max_per_seed: int, seed: int) -> DataFrame:
-    """`rows` (pid, track_idx, ...) with SEED_FEATURES. The seeds' order is their position in the
-    playlist (`Queries.seed_positions`). Its broadcasts last until `data.release()`."""
+def with_seed_cooc(rows: FeatureRows, queries: Queries, data: RankingData, max_per_seed: int, seed: int
+                   ) -> FeatureRows:
+    """`rows` (pid, track_idx, ...) with SEED_FEATURES, computed in the pass that reads them
+    (`FeatureRows`). The seeds' order is their position in the playlist (`Queries.seed_positions`).
+    Its broadcasts last until `data.release()`."""
     positions = (queries.seed_positions if queries.seed_positions is not None
                  else queries.seeds.withColumn("pos", F.col("track_idx")))  # hand-made queries: track order
     ordered = positions.orderBy("pid", "pos").toPandas()
@@ -198,13 +199,8 @@ def with_seed_cooc(rows: DataFrame, queries: Queries, data: RankingData, max_per
                                                int(data.track_artists.max(initial=0)) + 1, max_per_seed, seed)
     lookups = data.broadcast({"seeds_of": seeds_of, "track_postings": csr(postings, "track_idx", "q", data.num_tracks),
                               "artist_postings": by_artist, "artist_popularity": np.log1p(artist_counts)})
-    # a new StructType: `add` would change the one `rows.schema` caches
-    schema = StructType([*rows.schema.fields, *(StructField(name, DoubleType(), False) for name in SEED_FEATURES)])
-    # sorted within the partitions as they are: a candidate's features depend on its query's seeds and on
-    # nothing else, so a query split over partitions gets the same values; the rows come partitioned by
-    # pid (the candidate table) and a repartition would move every wide row once more
-    return rows.sortWithinPartitions("pid").mapInArrow(_with_cooc(lookups, {t: data.shared(t) for t in TABLES}),
-                                                        schema)
+    fields = tuple(StructField(name, DoubleType(), False) for name in SEED_FEATURES)
+    return rows.then(ColumnStep(fields, _cooc_columns(lookups, {t: data.shared(t) for t in TABLES}), whole_queries=True))
 
 
 def with_als_dot(rows: DataFrame, queries: Queries, factors: als.Factors, tracks: DataFrame | None = None,

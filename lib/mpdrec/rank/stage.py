@@ -43,6 +43,7 @@ from mpdrec.rank.assemble import (FINAL, SUBMISSION_SIZE, WITH_NCF, after_candid
 from mpdrec.rank.blend import Blend, blend_scores, fit_blend, fit_sample, labelled, with_features
 from mpdrec.rank import kmeans
 from mpdrec.rank.candidates import candidate_recall, candidate_table, ranked_list
+from mpdrec.rank.feature_rows import FeatureRows
 from mpdrec.rank.ncf_scores import NcfModel
 from mpdrec.rank.publish import Publisher
 from mpdrec.spark import job_step
@@ -154,8 +155,8 @@ def _ranked_lists(cfg: Config, data: RankingData, queries: Queries, names: set[s
 def _candidate_scores(cfg: Config, data: RankingData, queries: Queries, lists: dict[str, DataFrame],
                       ncf: NcfModel | None, blends: dict[str, Blend], step: _Step) -> tuple[DataFrame, DataFrame]:
     """The candidate table and, for the rows that can make a submission, each of `blends`' score
-    and the NCF model's (`blend_scores`), both persisted: the feature rows are computed once and
-    read by one Arrow pass, never cached."""
+    and the NCF model's (`blend_scores`), both persisted: the feature rows are computed once, their
+    seed features, NCF score and blend scores in one Arrow pass, and never cached."""
     with step("candidates, features and blend scores" + _scored_by(ncf)):
         candidates = candidate_table(lists, _depth(cfg)).persist()
         rows = _features(cfg, data, queries, candidates, ncf)
@@ -175,13 +176,14 @@ def _depth(cfg: Config) -> dict[str, int]:
 
 
 def _features(cfg: Config, data: RankingData, queries: Queries, candidates: DataFrame,
-              ncf: NcfModel | None) -> DataFrame:
-    """`candidates` with every blend feature, the NCF score among them with `ncf`."""
+              ncf: NcfModel | None) -> FeatureRows:
+    """`candidates` with every blend feature, the NCF score among them with `ncf`, the last ones
+    computed in the pass that reads them."""
     factors = (als.Factors.load(data.interactions.sparkSession, join(to_uri(cfg.paths.run_dir), "als"))
                if "als" in cfg.rank.models else None)
     rows = with_features(candidates, queries, data, _depth(cfg), cfg.rank.feature_playlists_per_seed, cfg.seed,
                          factors)
-    return rows if ncf is None else ncf.scores(rows, queries, candidates.select("track_idx"))
+    return rows if ncf is None else ncf.with_scores(rows, queries, candidates.select("track_idx"))
 
 
 def _rank_lists(cfg: Config, data: RankingData, queries: Queries, blends: dict[str, Blend], truth: DataFrame | None,
@@ -253,7 +255,7 @@ def _train_blends(spark: SparkSession, cfg: Config, data: RankingData, run_dir: 
         candidates = candidate_table(lists, _depth(cfg)).persist()
         fit = fit_sample(labelled(candidates, hidden_track_ids(spark, held_out, data.track_ids)),
                          cfg.rank.blend.negatives_per_positive, cfg.seed)
-        fit = replace(fit, rows=_features(cfg, data, queries, fit.rows, ncf).persist())
+        fit = replace(fit, rows=_features(cfg, data, queries, fit.rows, ncf).to_frame().persist())
         fit.rows.count()
     variants = {FINAL: ncf is not None and cfg.rank.blend.ncf_feature}
     if ncf is not None:
