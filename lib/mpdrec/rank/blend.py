@@ -52,9 +52,10 @@ def feature_names(sources: list[str], ncf: bool = False) -> list[str]:
 def with_features(candidates: DataFrame, queries: Queries, data: RankingData, depth: dict[str, int],
                   max_per_seed: int, seed: int, factors: als.Factors | None = None) -> FeatureRows:
     """The candidate table (with its ncf_score or label, when it carries one) plus every
-    feature column, the seed features computed in the pass that reads them (no nulls: a source that did not propose a track gives it score and relative
-    score 0 and rank = its depth, one past its last). The seed features sample each seed's
-    playlists down to `max_per_seed` (seeded by `seed`); `factors` (ALS's) give `als_dot`.
+    feature column, the seed features computed in the pass that reads them (no nulls: a source
+    that did not propose a track gives it score and relative score 0 and rank = its depth, one
+    past its last). The seed features sample each seed's playlists down to `max_per_seed` (seeded
+    by `seed`); `factors` (ALS's) give `als_dot`.
 
     Per query: seeds shown, whether it has a title, its challenge category, and how many training
     playlists have exactly its normalised title (log; the title source also reads its words). Per candidate:

@@ -61,6 +61,7 @@ class FeatureRows:
                 + [f for step in self.steps for f in step.fields])
 
     def field(self, name: str) -> StructField:
+        """One of `fields`, by name."""
         return next(f for f in self.fields if f.name == name)
 
     def map(self, bind: Callable[[], Callable[[Columns], Columns]], fields: list[StructField]) -> DataFrame:

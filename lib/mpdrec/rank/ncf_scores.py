@@ -6,9 +6,8 @@ Spark joins each (pid, track_idx) row to its query playlist's rows of the export
 network after its lookups (`head.keras`: `mpdrec.models.ncf.model.head_of`, a few MB) is loaded once
 per Python worker process (Spark reuses them across tasks) and applied to Arrow batches of those
 rows, a step of the pass that reads them (`mpdrec.rank.feature_rows`); the score is a new column of
-the rows as they are, no collect, no per-row Python. The tables
-themselves never reach a Python worker (a worker holding the whole model held 2 GB of NeuMF tables
-at full MPD). TensorFlow gets one thread per task, since Spark already runs one task per core. A
+the rows as they are, no collect, no per-row Python. The tables themselves never reach a Python
+worker (a worker holding the whole model held 2 GB of NeuMF tables at full MPD). TensorFlow gets one thread per task, since Spark already runs one task per core. A
 playlist the model knows nothing about gets a logit of 0: one outside its table, or one without
 seeds (`num_samples` 0: its row was never trained).
 """

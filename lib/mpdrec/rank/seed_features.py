@@ -20,9 +20,10 @@ source proposed it:
   playlists) goes with it;
 * `als_dot`: the ALS factors' score for every candidate, not just ALS's own top list.
 
-Seedless (title-only) queries get 0 for all but `artist_popularity`. Counts are made per query in numpy, a
-step of the feature rows' Arrow pass (`mpdrec.rank.feature_rows`), from broadcast CSR arrays (the
-seeds' sampled postings, the training playlists' tracks and artists), as the cooc source does.
+Seedless (title-only) queries get 0 for all but `artist_popularity`. Counts are made per query in
+numpy, a step of the feature rows' Arrow pass (`mpdrec.rank.feature_rows`), from broadcast CSR
+arrays (the seeds' sampled postings, the training playlists' tracks and artists), as the cooc
+source does.
 """
 from __future__ import annotations
 
