@@ -264,6 +264,9 @@ def blend_scores(rows: FeatureRows | DataFrame, blends: dict[str, Blend], keep: 
                 *frame.columns, vector_to_array("probability")[1].cast("double").alias(name))
         rows = FeatureRows(frame)
     in_python = {name: scorer for name, scorer in scorers.items() if scorer is not None}
+    if not rows.steps:  # nothing left to compute: only what the scores read crosses to Python
+        inputs = sorted({c for s in in_python.values() for c in s.inputs} | {*in_jvm, *carried})
+        rows = FeatureRows(rows.frame.select("pid", "track_idx", *inputs))
     outputs = [*blends, *carried]
     fields = [rows.field("pid"), rows.field("track_idx"), *(StructField(n, DoubleType()) for n in blends),
               *(rows.field(c) for c in carried)]

@@ -84,9 +84,10 @@ class FeatureRows:
         return (self.frame.sortWithinPartitions("pid") if grouped else self.frame).mapInArrow(run, schema)
 
     def to_frame(self) -> DataFrame:
-        """Every column but the hidden ones, computed (the frame as it is without steps)."""
+        """Every column but the hidden ones, computed (the frame as it is without steps: columns are
+        hidden only beside the step that reads them)."""
         if not self.steps:
-            return self.frame.drop(*self.hidden)
+            return self.frame
         return self.map(lambda: lambda cols: cols, self.fields)
 
 
