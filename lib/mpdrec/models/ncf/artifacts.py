@@ -7,10 +7,12 @@ or hdfs://. A checkpoint is complete once its `state.json` exists (written last)
 """
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
 import tempfile
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -81,6 +83,27 @@ def restore_checkpoint(checkpoint: Any, uri: str, partial: bool = False) -> None
         download_dir(uri, tmp)
         status = checkpoint.read(os.path.join(tmp, "ckpt"))
         (status.expect_partial() if partial else status.assert_existing_objects_matched())
+
+
+def save_keras(model: Any, path: str) -> None:
+    """`model` as a `.keras` archive that `tf.keras.models.load_model` reads (metadata.json,
+    config.json, model.weights.h5), with the weights written to a file by `save_weights` and streamed
+    into the zip. Keras 2.15's `model.save` builds the weights' HDF5 in a BytesIO and then copies it,
+    which at full MPD table sizes held the tables three times over at the end of training
+    (docs/scale.md)."""
+    import keras
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = os.path.join(tmp, "model.weights.h5")
+        model.save_weights(weights)
+        config = tf.keras.saving.serialize_keras_object(model)
+        metadata = {"keras_version": keras.__version__,
+                    "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("metadata.json", json.dumps(metadata))
+            archive.writestr("config.json", json.dumps(config))
+            archive.write(weights, "model.weights.h5")
 
 
 def write_embeddings(tables: dict[str, np.ndarray], id_column: str, path: str) -> None:

@@ -26,7 +26,7 @@ import json
 import os
 import tempfile
 import time
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -36,18 +36,19 @@ from mpdrec.io.fs import FileInfo, FileStore, store_for
 from mpdrec.io.paths import MANIFEST, join, to_uri
 from mpdrec.io.stage import begin_stage, fingerprint, publish_stage, read_manifest, staging_uri, up_to_date
 from mpdrec.models.ncf.artifacts import (
-    HEAD, download_dir, latest_checkpoint, plot_confusion, plot_history, restore_checkpoint, save_checkpoint, upload_dir,
-    write_embeddings)
+    HEAD, download_dir, latest_checkpoint, plot_confusion, plot_history, restore_checkpoint, save_checkpoint, save_keras,
+    upload_dir, write_embeddings)
 from mpdrec.metrics.leave_one_out import METRICS, balanced, metric_sums, summarize
 from mpdrec.models.leave_one_out import LeaveOneOut, leave_one_out_files, leave_one_out_uri, read_leave_one_out
 from mpdrec.models.ncf.data import (
-    NegativeDraws, TrainingData, describe_training_data, labelled_batches, labelled_track_counts, read_positive_keys,
-    sampled_batches, training_dataset)
+    Batch, NegativeDraws, TrainingData, describe_training_data, labelled_batches, labelled_track_counts,
+    read_positive_keys, sampled_batches, training_dataset)
 from mpdrec.negative_sampling import pair_keys, sampling_cdf
 
 PROGRESS_EVERY_S = 30.0  # in-epoch progress lines (rank 0)
 EVAL_BATCH = 1 << 16  # (playlist, track) pairs scored per call during evaluation
 UNTRAINED_KEYS = ("launcher", "num_proc")  # how ranks are started does not change what they train
+EpochBatches = Callable[[int, int], Callable[[], Iterator[Batch]]]  # (epoch, steps) -> that epoch's batches
 
 
 def config_digest(cfg: Config, ranks: int) -> str:
@@ -152,23 +153,8 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
     def allsum(values: np.ndarray) -> np.ndarray:
         return hvd.allreduce(tf.constant(values, tf.float64), op=hvd.Sum).numpy()
 
-    files = data.rank_files(rank, size)
     per_positive = cfg.negatives.k
-    if data.labelled:
-        popularity = allsum(labelled_track_counts(files, data.num_tracks))
-        positive_share = popularity.sum() / data.rows()
-
-        def epoch_batches(epoch: int, steps: int) -> Any:
-            return lambda: labelled_batches(files, n.batch_size, steps)
-    else:
-        keys = read_positive_keys(files, data.num_tracks)
-        popularity = allsum(np.bincount(keys % data.num_tracks, minlength=data.num_tracks).astype(np.float64))
-        positive_share = 1 / (1 + per_positive)
-        held_out = np.sort(pair_keys(loo.playlists, loo.candidates[:, 0], data.num_tracks))
-        draws = NegativeDraws(per_positive, sampling_cdf(popularity, cfg.negatives.beta), (keys, held_out), cfg.seed)
-
-        def epoch_batches(epoch: int, steps: int) -> Any:
-            return lambda: sampled_batches(keys, draws, epoch, rank, n.batch_size, steps)
+    epoch_batches, popularity, positive_share = _rank_examples(cfg, data, loo, rank, size, allsum)
     tf.keras.utils.set_random_seed(cfg.seed)
     model = build_model(n.model, data.num_playlists, data.num_tracks, n.factors, n.layers, n.l2, n.dropout)
     start_at_label_prior(model, positive_share)
@@ -257,6 +243,7 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
                 f"{n.patience} epochs", flush=True)
             break
 
+    del epoch_batches, step, checkpoint, optimizer  # this rank's positives and the optimizer's slots go before the export
     digest = weights_digest(model)
     digests = hvd.allgather_object(digest)
     print(f"ncf {n.model}: rank {rank}/{size} weights sha256 {digest}", flush=True)
@@ -271,6 +258,28 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
     manifest = publish_stage(store, parent, n.model, fp, staging, body, started)
     store.delete(join(parent, n.model, "checkpoints"))  # only now: a failed publish can still resume
     return {"rank": rank, "size": size, "weights_digest": digest, "manifest": manifest}
+
+
+def _rank_examples(cfg: Config, data: TrainingData, loo: LeaveOneOut, rank: int, size: int,
+                   allsum: Callable[[np.ndarray], np.ndarray]) -> tuple[EpochBatches, np.ndarray, float]:
+    """This rank's training examples: (epoch batches, every rank's track popularity, the share of
+    positive labels). Positives are held as sorted keys and their negatives drawn per epoch; labelled
+    rows (a user's `ncf.train_path`) are read as given."""
+    n, files, per_positive = cfg.ncf, data.rank_files(rank, size), cfg.negatives.k
+    if data.labelled:
+        popularity = allsum(labelled_track_counts(files, data.num_tracks))
+
+        def labelled(epoch: int, steps: int) -> Callable[[], Iterator[Batch]]:
+            return lambda: labelled_batches(files, n.batch_size, steps)
+        return labelled, popularity, float(popularity.sum() / data.rows())
+    keys = read_positive_keys(files, data.num_tracks)
+    popularity = allsum(np.bincount(keys % data.num_tracks, minlength=data.num_tracks).astype(np.float64))
+    held_out = np.sort(pair_keys(loo.playlists, loo.candidates[:, 0], data.num_tracks))
+    draws = NegativeDraws(per_positive, sampling_cdf(popularity, cfg.negatives.beta), (keys, held_out), cfg.seed)
+
+    def sampled(epoch: int, steps: int) -> Callable[[], Iterator[Batch]]:
+        return lambda: sampled_batches(keys, draws, epoch, rank, n.batch_size, steps)
+    return sampled, popularity, 1 / (1 + per_positive)
 
 
 def _evaluate_start(state: dict[str, Any], metrics: dict[str, float], monitor: str) -> None:
@@ -329,7 +338,7 @@ def _export(model: Any, state: dict[str, Any], baseline: dict[str, float], stagi
     n = cfg.ncf
     history = state["history"]
     with tempfile.TemporaryDirectory() as tmp:
-        model.save(os.path.join(tmp, "model.keras"))
+        save_keras(model, os.path.join(tmp, "model.keras"))
         head_of(model, n.model, n.factors, n.layers).save(os.path.join(tmp, HEAD))
         os.makedirs(os.path.join(tmp, "embeddings"))
         write_embeddings(embedding_tables(model, "playlist"), "playlist_idx", os.path.join(tmp, "embeddings",
