@@ -86,6 +86,24 @@ def test_features_fill_missing_sources_and_describe_query_and_track(spark):
     assert [r.asDict() for r in alone] == [{**t3, "label": 1.0}]
 
 
+def test_feature_pass_over_the_cached_candidates_sorts_nothing_again(spark):
+    """The pass needs whole playlists a batch. The candidate table is sorted by pid within its
+    partitions and every feature is a broadcast join, so once its cache is built (the rank stage
+    counts it first) Spark drops the pass's own sort: nothing above the cache sorts the wide rows."""
+    data = _data(spark)
+    q = _queries(spark, [(7, 0), (7, 2)], [(7, None, "rock", 3, 2), (8, None, None, 4, 0)])
+    lists = {"a": spark.createDataFrame([(7, 1, 0.5, 0), (7, 3, 0.2, 1), (8, 1, 0.9, 0)],
+                                        "pid long, track_idx int, score double, rank int")}
+    candidates = candidate_table(lists, {"a": 10}).persist()
+    candidates.count()
+    frame = with_features(candidates, q, data, {"a": 10}, 100, 1).to_frame()
+    plan = spark.sparkContext._jvm.PythonSQLUtils.explainString(frame._jdf.queryExecution(), "simple")
+    above_the_cache, cached = plan.split("InMemoryTableScan", 1)
+    assert "Sort [" not in above_the_cache and "Sort [pid" in cached, plan
+    assert sorted((r.pid, r.track_idx) for r in frame.collect()) == [(7, 1), (7, 3), (8, 1)]
+    candidates.unpersist()
+
+
 def _training_rows(spark, n: int = 4000):
     """Feature rows where the label follows source a's rank (with noise) and nothing else matters."""
     rng = np.random.default_rng(0)

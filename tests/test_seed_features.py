@@ -10,7 +10,7 @@ from mpdrec.models import als
 from mpdrec.models.data import Queries, RankingData
 from mpdrec.rank.feature_rows import FeatureRows
 from mpdrec.csr import csr_rows, distinct_rows, row_sums, transposed
-from mpdrec.rank.seed_features import (ARTIST_FEATURES, COOC_FEATURES, LAST_SEEDS, Scratch, artist_postings,
+from mpdrec.rank.seed_features import (ARTIST_FEATURES, COOC_FEATURES, LAST_SEEDS, KnownDot, Scratch, artist_postings,
                                        cooc_shares, with_als_dot, with_seed_cooc)
 
 
@@ -113,7 +113,8 @@ def test_als_dot_scores_every_candidate(spark):
                                             "pid long, playlist_idx int, name_norm string, category int, num_samples int"),
                       spark.createDataFrame([], "pid long, track_idx int"), 0)
     rows = spark.createDataFrame([(1, 5), (1, 6), (1, 7), (2, 5)], "pid long, track_idx int")
-    got = {(r.pid, r.track_idx): r.als_dot for r in with_als_dot(rows, queries, factors).collect()}
+    dots = with_als_dot(FeatureRows(rows), queries, factors, spark.sparkContext.broadcast).to_frame()
+    got = {(r.pid, r.track_idx): r.als_dot for r in dots.collect()}
     # 7 has no factors, pid 2 (title only) none either: 0
     assert got == {(1, 5): pytest.approx(1.0), (1, 6): pytest.approx(1.5), (1, 7): 0.0, (2, 5): 0.0}
 
@@ -124,8 +125,10 @@ def test_als_dot_takes_the_known_dot_and_computes_the_rest(spark):
     queries = Queries(spark.createDataFrame([(1, 0, None, 2, 1)],
                                             "pid long, playlist_idx int, name_norm string, category int, num_samples int"),
                       spark.createDataFrame([], "pid long, track_idx int"), 0)
-    rows = spark.createDataFrame([(1, 5, 7.0), (1, 6, None)], "pid long, track_idx int, known double")
-    # only track 6's factors are joined: 5's dot is known (a wrong value here, to tell the two apart)
-    got = {r.track_idx: r.als_dot for r in with_als_dot(rows, queries, factors, rows.where(F.col("known").isNull()),
-                                                         F.col("known")).collect()}
-    assert got == {5: 7.0, 6: pytest.approx(1.5)}
+    rows = spark.createDataFrame([(1, 5, 7.0, 0), (1, 6, 0.0, 10), (1, 7, 0.0, 10)],
+                                 "pid long, track_idx int, known double, known_rank int")
+    # only tracks 6's and 7's factors are looked up: 5's dot is known (a wrong value here, to tell
+    # the two apart); 7's is not known, and 7 has no factors
+    dots = with_als_dot(FeatureRows(rows), queries, factors, spark.sparkContext.broadcast,
+                        rows.where(F.col("known_rank") >= 10), KnownDot("known", "known_rank", 10)).to_frame()
+    assert {r.track_idx: r.als_dot for r in dots.collect()} == {5: 7.0, 6: pytest.approx(1.5), 7: 0.0}

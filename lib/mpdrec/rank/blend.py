@@ -31,7 +31,7 @@ from mpdrec.config import BlendConfig
 from mpdrec.models import als
 from mpdrec.models.data import Queries, RankingData
 from mpdrec.rank.feature_rows import Columns, FeatureRows
-from mpdrec.rank.seed_features import SEED_FEATURES, with_als_dot, with_seed_cooc
+from mpdrec.rank.seed_features import SEED_FEATURES, KnownDot, with_als_dot, with_seed_cooc
 from mpdrec.sorted_groups import top_per_group
 from mpdrec.spark import fit_partitions, fixed_layout
 
@@ -85,13 +85,15 @@ def with_features(candidates: DataFrame, queries: Queries, data: RankingData, de
             .join(F.broadcast(seed_artists), ["pid", "artist"], "left")
             .withColumn("artist_share", F.coalesce("artist_seeds", F.lit(0)) / F.greatest("num_seeds", F.lit(1)))
             .drop("artist", "artist_seeds"))
+    features = FeatureRows(rows)
     if factors is not None and "als" in depth:
         # ALS's own candidates carry the dot as their score: it is computed for the others only
-        rows = with_als_dot(rows, queries, factors, candidates.where(F.col("als_rank").isNull()),
-                            F.when(F.col("als_rank") < depth["als"], F.col("als_score")))
+        features = with_als_dot(features, queries, factors, data.broadcast,
+                                candidates.where(F.col("als_rank").isNull()),
+                                KnownDot("als_score", "als_rank", depth["als"]))
     elif factors is not None:
-        rows = with_als_dot(rows, queries, factors, candidates)
-    return with_seed_cooc(FeatureRows(rows), queries, data, max_per_seed, seed)
+        features = with_als_dot(features, queries, factors, data.broadcast, candidates)
+    return with_seed_cooc(features, queries, data, max_per_seed, seed)
 
 
 def labelled(rows: DataFrame, truth: DataFrame) -> DataFrame:

@@ -52,9 +52,12 @@ def candidate_table(lists: dict[str, DataFrame], depth: dict[str, int]) -> DataF
                                               for src, c in columns]))
 
     # partitioned by pid, which the grouping by (pid, track_idx) keeps: ranking the candidates (a
-    # window by pid over the NCF or blend score) needs no second shuffle
+    # window by pid over the NCF or blend score) needs no second shuffle; and sorted by pid within
+    # the partitions, which the feature pass needs (whole playlists a batch) and would otherwise get
+    # by sorting the wide feature rows
     return (reduce(DataFrame.unionByName, map(own_columns, names)).repartition("pid")
-            .groupBy("pid", "track_idx").agg(*[F.max(f"{s}_{c}").alias(f"{s}_{c}") for s, c in columns]))
+            .groupBy("pid", "track_idx").agg(*[F.max(f"{s}_{c}").alias(f"{s}_{c}") for s, c in columns])
+            .sortWithinPartitions("pid"))
 
 
 def candidate_recall(candidates: DataFrame, truth: DataFrame, sources: list[str]) -> dict[str, float]:

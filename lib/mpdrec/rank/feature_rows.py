@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
+from pyspark import Broadcast
 from pyspark.sql import DataFrame
 from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import StructField, StructType
@@ -22,6 +23,7 @@ from mpdrec.sorted_groups import batch_columns, whole_groups
 
 Columns = dict[str, Any]  # a batch's columns by name: numpy arrays, Arrow arrays for vectors (`batch_columns`)
 BatchFunction = Callable[[Columns], dict[str, np.ndarray]]
+Share = Callable[[Any], Broadcast]  # a value broadcast to the executors (`RankingData.broadcast`)
 
 
 @dataclass(frozen=True)
@@ -37,28 +39,23 @@ class ColumnStep:
 @dataclass(frozen=True)
 class FeatureRows:
     """Rows (pid, track_idx, ...): Spark's `frame`, then `steps` in order, each reading the
-    columns before it. `hidden`: columns of `frame` that only the steps read (the NCF model's
-    embedding rows), left out of what the pass writes."""
+    columns before it."""
     frame: DataFrame
     steps: tuple[ColumnStep, ...] = ()
-    hidden: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, rows: "FeatureRows | DataFrame") -> "FeatureRows":
         """A DataFrame is rows with nothing left to compute."""
         return rows if isinstance(rows, FeatureRows) else cls(rows)
 
-    def then(self, step: ColumnStep, frame: DataFrame | None = None, hidden: tuple[str, ...] = ()) -> "FeatureRows":
-        """These rows with `step` after the others; `frame` (this frame with the `hidden` columns the
-        step reads joined on) in place of this one."""
-        return replace(self, frame=self.frame if frame is None else frame, steps=(*self.steps, step),
-                       hidden=(*self.hidden, *hidden))
+    def then(self, step: ColumnStep) -> "FeatureRows":
+        """These rows with `step` after the others."""
+        return replace(self, steps=(*self.steps, step))
 
     @property
     def fields(self) -> list[StructField]:
-        """The rows' columns once every step has run, the hidden ones left out."""
-        return ([f for f in self.frame.schema.fields if f.name not in self.hidden]
-                + [f for step in self.steps for f in step.fields])
+        """The rows' columns once every step has run."""
+        return [*self.frame.schema.fields, *(f for step in self.steps for f in step.fields)]
 
     def field(self, name: str) -> StructField:
         """One of `fields`, by name."""
@@ -69,7 +66,9 @@ class FeatureRows:
         columns, which returns `fields`' columns (as many rows as it likes). For a step that reads
         whole queries the rows are sorted by pid within their partitions (not shuffled: a
         candidate's features depend on its query and itself only, so a query whose rows span
-        partitions gets the same values) and a batch holds whole playlists."""
+        partitions gets the same values) and a batch holds whole playlists. Spark drops that sort
+        where the frame is in pid order already (the candidate table is, and the broadcast joins
+        that add the features keep its order)."""
         steps, schema = self.steps, StructType(fields)
         arrow = to_arrow_schema(schema)
         grouped = any(step.whole_queries for step in steps)
@@ -84,8 +83,7 @@ class FeatureRows:
         return (self.frame.sortWithinPartitions("pid") if grouped else self.frame).mapInArrow(run, schema)
 
     def to_frame(self) -> DataFrame:
-        """Every column but the hidden ones, computed (the frame as it is without steps: columns are
-        hidden only beside the step that reads them)."""
+        """Every column, computed."""
         if not self.steps:
             return self.frame
         return self.map(lambda: lambda cols: cols, self.fields)

@@ -48,4 +48,5 @@ def recommend(data: RankingData, queries: Queries, ncf: NcfModel, clusters: Data
     pairs = (queries.playlists.where(F.col("num_samples") > 0).select("pid", "playlist_idx")
              .join(F.broadcast(clusters), "playlist_idx")
              .join(top.where(F.col("r") <= tracks_per_cluster), "cluster").select("pid", "track_idx"))
-    return ncf.scores(pairs, queries).select("pid", "track_idx", F.col("ncf_score").cast("double").alias("score"))
+    scored = ncf.scores(pairs, queries, broadcast=data.broadcast)
+    return scored.select("pid", "track_idx", F.col("ncf_score").cast("double").alias("score"))

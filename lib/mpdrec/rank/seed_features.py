@@ -32,7 +32,7 @@ from typing import Callable
 
 import numpy as np
 from pyspark import Broadcast
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StructField
 
@@ -40,8 +40,9 @@ from mpdrec.csr import Csr, csr, csr_rows, row_ids, row_sums, transposed
 from mpdrec.models import als
 from mpdrec.models.cooc import sampled_postings
 from mpdrec.models.data import Queries, RankingData
-from mpdrec.rank.feature_rows import BatchFunction, Columns, ColumnStep, FeatureRows
+from mpdrec.rank.feature_rows import BatchFunction, Columns, ColumnStep, FeatureRows, Share
 from mpdrec.sorted_groups import group_starts
+from mpdrec.vectors import VectorRows
 
 COOC_FEATURES = ["seed_cooc_max", "seed_cooc_mean", "seed_cooc_hits", "seed_cooc_last"]
 ARTIST_FEATURES = ["seed_artist_cooc_max", "seed_artist_cooc_mean", "artist_popularity"]
@@ -204,26 +205,48 @@ def with_seed_cooc(rows: FeatureRows, queries: Queries, data: RankingData, max_p
     return rows.then(ColumnStep(fields, _cooc_columns(lookups, {t: data.shared(t) for t in TABLES}), whole_queries=True))
 
 
-def with_als_dot(rows: DataFrame, queries: Queries, factors: als.Factors, tracks: DataFrame | None = None,
-                 known: Column | None = None) -> DataFrame:
-    """`rows` with `als_dot`: the playlist's ALS factors dot the candidate's (0 without factors,
-    e.g. a title-only playlist), or `known` where that is not null (ALS's own candidates, whose
-    score is this dot). The factors of the query playlists and of `tracks` (a track_idx column
-    holding every track whose dot is not known, cheap to compute: from a cached candidate table, or
-    else the rows' distinct tracks) are joined broadcast (both bounded by the query set and its
-    candidates), so `rows` keep their partitioning by pid and are not shuffled: a shuffle join by
-    track_idx moved every wide candidate row (14M at 100 slices) and the seed features then moved
-    them back by pid.
+def with_als_dot(rows: FeatureRows, queries: Queries, factors: als.Factors, share: Share,
+                 tracks: DataFrame | None = None, known: KnownDot | None = None) -> FeatureRows:
+    """`rows` with `als_dot`, computed in the pass that reads them: the playlist's ALS factors dot
+    the candidate's (0 without factors, e.g. a title-only playlist), or the `known` score where a
+    row has one (ALS's own candidates, whose score is this dot). The factors of the query playlists
+    and of `tracks` (a track_idx column holding every track whose dot is not known, cheap to
+    compute: from a cached candidate table; without, the rows' own tracks) are collected, shared
+    with the executors by `share` (`RankingData.broadcast`) and looked up per batch
+    (`mpdrec.vectors.VectorRows`): joined to the rows in Spark, the dot was a higher-order function
+    that Spark interprets (a sixth of the JVM's time in the features step, docs/scale.md)."""
+    playlists = (queries.playlists.select("pid", "playlist_idx").join(factors.playlists, "playlist_idx")
+                 .select("pid", "features"))
+    wanted = (rows.frame if tracks is None else tracks).select("track_idx").distinct()
+    lookups = share({"playlists": VectorRows.collect(playlists, "pid"),
+                     "tracks": VectorRows.collect(factors.tracks.join(wanted, "track_idx")
+                                                  .select("track_idx", "features"), "track_idx")})
+    return rows.then(ColumnStep((StructField("als_dot", DoubleType(), False),), _als_dot(lookups, known)))
 
-    The dot is a higher-order function (zip_with, then aggregate), which Spark interprets, and
-    coalesce evaluates it only where `known` is null: a sum of `rank` element products as one
-    compiled expression was slower still, each term reading both arrays out of the row again
-    (docs/scale.md)."""
-    playlist = (queries.playlists.select("pid", "playlist_idx").join(factors.playlists, "playlist_idx")
-                .select("pid", F.col("features").alias("_pf")))
-    wanted = (rows if tracks is None else tracks).select("track_idx").distinct()
-    track = factors.tracks.join(wanted, "track_idx").select("track_idx", F.col("features").alias("_tf"))
-    dot = F.aggregate(F.zip_with("_pf", "_tf", lambda x, y: x * y), F.lit(0.0), lambda acc, x: acc + x)
-    value = dot.cast("double") if known is None else F.coalesce(known, dot.cast("double"))
-    return (rows.join(F.broadcast(playlist), "pid", "left").join(F.broadcast(track), "track_idx", "left")
-            .withColumn("als_dot", F.coalesce(value, F.lit(0.0))).drop("_pf", "_tf"))
+
+@dataclass(frozen=True)
+class KnownDot:
+    """Where rows already carry the dot: `score` where `rank` is below `depth` (a source's filled
+    columns: ALS's score and rank, its depth where it did not propose the track)."""
+    score: str
+    rank: str
+    depth: int
+
+
+def _als_dot(lookups: Broadcast, known: KnownDot | None) -> Callable[[], BatchFunction]:
+    def bind() -> BatchFunction:
+        playlists, tracks = lookups.value["playlists"], lookups.value["tracks"]
+
+        def dot(cols: Columns) -> dict[str, np.ndarray]:
+            (p, p_known), (t, t_known) = playlists.positions(cols["pid"]), tracks.positions(cols["track_idx"])
+            values = np.zeros(len(p), np.float64)
+            given = cols[known.rank] < known.depth if known is not None else np.zeros(len(p), bool)
+            if known is not None:
+                values[given] = cols[known.score][given]
+            todo = np.flatnonzero(p_known & t_known & ~given)
+            if len(todo):  # float32 products summed in float64, as Spark's aggregate over zip_with did
+                products = playlists.tables["features"][p[todo]] * tracks.tables["features"][t[todo]]
+                values[todo] = products.astype(np.float64).sum(axis=1)
+            return {"als_dot": values}
+        return dot
+    return bind

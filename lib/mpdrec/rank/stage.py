@@ -159,6 +159,7 @@ def _candidate_scores(cfg: Config, data: RankingData, queries: Queries, lists: d
     seed features, NCF score and blend scores in one Arrow pass, and never cached."""
     with step("candidates, features and blend scores" + _scored_by(ncf)):
         candidates = candidate_table(lists, _depth(cfg)).persist()
+        candidates.count()  # built before the pass is planned: Spark then sees its order (no sort of the wide rows)
         rows = _features(cfg, data, queries, candidates, ncf)
         scores = blend_scores(rows, blends, SUBMISSION_SIZE, ("ncf_score",) if ncf is not None else ()).persist()
         scores.count()
@@ -183,7 +184,7 @@ def _features(cfg: Config, data: RankingData, queries: Queries, candidates: Data
                if "als" in cfg.rank.models else None)
     rows = with_features(candidates, queries, data, _depth(cfg), cfg.rank.feature_playlists_per_seed, cfg.seed,
                          factors)
-    return rows if ncf is None else ncf.with_scores(rows, queries, candidates.select("track_idx"))
+    return rows if ncf is None else ncf.with_scores(rows, queries, candidates.select("track_idx"), data.broadcast)
 
 
 def _rank_lists(cfg: Config, data: RankingData, queries: Queries, blends: dict[str, Blend], truth: DataFrame | None,
@@ -253,6 +254,7 @@ def _train_blends(spark: SparkSession, cfg: Config, data: RankingData, run_dir: 
     lists = _ranked_lists(cfg, data, queries, set(cfg.rank.models), sources, step)
     with step("candidates, fit sample and features" + _scored_by(ncf)):
         candidates = candidate_table(lists, _depth(cfg)).persist()
+        candidates.count()  # as in `_candidate_scores`
         fit = fit_sample(labelled(candidates, hidden_track_ids(spark, held_out, data.track_ids)),
                          cfg.rank.blend.negatives_per_positive, cfg.seed)
         fit = replace(fit, rows=_features(cfg, data, queries, fit.rows, ncf).to_frame().persist())
