@@ -69,7 +69,7 @@ def test_dataproc_dry_run_uploads_then_submits_every_stage_in_order(dist, bare_p
         assert _flag(cmd, "--files") == "gs://b/m/big.yaml"
         props = dict(p.split("=", 1) for p in _flag(cmd, "--properties").split(","))
         assert props["spark.submit.deployMode"] == "cluster"
-        assert props["spark.driver.memory"] == "6g" and props["spark.driver.memoryOverhead"] == "4g"
+        assert props["spark.driver.memory"] == "6g" and props["spark.driver.memoryOverhead"] == "5g"
         assert props["spark.pyspark.python"] == props["spark.yarn.appMasterEnv.PYSPARK_PYTHON"] == "./env/bin/python"
         job_args = cmd[cmd.index("--") + 1:]
         assert job_args[:6] == ["--profile", "dataproc", "--set", "paths.run_dir=gs://b/runs/r1",
@@ -90,7 +90,7 @@ def test_dataproc_gpu_and_preinstalled_dependencies(dist, bare_path):
     assert ncf[5].endswith("train_ncf.py") and rank[5].endswith("rank_candidates.py")
     assert not [a for a in ncf + rank if a.startswith("--archives")]
     ncf_props = dict(p.split("=", 1) for p in _flag(ncf, "--properties").split(","))
-    driver = {"spark.driver.memory": "6g", "spark.driver.memoryOverhead": "4g"}
+    driver = {"spark.driver.memory": "6g", "spark.driver.memoryOverhead": "5g"}
     assert ncf_props == {"spark.submit.deployMode": "cluster", **driver, "spark.executor.resource.gpu.amount": "1",
                          "spark.task.resource.gpu.amount": "1"}  # one task, one Horovod rank per GPU
     assert dict(p.split("=", 1) for p in _flag(rank, "--properties").split(",")) == {
@@ -116,7 +116,7 @@ def test_emr_dry_run_adds_one_spark_step_per_stage(dist, bare_path):
         assert args[:5] == ["spark-submit", "--py-files", "s3://b/m/mpdrec.zip", "--archives",
                             "s3://b/m/mpdrec-env.tar.gz#env"]
         assert "spark.pyspark.python=./env/bin/python" in args and "spark.submit.deployMode=cluster" in args
-        assert "spark.driver.memory=6g" in args and "spark.driver.memoryOverhead=4g" in args
+        assert "spark.driver.memory=6g" in args and "spark.driver.memoryOverhead=5g" in args
         i = args.index(f"s3://b/m/jobs/{job}")
         assert args[i + 1:] == ["--profile", "emr", "--set", "paths.run_dir=s3://b/runs/r1",
                                 "--set", "paths.challenge=s3://b/challenge_set.json"]

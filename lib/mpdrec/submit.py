@@ -40,10 +40,10 @@ PYTHON_IN_ENV = "./env/bin/python"
 # come from the profile as the executors' sizes do (conf/dataproc.yaml, conf/emr.yaml). Sized from
 # the 1,000-slice runs (docs/scale.md, "Cluster sizing"): every job's driver JVM fitted the 6g heap
 # it was given (7.2 GiB resident at most, in the rank stage), and the overhead holds the Python driver
-# (2.8 GiB at most, the rank stage's) and the JVM's own memory beyond its heap.
-DRIVER = {"spark.driver.memory": "6g", "spark.driver.memoryOverhead": "4g"}
+# (2.9 GiB at most, the rank stage's) and the JVM's own memory beyond its heap (1.2 GiB).
+DRIVER = {"spark.driver.memory": "6g", "spark.driver.memoryOverhead": "5g"}
 # NCF on CPU executors: one Horovod rank per executor (the profiles' 4 cores), since a rank at full MPD
-# size holds 3.1 GiB (docs/scale.md) and four of them would overrun the executor's memoryOverhead.
+# size holds 2.1 GiB (docs/scale.md) and four of them would overrun the executor's memoryOverhead.
 NCF_TASK_CPUS = "4"
 
 

@@ -47,6 +47,7 @@ from mpdrec.negative_sampling import pair_keys, sampling_cdf
 
 PROGRESS_EVERY_S = 30.0  # in-epoch progress lines (rank 0)
 EVAL_BATCH = 1 << 16  # (playlist, track) pairs scored per call during evaluation
+DIGEST_ROWS = 1 << 16  # rows of a weight hashed at a time
 UNTRAINED_KEYS = ("launcher", "num_proc")  # how ranks are started does not change what they train
 EpochBatches = Callable[[int, int], Callable[[], Iterator[Batch]]]  # (epoch, steps) -> that epoch's batches
 
@@ -113,10 +114,16 @@ def _duration(seconds: float) -> str:
 
 
 def weights_digest(model: Any) -> str:
-    """sha256 of every weight: equal on all ranks when training stayed in sync."""
+    """sha256 of every weight: equal on all ranks when training stayed in sync. Read in slices of
+    DIGEST_ROWS rows: `get_weights` copied every table at once, which at full MPD size was the
+    largest transient of a rank (docs/scale.md)."""
     h = hashlib.sha256()
-    for w in model.get_weights():
-        h.update(np.ascontiguousarray(w).tobytes())
+    for w in model.weights:
+        if w.shape.rank == 0:
+            h.update(np.ascontiguousarray(w.numpy()).tobytes())
+            continue
+        for start in range(0, max(int(w.shape[0]), 1), DIGEST_ROWS):
+            h.update(np.ascontiguousarray(w[start:start + DIGEST_ROWS].numpy()).tobytes())
     return h.hexdigest()[:16]
 
 
@@ -124,7 +131,13 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
     """Train `cfg.ncf.model` as one Horovod rank; rank 0 publishes `<run_dir>/ncf/<model>/`.
 
     Returns this rank's summary: rank, size, weights digest, and (rank 0) the stage's manifest.
+
+    TensorFlow's oneDNN CPU allocator is off (unless TF_ENABLE_ONEDNN_OPTS says otherwise, or
+    TensorFlow is already loaded): it keeps every freed buffer for reuse, so the temporaries of
+    building, broadcasting and restoring the tables stayed in a rank's memory (at full MPD tables,
+    1.8 GB held after building 0.43 GB of GMF tables, against 0.9 GB without; docs/scale.md).
     """
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     import horovod.tensorflow as hvd
     import tensorflow as tf
 
