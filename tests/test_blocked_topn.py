@@ -5,17 +5,20 @@ import numpy as np
 import pytest
 from pyspark.sql import SparkSession
 
-from mpdrec.rank.blocked_topn import percentile_ranks, top_n
+from mpdrec.rank.blocked_topn import _bounds, _Pair, _query_blocks, _Tracks, percentile_ranks, top_n
 
 
 def _problem(spark: SparkSession, seed: int = 3, queries: int = 23, tracks: int = 157, dim: int = 6,
-             ties: bool = False):
+             ties: bool = False, short: bool = False):
     """Random factors; with `ties`, small integers, so that many scores are equal (ties are broken
-    by track_idx, also where they straddle a task's running bound)."""
+    by track_idx, also where they straddle a task's running bound); with `short`, all but the first
+    quarter of the tracks (the most popular) a hundred times shorter, as rare tracks' factors are."""
     rng = np.random.default_rng(seed)
     draw = (lambda size: rng.integers(-1, 2, size=size)) if ties else (lambda size: rng.normal(size=size))
     q = draw((queries, dim)).astype(np.float32)
     t = draw((tracks, dim)).astype(np.float32)
+    if short:
+        t[tracks // 4:] *= 0.01
     pids = np.arange(queries) * 10 + 1_000_000
     seeds = [sorted(rng.choice(tracks, size=int(rng.integers(0, 12)), replace=False).tolist()) for _ in range(queries)]
     track_ids = rng.permutation(tracks)  # rows not in id order
@@ -26,10 +29,8 @@ def _problem(spark: SparkSession, seed: int = 3, queries: int = 23, tracks: int 
     return q, t, pids, seeds, items, qdf
 
 
-@pytest.mark.parametrize("n,block_rows,ties", [(10, 7, False), (40, 50, False), (200, 1000, False), (10, 60, True)])
-def test_top_n_matches_brute_force(spark: SparkSession, n: int, block_rows: int, ties: bool) -> None:
-    q, t, pids, seeds, items, qdf = _problem(spark, ties=ties, dim=3 if ties else 6)
-    got = top_n(qdf, items, n, block_rows).toPandas().sort_values(["pid", "rank"])
+def _assert_brute_force(got, q: np.ndarray, t: np.ndarray, pids: np.ndarray, seeds: list[list[int]], n: int) -> None:
+    """`got` (top_n's rows) holds each query's n best non-seed tracks, ranked by score then track_idx."""
     scores = q @ t.T
     for i, pid in enumerate(pids):
         s = scores[i].copy()
@@ -41,6 +42,26 @@ def test_top_n_matches_brute_force(spark: SparkSession, n: int, block_rows: int,
         assert rows["rank"].tolist() == list(range(len(want))), pid
         np.testing.assert_allclose(rows.score.to_numpy(), s[want], rtol=1e-5, atol=1e-5)
         assert not set(rows.track_idx) & set(seeds[i])
+
+
+@pytest.mark.parametrize("n,block_rows,ties", [(10, 7, False), (40, 50, False), (200, 1000, False), (10, 60, True)])
+def test_top_n_matches_brute_force(spark: SparkSession, n: int, block_rows: int, ties: bool) -> None:
+    q, t, pids, seeds, items, qdf = _problem(spark, ties=ties, dim=3 if ties else 6)
+    _assert_brute_force(top_n(qdf, items, n, block_rows).toPandas().sort_values(["pid", "rank"]), q, t, pids, seeds, n)
+
+
+@pytest.mark.parametrize("block_rows", [1000, 30])
+def test_top_n_scores_only_the_tracks_that_can_reach_a_bound(spark: SparkSession, block_rows: int) -> None:
+    """Short (rare) tracks cannot reach the bound of the popular ones' 5th best score: the blocks
+    leave them out of the matrix product, and the lists are still exact."""
+    q, t, pids, seeds, items, qdf = _problem(spark, seed=11, tracks=400, short=True)
+    n = 5
+    _assert_brute_force(top_n(qdf, items, n, block_rows).toPandas().sort_values(["pid", "rank"]), q, t, pids, seeds, n)
+    blocks = _bounds(_query_blocks(qdf, block_rows), items, n)
+    tracks = _Tracks(np.arange(len(t), dtype=np.int32), t)
+    widths = [len(t) if cols is None else len(cols) for block in blocks
+              for _, _, cols in _Pair(block, tracks).scores(np.frombuffer(block["reach"], np.float32))]
+    assert 0 < max(widths) <= len(t) // 4
 
 
 def test_top_n_without_exclusions_and_empty_queries(spark: SparkSession) -> None:

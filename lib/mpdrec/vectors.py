@@ -47,5 +47,11 @@ class VectorRows:
 
     def positions(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(the row of each id, whether it has one)."""
-        pos = np.minimum(np.searchsorted(self.ids, ids), max(len(self.ids) - 1, 0))
-        return pos, (self.ids[pos] == ids if len(self.ids) else np.zeros(len(ids), bool))
+        return sorted_positions(self.ids, ids)
+
+
+def sorted_positions(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(where each of `ids` is in `sorted_ids`, whether it is there at all): a binary search, the
+    position clipped into range so that it can always be read."""
+    pos = np.minimum(np.searchsorted(sorted_ids, ids), max(len(sorted_ids) - 1, 0))
+    return pos, (sorted_ids[pos] == ids if len(sorted_ids) else np.zeros(len(ids), bool))

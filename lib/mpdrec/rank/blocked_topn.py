@@ -11,10 +11,15 @@ top N. Here the work is done in numpy on blocks instead:
 2. each partition of the track factors is cut into blocks of at most `block_rows` tracks (sorted by
    id) and scored against every query block: Q @ T.T in chunks of query rows, seeds masked to -inf;
 3. for the top N, a track can only be among a playlist's N best if it scores at least as high as
-   the N-th best of any subset of tracks: the 4N most popular tracks (the lowest track_idx) are
-   scored first on the driver, and in the blocks only the tracks at or above that bound are kept
-   (a comparison instead of a partial sort of every score; exact, ties included), at most N per
-   playlist and block; for targets, the number of tracks scoring above each target is counted;
+   the N-th best of any subset of tracks: the REFERENCE_FACTOR * N most popular tracks (the lowest
+   track_idx) are scored first on the driver, and in the blocks only the tracks at or above that
+   bound are kept (a comparison instead of a partial sort of every score; exact, ties included),
+   at most N per playlist and block. Most tracks cannot reach the bound at all: a score is at most
+   |q| |t| (Cauchy-Schwarz), and most tracks' factors are short (rare tracks). So each query gets a
+   reach, the least track norm that can reach its bound; a query block is ordered by reach, and a
+   chunk of it is multiplied only with the tracks whose norm reaches the least reach of its rows.
+   The same tracks are kept as without it. For targets, the number of tracks scoring above each
+   target is counted (every track: no pruning);
 4. the track blocks' lists are merged per chunk of QUERY_CHUNK query rows (grouped by query block
    and chunk: a group is small, and a challenge's 10,000 queries, one query block, are merged in
    40 groups rather than one task) into the final top N per playlist, ordered by score, then track_idx.
@@ -29,15 +34,16 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from mpdrec.csr import row_ids
-from mpdrec.vectors import vector_matrix
+from mpdrec.csr import csr_rows, row_ids
+from mpdrec.vectors import sorted_positions, vector_matrix
 
 QUERY_CHUNK = 256  # query rows per matrix product: bounds a task's score matrix to 256 x block_rows floats
-REFERENCE_FACTOR = 4  # the bound of step 3 comes from the REFERENCE_FACTOR * n most popular tracks
+REFERENCE_FACTOR = 16  # the bound of step 3 comes from the REFERENCE_FACTOR * n most popular tracks:
+# a larger set gives a higher bound (fewer tracks kept, more pruned) for more work on the driver
 ROUNDING_MARGIN = 1e-4  # relative: far above float32's rounding of a 64..256-term dot product
 QUERY_BLOCKS = ("q_block long, q_ids binary, q_mat binary, excl_off binary, excl binary, "
                 "tgt_off binary, tgt binary, tgt_scores binary")
-QueryBlock = dict  # one row of QUERY_BLOCKS (+ "bound": float32 per query row, for the top N)
+QueryBlock = dict  # one row of QUERY_BLOCKS (+ "bound", "reach": float32 per query row, for the top N)
 
 
 def _csr(column: pa.Array | None, rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -93,11 +99,12 @@ def _query_blocks(queries: DataFrame, block_rows: int) -> list[QueryBlock]:
 
 
 class _Tracks:
-    """A block of tracks: ids sorted (seeds are found by binary search) and their factors."""
+    """A block of tracks: ids sorted (seeds are found by binary search), their factors and norms."""
 
     def __init__(self, ids: np.ndarray, mat: np.ndarray) -> None:
         order = np.argsort(ids, kind="stable")
         self.ids, self.mat = ids[order], np.ascontiguousarray(mat[order])
+        self.norms = np.linalg.norm(self.mat, axis=1)
 
 
 def _track_blocks(block_rows: int) -> Callable[[Iterator[pa.RecordBatch]], Iterator[_Tracks]]:
@@ -120,7 +127,7 @@ class _Pair:
     """One (query block, track block) pair."""
 
     def __init__(self, query: QueryBlock, tracks: _Tracks) -> None:
-        self.t_ids, self.t_mat = tracks.ids, tracks.mat
+        self.t_ids, self.t_mat, self.t_norms = tracks.ids, tracks.mat, tracks.norms
         self.q_mat = np.frombuffer(query["q_mat"], np.float32).reshape(-1, self.t_mat.shape[1])
         self.excl_off = np.frombuffer(query["excl_off"], np.int64)
         self.excl = np.frombuffer(query["excl"], np.int32)
@@ -128,18 +135,27 @@ class _Pair:
     def excluded(self) -> tuple[np.ndarray, np.ndarray]:
         """(query row, position in this track block) of every excluded track present in the block."""
         rows = row_ids(np.diff(self.excl_off))
-        pos = np.minimum(np.searchsorted(self.t_ids, self.excl), max(len(self.t_ids) - 1, 0))
-        hit = self.t_ids[pos] == self.excl if len(self.t_ids) else np.zeros(len(self.excl), bool)
+        pos, hit = sorted_positions(self.t_ids, self.excl)
         return rows[hit], pos[hit]
 
-    def scores(self) -> Iterator[tuple[int, np.ndarray]]:
-        """(first query row, score chunk) with the excluded tracks at -inf."""
+    def scores(self, reach: np.ndarray | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+        """(first query row, score chunk, the block positions of its columns: None for all of them),
+        the excluded tracks at -inf. With `reach` (per query row), a chunk scores only the tracks
+        whose norm is at least the least reach of its rows, in block order."""
         rows, pos = self.excluded()
         for start in range(0, len(self.q_mat), QUERY_CHUNK):
-            s = self.q_mat[start:start + QUERY_CHUNK] @ self.t_mat.T
-            m = (rows >= start) & (rows < start + len(s))
-            s[rows[m] - start, pos[m]] = -np.inf
-            yield start, s
+            stop = min(start + QUERY_CHUNK, len(self.q_mat))
+            m = (rows >= start) & (rows < stop)
+            r, p = rows[m] - start, pos[m]
+            cols = None if reach is None else np.flatnonzero(self.t_norms >= reach[start:stop].min())
+            if cols is None or len(cols) == len(self.t_ids):
+                cols, s = None, self.q_mat[start:stop] @ self.t_mat.T
+            else:
+                s = self.q_mat[start:stop] @ self.t_mat[cols].T
+                j, hit = sorted_positions(cols, p)
+                r, p = r[hit], j[hit]
+            s[r, p] = -np.inf
+            yield start, s, cols
 
 
 def _top_k(s: np.ndarray, k: int) -> np.ndarray:
@@ -171,26 +187,59 @@ def _kept(s: np.ndarray, bound: np.ndarray, k: int) -> tuple[np.ndarray, np.ndar
     return rows, pos
 
 
-def _bounds(blocks: list[QueryBlock], items: DataFrame, n: int) -> None:
-    """Adds "bound" to each query block: per query, the n-th best score among the REFERENCE_FACTOR * n
-    most popular tracks (seeds excluded), less ROUNDING_MARGIN * |q| * max |t|; -inf where they are
-    too few. The margin covers float32 rounding: a matrix product of another shape (the blocks') may
-    sum in another order, and give the same track a score a few ulps apart."""
-    rows = items.where(F.col("track_idx") < REFERENCE_FACTOR * n).select("track_idx", "features").collect()
+def _reach(bound: np.ndarray, q_norms: np.ndarray) -> np.ndarray:
+    """Per query, the least track norm whose score can reach its bound: bound / |q|, lowered by
+    ROUNDING_MARGIN for float32 rounding (any track may reach a bound of 0 or less; no track a
+    positive bound of a query without factors)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(bound > 0, bound / (q_norms * (1 + ROUNDING_MARGIN)), 0).astype(np.float32)
+
+
+def _rows_in_order(offsets: np.ndarray, values: np.ndarray, order: np.ndarray) -> tuple[bytes, bytes]:
+    """A block's list column (offsets, values) with its rows in `order`, as bytes."""
+    picked, lengths = csr_rows((offsets, values), order)
+    out = np.zeros(len(order) + 1, np.int64)
+    np.cumsum(lengths, out=out[1:])
+    return out.tobytes(), picked.tobytes()
+
+
+def _by_reach(block: QueryBlock, bound: np.ndarray, reach: np.ndarray) -> QueryBlock:
+    """`block` with its "bound" and "reach", its queries ordered by reach: a chunk of the matrix
+    product then holds queries that need about the same tracks."""
+    order = np.argsort(reach, kind="stable")
+    ids = np.frombuffer(block["q_ids"], np.int64)
+    mat = np.frombuffer(block["q_mat"], np.float32).reshape(len(ids), -1)
+    excl_off, excl = _rows_in_order(np.frombuffer(block["excl_off"], np.int64),
+                                    np.frombuffer(block["excl"], np.int32), order)
+    tgt_off = np.frombuffer(block["tgt_off"], np.int64)
+    new_tgt_off, tgt = _rows_in_order(tgt_off, np.frombuffer(block["tgt"], np.int32), order)
+    _, tgt_scores = _rows_in_order(tgt_off, np.frombuffer(block["tgt_scores"], np.float32), order)
+    return {**block, "q_ids": ids[order].tobytes(), "q_mat": np.ascontiguousarray(mat[order]).tobytes(),
+            "excl_off": excl_off, "excl": excl, "tgt_off": new_tgt_off, "tgt": tgt, "tgt_scores": tgt_scores,
+            "bound": bound[order].tobytes(), "reach": reach[order].tobytes()}
+
+
+def _bounds(blocks: list[QueryBlock], items: DataFrame, n: int) -> list[QueryBlock]:
+    """The query blocks with "bound" and "reach" (`_by_reach`): per query, the n-th best score among
+    the REFERENCE_FACTOR * n most popular tracks (seeds excluded), less ROUNDING_MARGIN * |q| * max |t|;
+    -inf where they are too few. The margin covers float32 rounding: a matrix product of another
+    shape (the blocks') may sum in another order, and give the same track a score a few ulps apart."""
+    rows = items.where(F.col("track_idx") < REFERENCE_FACTOR * n).select("track_idx", "features").toPandas()
     if len(rows) < n:
-        for block in blocks:
-            block["bound"] = np.full(len(block["q_ids"]) // 8, -np.inf, np.float32).tobytes()
-        return
-    reference = _Tracks(np.array([r.track_idx for r in rows], np.int32),
-                        np.array([r.features for r in rows], np.float32))
-    longest = float(np.linalg.norm(reference.mat, axis=1).max())
+        unbounded = [np.full(len(b["q_ids"]) // 8, -np.inf, np.float32) for b in blocks]
+        return [_by_reach(b, u, np.zeros(len(u), np.float32)) for b, u in zip(blocks, unbounded)]
+    reference = _Tracks(rows["track_idx"].to_numpy(np.int32), np.stack(rows["features"].to_numpy()).astype(np.float32))
+    longest = float(reference.norms.max())
+    out = []
     for block in blocks:
         pair = _Pair(block, reference)
         bound = np.empty(len(pair.q_mat), np.float32)
-        for start, s in pair.scores():
+        for start, s, _ in pair.scores():
             bound[start:start + len(s)] = np.partition(s, s.shape[1] - n, axis=1)[:, s.shape[1] - n]
-        bound -= ROUNDING_MARGIN * np.linalg.norm(pair.q_mat, axis=1) * longest
-        block["bound"] = bound.tobytes()
+        q_norms = np.linalg.norm(pair.q_mat, axis=1)
+        bound -= ROUNDING_MARGIN * q_norms * longest
+        out.append(_by_reach(block, bound, _reach(bound, q_norms)))
+    return out
 
 
 def _pair_top_n(blocks: list[QueryBlock], n: int, block_rows: int
@@ -200,11 +249,11 @@ def _pair_top_n(blocks: list[QueryBlock], n: int, block_rows: int
             for block in blocks:
                 pair, bound = _Pair(block, tracks), np.frombuffer(block["bound"], np.float32)
                 starts, counts, ids, scores = [], [], [], []
-                for start, s in pair.scores():
+                for start, s, cols in pair.scores(np.frombuffer(block["reach"], np.float32)):
                     rows, pos = _kept(s, bound[start:start + len(s)], min(n, len(pair.t_ids)))
                     starts.append(start)
                     counts.append(np.bincount(rows, minlength=len(s)).astype(np.int32).tobytes())
-                    ids.append(pair.t_ids[pos].tobytes())
+                    ids.append(pair.t_ids[pos if cols is None else cols[pos]].tobytes())
                     scores.append(s[rows, pos].tobytes())
                 yield pa.RecordBatch.from_pydict({
                     "q_block": [block["q_block"]] * len(starts), "q_start": pa.array(starts, pa.int32()),
@@ -224,9 +273,8 @@ def _pair_higher_counts(blocks: list[QueryBlock], block_rows: int
                 tgt_off, tgt = np.frombuffer(block["tgt_off"], np.int64), np.frombuffer(block["tgt"], np.int32)
                 tgt_scores = np.frombuffer(block["tgt_scores"], np.float32)
                 higher, scored = np.zeros(len(tgt), np.int64), np.zeros(len(pair.q_mat), np.int64)
-                pos = np.minimum(np.searchsorted(pair.t_ids, tgt), max(len(pair.t_ids) - 1, 0))
-                present = pair.t_ids[pos] == tgt if len(pair.t_ids) else np.zeros(len(tgt), bool)
-                for start, s in pair.scores():
+                pos, present = sorted_positions(pair.t_ids, tgt)
+                for start, s, _ in pair.scores():
                     scored[start:start + len(s)] = np.isfinite(s).sum(axis=1)
                     for i in range(len(s)):
                         g0, g1 = tgt_off[start + i], tgt_off[start + i + 1]
@@ -253,8 +301,7 @@ def top_n(queries: DataFrame, items: DataFrame, n: int, block_rows: int) -> Data
     items: track_idx int, features array<float>; the lowest track_idx should be the most popular
     tracks (they bound the scores worth keeping: any tracks would be exact, popular ones prune most).
     """
-    blocks = _query_blocks(queries, block_rows)
-    _bounds(blocks, items, n)
+    blocks = _bounds(_query_blocks(queries, block_rows), items, n)
     pids = {b["q_block"]: np.frombuffer(b["q_ids"], np.int64) for b in blocks}
     pairs = items.select("track_idx", "features").mapInArrow(
         _pair_top_n(blocks, n, block_rows), "q_block long, q_start int, counts binary, ids binary, scores binary")
