@@ -112,14 +112,9 @@ def fill_after(candidates: DataFrame, sources: list[tuple[str, DataFrame]], quer
     n (assemble's columns; no rows for a playlist with n candidates or more).
 
     The NCF model and the blend order the same candidates; what follows them is the same, so it is
-    merged once per challenge and `after_candidates` adds it to each. Only the playlists with fewer
-    than n candidates (title-only ones, mostly) go through the merge: the others' candidates, most
-    of the millions of rows, are not shuffled."""
-    full = candidates.groupBy("pid").count().where(F.col("count") >= n).select("pid")
-    keys = (candidates.join(F.broadcast(full), "pid", "left_anti")
-            .select("pid", "track_idx", F.lit(0).alias("rank"), F.lit(0.0).alias("score")))
-    return (_merged([(CANDIDATES, keys), *_unreached(sources, n, full)], queries, n)
-            .where(F.col("source") != CANDIDATES))
+    merged once per challenge and `after_candidates` adds it to each."""
+    keys = candidates.select("pid", "track_idx", F.lit(0).alias("rank"), F.lit(0.0).alias("score"))
+    return _merged([(CANDIDATES, keys), *_unreached(sources, n)], queries, n).where(F.col("source") != CANDIDATES)
 
 
 def after_candidates(name: str, scored: DataFrame, fill: DataFrame, n: int = SUBMISSION_SIZE) -> DataFrame:
