@@ -195,12 +195,13 @@ def _reach(bound: np.ndarray, q_norms: np.ndarray) -> np.ndarray:
         return np.where(bound > 0, bound / (q_norms * (1 + ROUNDING_MARGIN)), 0).astype(np.float32)
 
 
-def _rows_in_order(offsets: np.ndarray, values: np.ndarray, order: np.ndarray) -> tuple[bytes, bytes]:
-    """A block's list column (offsets, values) with its rows in `order`, as bytes."""
-    picked, lengths = csr_rows((offsets, values), order)
+def _rows_in_order(offsets: np.ndarray, order: np.ndarray, *values: np.ndarray) -> tuple[bytes, ...]:
+    """A block's list columns that share `offsets` with their rows in `order`, as bytes: the new
+    offsets, then each of `values`."""
+    picked, lengths = csr_rows((offsets, np.arange(offsets[-1], dtype=np.int64)), order)
     out = np.zeros(len(order) + 1, np.int64)
     np.cumsum(lengths, out=out[1:])
-    return out.tobytes(), picked.tobytes()
+    return out.tobytes(), *(v[picked].tobytes() for v in values)
 
 
 def _by_reach(block: QueryBlock, bound: np.ndarray, reach: np.ndarray) -> QueryBlock:
@@ -209,13 +210,13 @@ def _by_reach(block: QueryBlock, bound: np.ndarray, reach: np.ndarray) -> QueryB
     order = np.argsort(reach, kind="stable")
     ids = np.frombuffer(block["q_ids"], np.int64)
     mat = np.frombuffer(block["q_mat"], np.float32).reshape(len(ids), -1)
-    excl_off, excl = _rows_in_order(np.frombuffer(block["excl_off"], np.int64),
-                                    np.frombuffer(block["excl"], np.int32), order)
-    tgt_off = np.frombuffer(block["tgt_off"], np.int64)
-    new_tgt_off, tgt = _rows_in_order(tgt_off, np.frombuffer(block["tgt"], np.int32), order)
-    _, tgt_scores = _rows_in_order(tgt_off, np.frombuffer(block["tgt_scores"], np.float32), order)
+    excl_off, excl = _rows_in_order(np.frombuffer(block["excl_off"], np.int64), order,
+                                    np.frombuffer(block["excl"], np.int32))
+    tgt_off, tgt, tgt_scores = _rows_in_order(np.frombuffer(block["tgt_off"], np.int64), order,
+                                              np.frombuffer(block["tgt"], np.int32),
+                                              np.frombuffer(block["tgt_scores"], np.float32))
     return {**block, "q_ids": ids[order].tobytes(), "q_mat": np.ascontiguousarray(mat[order]).tobytes(),
-            "excl_off": excl_off, "excl": excl, "tgt_off": new_tgt_off, "tgt": tgt, "tgt_scores": tgt_scores,
+            "excl_off": excl_off, "excl": excl, "tgt_off": tgt_off, "tgt": tgt, "tgt_scores": tgt_scores,
             "bound": bound[order].tobytes(), "reach": reach[order].tobytes()}
 
 
