@@ -9,11 +9,12 @@ import sys
 
 from mpdrec.cli import run_job
 from mpdrec.config import Config
-from mpdrec.etl.stages import run_interactions, run_validation
+from mpdrec.etl.stages import INGEST, check_local_upstream, run_interactions, run_validation
 from mpdrec.spark import build_spark
 
 
 def build(args: argparse.Namespace, cfg: Config) -> None:
+    check_local_upstream(cfg, [INGEST])
     spark = build_spark(cfg.spark, "mpdrec-build-interactions")
     validation = run_validation(spark, cfg, force=args.force)
     interactions = run_interactions(spark, cfg, force=args.force)

@@ -13,10 +13,12 @@ import sys
 from mpdrec.charts.study import run_charts
 from mpdrec.cli import run_job
 from mpdrec.config import Config
+from mpdrec.etl.stages import TABLE_INTERACTIONS, check_local_upstream
 from mpdrec.spark import build_spark
 
 
 def study(args: argparse.Namespace, cfg: Config) -> None:
+    check_local_upstream(cfg, [TABLE_INTERACTIONS])
     spark = build_spark(cfg.spark, "mpdrec-charts-study")
     m = run_charts(spark, cfg, force=args.force)
     print(f"{m['countries']} countries x {m['songs']} songs; EPR (lower is better):")

@@ -16,16 +16,21 @@ from pyspark.sql import SparkSession
 from mpdrec.cli import run_job
 from mpdrec.config import NCF_MODELS, Config
 from mpdrec.etl.table_index import is_table_run
-from mpdrec.evaluation import evaluate
+from mpdrec.etl.stages import INTERACTIONS, check_local_upstream
+from mpdrec.evaluation import SCORED, evaluate
 from mpdrec.evaluation_table import evaluate_table
-from mpdrec.io.fs import HadoopFS
-from mpdrec.io.paths import to_uri
+from mpdrec.io.fs import HadoopFS, LocalFS
+from mpdrec.io.paths import is_local, to_uri
 from mpdrec.models.table_holdout import COMPARED
 from mpdrec.rank.assemble import FINAL, blend_variants, submissions
 from mpdrec.spark import build_spark
 
 
 def main(args: argparse.Namespace, cfg: Config) -> None:
+    run_dir = to_uri(cfg.paths.run_dir)
+    check_local_upstream(cfg, [INTERACTIONS])
+    if is_local(run_dir) and not is_table_run(LocalFS(), run_dir):
+        check_local_upstream(cfg, SCORED)
     spark = build_spark(cfg.spark, "mpdrec-evaluate")
     if is_table_run(HadoopFS(spark), to_uri(cfg.paths.run_dir)):
         return table_report(cfg, spark)

@@ -12,10 +12,12 @@ import sys
 from mpdrec.cli import run_job
 from mpdrec.config import Config
 from mpdrec.explicit.study import run_explicit, run_explicit_split
+from mpdrec.etl.stages import TABLE_INTERACTIONS, check_local_upstream
 from mpdrec.spark import build_spark
 
 
 def study(args: argparse.Namespace, cfg: Config) -> None:
+    check_local_upstream(cfg, [TABLE_INTERACTIONS])
     spark = build_spark(cfg.spark, "mpdrec-explicit-ratings")
     split = run_explicit_split(spark, cfg, force=args.force)
     print("explicit split: " + ", ".join(f"{k}={v:,}" for k, v in split["tables"].items()))

@@ -11,11 +11,13 @@ import sys
 
 from mpdrec.cli import run_job
 from mpdrec.config import Config
+from mpdrec.etl.stages import INGEST, check_local_upstream
 from mpdrec.spark import build_spark
 from mpdrec.studies.dice import run_dice
 
 
 def study(args: argparse.Namespace, cfg: Config) -> None:
+    check_local_upstream(cfg, [INGEST])
     spark = build_spark(cfg.spark, "mpdrec-playlist-neighbours")
     m = run_dice(spark, cfg, force=args.force)
     for name, h in m["hit_rate"].items():

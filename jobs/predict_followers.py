@@ -10,11 +10,13 @@ import sys
 
 from mpdrec.cli import run_job
 from mpdrec.config import Config
+from mpdrec.etl.stages import INGEST, check_local_upstream
 from mpdrec.spark import build_spark
 from mpdrec.studies.followers import run_followers
 
 
 def study(args: argparse.Namespace, cfg: Config) -> None:
+    check_local_upstream(cfg, [INGEST])
     spark = build_spark(cfg.spark, "mpdrec-predict-followers")
     m = run_followers(spark, cfg, force=args.force)
     print(f"{m['train']:,} training, {m['test']:,} held-out playlists")

@@ -11,11 +11,13 @@ import sys
 
 from mpdrec.cli import run_job
 from mpdrec.config import Config
-from mpdrec.rank.stage import run_rank
+from mpdrec.etl.stages import check_local_upstream
+from mpdrec.rank.stage import rank_upstream, run_rank
 from mpdrec.spark import build_spark
 
 
 def rank(args: argparse.Namespace, cfg: Config) -> None:
+    check_local_upstream(cfg, rank_upstream(cfg))
     spark = build_spark(cfg.spark, "mpdrec-rank")
     manifest = run_rank(spark, cfg, force=args.force)
     for challenge in ("submission", "challenge_submission"):

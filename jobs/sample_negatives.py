@@ -11,11 +11,12 @@ import sys
 
 from mpdrec.cli import run_job
 from mpdrec.config import Config
-from mpdrec.etl.stages import run_negatives
+from mpdrec.etl.stages import check_local_upstream, negatives_upstream, run_negatives
 from mpdrec.spark import build_spark
 
 
 def sample(args: argparse.Namespace, cfg: Config) -> None:
+    check_local_upstream(cfg, negatives_upstream(cfg))
     spark = build_spark(cfg.spark, "mpdrec-sample-negatives")
     m = run_negatives(spark, cfg, force=args.force)
     print(f"negatives: {m['positives']:,} training positives in {m['shards']} shards "

@@ -13,6 +13,7 @@ import sys
 
 from mpdrec.cli import run_job
 from mpdrec.config import Config
+from mpdrec.etl.stages import INTERACTIONS, check_local_upstream
 from mpdrec.models.als_grid import run_als
 from mpdrec.models.als_leave_one_out import run_als_leave_one_out
 from mpdrec.models.table_holdout import COMPARED
@@ -20,6 +21,7 @@ from mpdrec.spark import build_spark
 
 
 def train(args: argparse.Namespace, cfg: Config) -> None:
+    check_local_upstream(cfg, [INTERACTIONS])  # a table run has no validation stage: run_als checks it then
     spark = build_spark(cfg.spark, "mpdrec-train-als")
     m = run_als(spark, cfg, force=args.force)
     print(f"{'rank':>5} {'alpha':>7} {'reg':>7} {'R-prec':>8} {'NDCG':>8} {'clicks':>7} {'MPR':>7} {'s/iter':>7}")

@@ -120,6 +120,7 @@ def quality(args: argparse.Namespace) -> dict[str, object]:
     for model, extra in (("gmf", []), ("mlp", []), ("neumf", ["--set", "ncf.pretrained=true"])):
         start = time.perf_counter()
         subprocess.run([sys.executable, str(ROOT / "jobs" / "train_ncf.py"), *flags, "--set", f"ncf.model={model}",
+                        "--set", f"rank.ncf_model={model}",
                         *extra], check=True, stderr=subprocess.DEVNULL)
         m = json.loads((work / "run" / "ncf" / model / "_manifest.json").read_text())
         out[model] = {**{k: round(v, 4) for k, v in m["metrics"].items()}, "best_epoch": m["best_epoch"],

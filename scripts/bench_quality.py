@@ -51,14 +51,15 @@ def _job(job: str, sets: list[str], launcher: list[str] | None = None) -> None:
 
 def run_main_job(mpd: Path, run_dir: Path, sets: list[str], ncf_model: str | None) -> dict[str, float]:
     """The main job's stages, as scripts/run_local.sh runs them (skipped where up to date); seconds per
-    stage. `ncf_model`: rank.ncf_model, trained on two Horovod ranks (None: no NCF stage)."""
+    stage. `ncf_model`: rank.ncf_model (= ncf.model in `sets`), trained on two Horovod ranks (None: no NCF
+    stage)."""
     sets = [f"paths.mpd={mpd}", "paths.challenge=", f"paths.run_dir={run_dir}", *sets]
     horovodrun = [str(Path(sys.executable).parent / "horovodrun"), "-np", "2", "-H", "localhost:2", "--gloo",
                   sys.executable]
     stages = [("ingest_mpd", sets, None), ("build_interactions", sets, None), ("sample_negatives", sets, None),
               ("train_als", sets, None)]
     if ncf_model:
-        stages.append(("train_ncf", [*sets, f"ncf.model={ncf_model}"], horovodrun))
+        stages.append(("train_ncf", sets, horovodrun))
     seconds: dict[str, float] = {}
     for job, job_sets, launcher in [*stages, ("rank_candidates", sets, None), ("evaluate", sets, None)]:
         started = time.perf_counter()

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from conftest import CONF_DIR, ROOT, make_config, python_env
-from mpdrec.config import load_config, parse_set
+from mpdrec.config import load_config
 from mpdrec.errors import ConfigError
 
 
@@ -31,12 +31,28 @@ def test_profiles_set_the_cluster_paths():
     assert load_config(CONF_DIR, "emr").paths.mpd == ["s3://CHANGE-ME/mpd"]
 
 
-def test_set_parses_yaml_values_and_lists():
-    assert parse_set(["a.b=10", "a.c=true", "d=[x, y]", "e="]) == {
-        "a": {"b": 10, "c": True}, "d": ["x", "y"], "e": None}
-    cfg = load_config(CONF_DIR, "local", [], ["paths.mpd=a/b, gs://bucket/c", "paths.challenge="])
-    assert cfg.paths.mpd == ["a/b", "gs://bucket/c"]
-    assert cfg.paths.challenge is None
+def test_set_reads_each_value_by_its_keys_type():
+    cfg = load_config(CONF_DIR, "local", [], ["paths.mpd=a/b, gs://bucket/c", "paths.challenge=", "ncf.epochs=3",
+                                              "ncf.patience=0", "als.grid_reg_param=[0.1, 1]", "rank.blend.ncf_feature=true"])
+    assert cfg.paths.mpd == ["a/b", "gs://bucket/c"] and cfg.paths.challenge is None
+    assert cfg.ncf.epochs == 3 and cfg.ncf.patience == 0 and cfg.rank.blend.ncf_feature is True
+    assert cfg.als.grid_reg_param == [0.1, 1.0]
+    # text keys take the text as typed (YAML would make these an error, null, true and 10) or a YAML quote
+    for typed, text in [(",", ","), ("#", "#"), ("\\t", "\\t"), ('","', ","), ("';'", ";")]:
+        assert load_config(CONF_DIR, "local", [], [f"table.csv.sep={typed}"]).table.csv.sep == text, typed
+    for typed in ("yes", "10", "null-ish"):
+        assert load_config(CONF_DIR, "local", [], [f"rank.team_name={typed}"]).rank.team_name == typed
+    assert load_config(CONF_DIR, "local", [], ["rank.ncf_model=null"]).rank.ncf_model is None
+    # a Spark setting keeps its dots
+    conf = load_config(CONF_DIR, "local", [], ["spark.conf.spark.driver.memory=7g"]).spark.conf
+    assert conf["spark.driver.memory"] == "7g" and "spark" not in conf
+
+
+def test_keys_that_must_agree_fail_when_the_config_loads():
+    with pytest.raises(ConfigError, match="'rank.ncf_model': is neumf but ncf.model is gmf"):
+        load_config(CONF_DIR, "local", [], ["rank.ncf_model=neumf"])
+    assert load_config(CONF_DIR, "local", [], ["rank.ncf_model=neumf", "ncf.model=neumf"]).rank.ncf_model == "neumf"
+    assert load_config(CONF_DIR, "local", [], ["rank.ncf_model=", "ncf.model=mlp"]).rank.ncf_model is None
 
 
 @pytest.mark.parametrize("override, key", [

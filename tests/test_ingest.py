@@ -142,8 +142,10 @@ def test_bad_input_fails_the_run_by_default_and_publishes_nothing(spark, bad_mpd
     with pytest.raises(InputError) as err:
         run_ingest(spark, _cfg(bad_mpd, tmp_path))
     msg = str(err.value)
-    assert "5 of 2003 records quarantined" in msg  # 3 broken, 1 unreadable file, 1 repeated pid
-    for expected in ("mpd.slice.0-999.json (3)", "mpd.slice.8000-8999.json (1)", "mpd.slice.9000-9999 copy.json (1)",
+    # 3 broken, an unreadable file counted as the 1,000 playlists its name implies, 1 repeated pid
+    assert "1004 of 3002 records quarantined" in msg
+    for expected in ("mpd.slice.0-999.json (3)", "mpd.slice.8000-8999.json (1000)", "mpd.slice.9000-9999 copy.json (1)",
+                     "Files that gave no record: mpd.slice.8000-8999.json (1,000 playlists: not valid JSON",
                      "count_mismatch", "invalid_json", "ingest.max_quarantine_share=0.0"):
         assert expected in msg
     assert not (tmp_path / "ingest").exists()
@@ -152,7 +154,7 @@ def test_bad_input_fails_the_run_by_default_and_publishes_nothing(spark, bad_mpd
 
 
 def test_bad_input_within_the_allowed_share_is_kept_aside(spark, bad_mpd, tmp_path):
-    manifest = run_ingest(spark, _cfg(bad_mpd, tmp_path, share=0.01))
+    manifest = run_ingest(spark, _cfg(bad_mpd, tmp_path, share=0.5))
     out = tmp_path / "ingest"
     q = {(Path(r.source).name, r.pid, r.reason): r for r in spark.read.parquet(str(out / "quarantine")).collect()}
     assert set(q) == {
@@ -162,9 +164,13 @@ def test_bad_input_within_the_allowed_share_is_kept_aside(spark, bad_mpd, tmp_pa
         ("mpd.slice.8000-8999.json", None, "invalid_json"),
         ("mpd.slice.9000-9999 copy.json", 1003, "duplicate_pid"),
     }
-    assert manifest["quarantine"]["records"] == 5
+    assert manifest["quarantine"]["records"] == 1004 and manifest["quarantine"]["of_records"] == 3002
     assert manifest["quarantine"]["by_reason"] == {"count_mismatch": 1, "bad_track": 1, "wrong_type": 1,
-                                                   "invalid_json": 1, "duplicate_pid": 1}
+                                                   "invalid_json": 1000, "duplicate_pid": 1}
+    assert {Path(k).name: v for k, v in manifest["quarantine"]["by_file"].items()} == {
+        "mpd.slice.0-999.json": {"records": 1000, "kept": 997, "quarantined": 3},
+        "mpd.slice.8000-8999.json": {"records": 1000, "kept": 0, "quarantined": 1000},
+        "mpd.slice.9000-9999 copy.json": {"records": 2, "kept": 1, "quarantined": 1}}
     dup_raw = json.loads(q[("mpd.slice.9000-9999 copy.json", 1003, "duplicate_pid")].raw)
     assert dup_raw["tracks"][0]["track_uri"] == "spotify:track:ONLYINTHEREPEAT0000000"
     assert "already ingested from" in q[("mpd.slice.9000-9999 copy.json", 1003, "duplicate_pid")].detail

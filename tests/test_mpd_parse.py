@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from mpdrec import schemas
-from mpdrec.etl.mpd_parse import parse_challenge, parse_mpd_slice
+from mpdrec.etl.mpd_parse import FileProblem, parse_challenge, parse_mpd_slice
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ BREAKAGES = [
     ("wrong_type", lambda p: p.update(name=None), "Expected `str`, got `null` - at `$.name`"),
     ("wrong_type", lambda p: p.update(collaborative=True), "Expected `str`, got `bool` - at `$.collaborative`"),
     ("wrong_type", lambda p: p.update(collaborative="yes"), "Invalid enum value 'yes' - at `$.collaborative`"),
-    ("wrong_type", lambda p: p.update(num_edits=2**40), "Expected `int` <= 2147483647 - at `$.num_edits`"),
+    ("out_of_range", lambda p: p.update(num_edits=2**40), "Expected `int` <= 2147483647 - at `$.num_edits`"),
     ("wrong_type", lambda p: p.update(description=3), "got `int` - at `$.description`"),
     ("wrong_type", lambda p: p.update(tracks={"0": 1}), "Expected `array`, got `object` - at `$.tracks`"),
     ("bad_track", lambda p: p["tracks"][2].pop("track_uri"), "missing required field `track_uri` - at `$.tracks[2]`"),
@@ -90,17 +90,17 @@ def test_not_an_object_and_duplicates_within_a_file(slice_doc):
     assert len(bad) == 2
 
 
-@pytest.mark.parametrize("content, reason", [
-    (b'{"info": {}, "playlists": [', "invalid_json"),
-    (b"", "invalid_json"),
-    (b'{"info": {}}', "no_playlists"),
-    (b'[1, 2]', "no_playlists"),
+@pytest.mark.parametrize("content, reason, detail", [
+    (b'{"info": {}, "playlists": [', "invalid_json", "not valid JSON"),
+    (b"", "invalid_json", "the file is empty"),
+    (b'{"info": {}}', "no_playlists", "not an object with a 'playlists' list"),
+    (b'[1, 2]', "no_playlists", "not an object with a 'playlists' list"),
+    (b'{"playlists": []}', "no_playlists", "list is empty"),
 ])
-def test_unreadable_files_are_one_quarantine_row(content, reason):
-    t = parse_mpd_slice("file:/x/mpd.slice.5-6.json", content)
-    assert t.num_rows == 1
-    row = t.to_pylist()[0]
-    assert row["reason"] == reason and row["source"] == "file:/x/mpd.slice.5-6.json" and row["pid"] is None
+def test_files_without_records_raise_their_problem(content, reason, detail):
+    with pytest.raises(FileProblem) as err:
+        parse_mpd_slice("file:/x/mpd.slice.5-6.json", content)
+    assert err.value.reason == reason and detail in err.value.detail
 
 
 def test_challenge_set(synth_dir):

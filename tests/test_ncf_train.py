@@ -129,7 +129,7 @@ def test_horovod_spark_run_trains_the_same_model(spark, run_dir, horovodrun_resu
 
 
 def test_killed_run_resumes_after_its_last_epoch(run_dir, tmp_path):
-    job = [sys.executable, str(ROOT / "jobs" / "train_ncf.py"), *_sets(run_dir, ["ncf.epochs=3", "ncf.model=mlp",
+    job = [sys.executable, str(ROOT / "jobs" / "train_ncf.py"), *_sets(run_dir, ["ncf.epochs=3", "ncf.model=mlp", "rank.ncf_model=mlp",
                                                                                  "ncf.layers=[32,16]"])]
     proc = subprocess.Popen(job, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env(),
                             start_new_session=True)
@@ -232,7 +232,7 @@ def test_pretrained_neumf_keeps_its_start_when_fine_tuning_makes_it_worse(run_di
 
     mlp = ["ncf.layers=[32,16]", "ncf.epochs=3"]  # as the resume test trains it
     for model in ("mlp", "neumf"):  # mlp: up to date when the resume test trained it already
-        extra = [f"ncf.model={model}", *mlp] + (["ncf.pretrained=true", "ncf.epochs=1", "ncf.dense_lr=0.5"]
+        extra = [f"ncf.model={model}", f"rank.ncf_model={model}", *mlp] + (["ncf.pretrained=true", "ncf.epochs=1", "ncf.dense_lr=0.5"]
                                                 if model == "neumf" else [])
         proc = subprocess.run([sys.executable, str(ROOT / "jobs" / "train_ncf.py"), *_sets(run_dir, extra)],
                               capture_output=True, text=True, env=_env(), timeout=600)

@@ -72,6 +72,35 @@ def test_a_column_the_file_lacks_is_named(spark, tmp_path):
         run_table(spark, cfg)
 
 
+def test_each_csv_file_is_read_by_its_own_header(spark, tmp_path):
+    d = tmp_path / "ratings"
+    d.mkdir()
+    (d / "a.csv").write_text('user,item,rating\nu1,i1,3\nu2,i2,4\n')
+    (d / "b.csv").write_text('rating,user,item\n5,u3,i3\n')  # the same columns in another order
+    (d / "c.csv.gz").write_bytes(__import__("gzip").compress(b'item,rating,user\ni4,1,u4\n'))
+    (d / "d.csv").write_text('user,item,stars\nu5,i5,2\n')  # no rating column
+    sets = [f"paths.run_dir={tmp_path / 'run'}", "table.format=csv", "table.user=user", "table.item=item",
+            "table.value=rating", "table.time=", "table.csv.sep=,", "table.csv.quote='\"'", "table.csv.header=true"]
+    with pytest.raises(InputError, match=r"d.csv has no column 'rating' \(its columns: 'user', 'item', 'stars'\)"):
+        run_table(spark, load_config(CONF_DIR, "local", [], [*sets, f"table.path={d}"]))
+    (d / "d.csv").unlink()
+    run_table(spark, load_config(CONF_DIR, "local", [], [*sets, f"table.path={d}"]))
+    kept = spark.read.parquet(str(tmp_path / "run" / "table" / "data")).toPandas()
+    assert sorted(zip(kept.user, kept.item, kept.value)) == [("u1", "i1", 3.0), ("u2", "i2", 4.0), ("u3", "i3", 5.0),
+                                                             ("u4", "i4", 1.0)]
+
+
+def test_a_time_that_is_neither_a_number_nor_a_timestamp_is_quarantined(spark, tmp_path):
+    (tmp_path / "plays.csv").write_text("user,item,when\nu1,i1,2020-01-01 10:00:00\nu1,i2,1577836800\nu2,i1,yesterday\n")
+    m = run_table(spark, load_config(CONF_DIR, "local", [], [
+        f"paths.run_dir={tmp_path / 'run'}", f"table.path={tmp_path / 'plays.csv'}", "table.format=csv",
+        "table.user=user", "table.item=item", "table.value=", "table.time=when", "table.csv.sep=,",
+        "table.csv.header=true", "table.max_quarantine_share=0.5"]))
+    assert m["quarantine"]["by_reason"] == {"bad_time": 1} and m["tables"] == {"data": 2, "quarantine": 1}
+    q = spark.read.parquet(str(tmp_path / "run" / "table" / "quarantine")).collect()
+    assert q[0].detail == "when 'yesterday' is neither a number nor a timestamp"
+
+
 def test_parquet_table_indexed_for_the_negatives_stage(spark, tmp_path):
     day = datetime(2020, 1, 1).timestamp()
     rows = pd.DataFrame({

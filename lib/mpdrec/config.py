@@ -21,6 +21,7 @@ import yaml
 from mpdrec.errors import ConfigError
 
 PROFILES = ("local", "cluster", "dataproc", "emr")
+SPARK_CONF = "spark.conf"  # the one free-form section: any Spark setting
 
 
 @dataclass(frozen=True)
@@ -501,6 +502,13 @@ class Config:
     followers: FollowersConfig
     spark: SparkConfig
 
+    def __post_init__(self) -> None:
+        """Keys of different sections that must agree, checked before any job does any work."""
+        _require(self.rank.ncf_model in (None, self.ncf.model), "rank.ncf_model",
+                 f"is {self.rank.ncf_model} but ncf.model is {self.ncf.model}: the rank stage scores with the "
+                 f"model jobs/train_ncf.py trains (ncf.model); set both to the same model, or rank.ncf_model "
+                 f"to null for no NCF score")
+
     def section_digest(self, *sections: str) -> str:
         """Stable digest of some sections: a stage's outputs depend on these and nothing else."""
         return stable_digest({s: _plain(getattr(self, s)) for s in sections})
@@ -523,25 +531,60 @@ def _require(ok: bool, key: str, problem: str) -> None:
         raise ConfigError(f"config key '{key}': {problem}")
 
 
+@dataclass(frozen=True)
+class SetValue:
+    """A `--set` value as typed, read once the key's type is known (`_coerce`): a string key takes
+    the text as it is (`,`, `#`, `yes`, `10`: YAML would make them an error, null, true and 10);
+    other keys take it as YAML (`10`, `true`, `[a, b]`). Quotes are YAML's either way (`'","'` is
+    `,`); an empty value is null (it clears a key)."""
+    text: str
+
+    def resolve(self, tp: Any, key: str) -> Any:
+        if not self.text.strip():
+            return None
+        try:
+            value = yaml.safe_load(self.text)
+        except yaml.YAMLError as exc:
+            if _is_text_type(tp):
+                return self.text
+            raise ConfigError(f"--set '{key}={self.text}': value is not valid YAML ({exc})") from exc
+        if _is_text_type(tp) and not isinstance(value, str) and not (value is None and _is_optional(tp)):
+            return self.text
+        return value
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return repr(self.text)
+
+
+def _is_optional(tp: Any) -> bool:
+    return typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in typing.get_args(tp)
+
+
+def _is_text_type(tp: Any) -> bool:
+    """str or str | None: a key whose value is text."""
+    return tp is str or (_is_optional(tp) and [a for a in typing.get_args(tp) if a is not type(None)] == [str])
+
+
 def parse_set(items: Iterable[str]) -> dict[str, Any]:
-    """`a.b=value` strings to a nested dict; values are YAML scalars/lists (`10`, `true`, `[a, b]`);
-    an empty value is null."""
+    """`a.b=value` strings to a nested dict of SetValue leaves (read by the key's type when the config
+    is built); `spark.conf.<key>=value` sets one Spark key, dots and all."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise ConfigError(f"--set '{item}': expected dotted.key=value")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None  # `key=` clears a key
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--set '{item}': value is not valid YAML ({exc})") from exc
         node = out
-        parts = key.strip().split(".")
+        conf_key = key.removeprefix(f"{SPARK_CONF}.") if key.startswith(f"{SPARK_CONF}.") else None
+        parts = SPARK_CONF.split(".") + [conf_key] if conf_key else key.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set '{item}': '{part}' is set twice as a value and a section")
-        node[parts[-1]] = value
+        node[parts[-1]] = SetValue(raw)
     return out
 
 
@@ -551,7 +594,7 @@ def _merge(base: dict[str, Any], layer: Mapping[str, Any], origin: str, prefix: 
         if key not in base:
             known = ", ".join(sorted(f"{prefix}{k}" for k in base))
             raise ConfigError(f"unknown config key '{dotted}' in {origin} (known here: {known})")
-        free_form = dotted == "spark.conf"
+        free_form = dotted == SPARK_CONF
         if isinstance(base[key], dict) and not free_form:
             if not isinstance(value, Mapping):
                 raise ConfigError(f"config key '{dotted}' in {origin}: expected a section, got {value!r}")
@@ -565,6 +608,8 @@ def _merge(base: dict[str, Any], layer: Mapping[str, Any], origin: str, prefix: 
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
+    if isinstance(value, SetValue):
+        value = value.resolve(tp, key)
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
@@ -582,7 +627,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if origin is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"config key '{key}': expected a mapping, got {value!r}")
-        return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
+        return {str(k): _coerce(v, str, f"{key}.{k}") if isinstance(v, SetValue)
+                else str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"config key '{key}': expected true or false, got {value!r}")

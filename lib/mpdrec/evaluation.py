@@ -23,6 +23,7 @@ from mpdrec import report_plots
 from mpdrec.categories import CATEGORIES
 from mpdrec.config import NCF_MODELS
 from mpdrec.etl.split import TRAIN_DIR
+from mpdrec.etl.stages import VALIDATION, upstream
 from mpdrec.io.arrow_fs import write_bytes
 from mpdrec.io.fs import HadoopFS
 from mpdrec.io.paths import MANIFEST, join, to_uri
@@ -33,6 +34,7 @@ from mpdrec.metrics.recsys2018 import per_playlist_scores, summarise
 log = logging.getLogger("mpdrec.evaluate")
 METRICS = ("r_precision", "ndcg", "clicks", "ndcg_rules")
 HELD_OUT = ("validation", "train")
+SCORED = (VALIDATION, ("rank", "jobs/rank_candidates.py"))  # the stages an MPD run's report reads
 DEFINITIONS = ("R-precision: track hits among the first |G| recommendations, plus 0.25 per distinct hidden "
                "artist among that window's misses, over |G|; NDCG: the organisers' (DCG with discount "
                "log2(i + 1) over the ideal DCG of min(|G|, 500) hits: the leaderboard's scale); clicks: "
@@ -315,6 +317,8 @@ def evaluate(spark: SparkSession, run_dir_path: str, models: list[str], final: s
     the run's configuration, recorded in the report; `leave_one_out`: the models whose leave-one-out
     scores the report tabulates (`leave_one_out_table`)."""
     fs, run_dir = HadoopFS(spark), to_uri(run_dir_path)
+    for stage, job in SCORED:
+        upstream(fs, run_dir, stage, job)
     validation = json.loads(fs.read_text(join(run_dir, "validation", "_manifest.json")))
     scorer = ValidationTruth.load(spark, run_dir)
     report: dict[str, Any] = {"validation": {**{k: validation[k] for k in ("playlists", "per_category", "by_category")},

@@ -14,7 +14,7 @@ from pyspark.sql import SparkSession
 from mpdrec.charts import arithmetic, imf, matrix, networks
 from mpdrec.charts.epr import expected_percentile_rank
 from mpdrec.config import Config
-from mpdrec.etl.stages import run_after
+from mpdrec.etl.stages import TABLE_INTERACTIONS, run_after
 from mpdrec.io.study_report import write_report
 from mpdrec.report_plots import figure, png
 from mpdrec.spark import job_step
@@ -78,5 +78,5 @@ def run_study(spark: SparkSession, cfg: Config, interactions_dir: str, out_dir: 
 
 
 def run_charts(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:
-    return run_after(spark, cfg, STAGE, "interactions", "jobs/ingest_table.py", ("seed", "charts"),
+    return run_after(spark, cfg, STAGE, *TABLE_INTERACTIONS, ("seed", "charts"),
                      lambda interactions, staging: run_study(spark, cfg, interactions, staging), force)

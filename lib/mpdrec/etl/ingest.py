@@ -9,11 +9,16 @@ catalogue merged from per-file track statistics.
 
 If the quarantined share passes `ingest.max_quarantine_share`, nothing is published: the quarantine
 goes to `<run_dir>/ingest_rejected/quarantine` and the job fails naming the files and first reasons.
+A slice file that gives no record counts as all the playlists it should hold, and every such file
+is named. The challenge set must be readable and its pids must not be MPD pids (its playlists
+would merge with theirs): either fails the job before anything is published.
 """
 from __future__ import annotations
 
+import fnmatch
 import logging
 import math
+import os
 import time
 from collections import Counter
 from typing import Any, Callable, Iterator
@@ -27,7 +32,7 @@ from mpdrec.errors import InputError
 from mpdrec.etl.slice_tables import (TRACK_META, TRACK_STATS, FileSummary, output_name, process_file,
                                      write_empty)
 from mpdrec.io.fs import FileInfo, FileStore, HadoopFS, LocalFS, files_named
-from mpdrec.io.paths import basename, is_local, join, to_uri
+from mpdrec.io.paths import basename, is_local, join, local_path, to_uri
 from mpdrec.io.stage import fingerprint, run_stage
 from mpdrec.spark import job_step
 
@@ -39,16 +44,36 @@ FILES_PER_TASK = 4  # slice files per task when the cores seen at start are few 
 
 
 def resolve_slice_files(fs: FileStore, specs: list[str]) -> list[FileInfo]:
-    """Every slice file named by `paths.mpd` (directories, globs, files), sorted, each once."""
+    """Every slice file named by `paths.mpd` (directories, globs, files), sorted, each once. A
+    directory may not hold compressed slices (mpd.slice.*.json.gz, ...), nor, on a local disk,
+    slice names that are not files (a broken link, a directory): they would be left out unseen."""
     found: dict[str, FileInfo] = {}
     for spec in specs:
         hits = files_named(fs, spec, SLICE_PATTERN)
         if hits is None:
             raise InputError(f"config key 'paths.mpd': {spec} does not exist")
+        if fs.is_dir(to_uri(spec)):
+            _check_slice_dir(fs, spec)
         if not hits:
             raise InputError(f"config key 'paths.mpd': no MPD slice files ({SLICE_PATTERN}) in {spec}")
         found.update((f.uri, f) for f in hits)
     return [found[k] for k in sorted(found)]
+
+
+def _check_slice_dir(fs: FileStore, spec: str) -> None:
+    uri = to_uri(spec)
+    packed = fs.list_files(uri, SLICE_PATTERN + ".*")
+    if packed:
+        names = ", ".join(basename(f.uri) for f in packed[:5])
+        raise InputError(f"config key 'paths.mpd': {spec} holds {len(packed)} compressed slice files ({names}"
+                         f"{', ...' if len(packed) > 5 else ''}): decompress them first")
+    if is_local(uri):
+        d = local_path(uri)
+        odd = sorted(n for n in os.listdir(d) if fnmatch.fnmatch(n, SLICE_PATTERN) and not (d / n).is_file())
+        if odd:
+            raise InputError(f"config key 'paths.mpd': in {spec}, {', '.join(odd)} "
+                             f"{'is not a file' if len(odd) == 1 else 'are not files'} "
+                             f"(a broken link or a directory): fix or remove {'it' if len(odd) == 1 else 'them'}")
 
 
 def resolve_challenge(fs: FileStore, spec: str | None) -> FileInfo | None:
@@ -102,6 +127,43 @@ def _duplicates(spark: SparkSession, staging: str) -> DataFrame:
     firsts = (pl.groupBy("pid").agg(F.count("*").alias("n"), F.min("source").alias("first_source"))
               .where("n > 1").select("pid", "first_source"))
     return pl.join(F.broadcast(firsts), "pid").where(F.col("source") != F.col("first_source"))
+
+
+def _file_counts(summaries: list[FileSummary], dups_by_file: dict[str, int]) -> dict[str, dict[str, int]]:
+    """records = kept + quarantined for every file that lost any, pids repeated across files included."""
+    out = {}
+    for s in summaries:
+        lost = s.quarantined + dups_by_file.get(s.source, 0)
+        if lost:
+            out[s.source] = {"records": s.records, "kept": s.records - lost, "quarantined": lost}
+    return out
+
+
+def _lost_files(summaries: list[FileSummary]) -> str:
+    """Every file that gave no record, with why: named in full, however many."""
+    return ", ".join(f"{basename(s.source)} ({s.records:,} playlists: {s.problem})"
+                     for s in summaries if s.problem is not None)
+
+
+def _check_challenge(spark: SparkSession, staging: str, summaries: list[FileSummary]) -> None:
+    """The challenge set was read, and none of its pids is an MPD pid (checked in Spark only where
+    the pid ranges overlap: the real challenge's pids follow the MPD's)."""
+    challenge = next((s for s in summaries if s.kind == "challenge"), None)
+    if challenge is None:
+        return
+    if challenge.problem is not None:
+        raise InputError(f"challenge set {challenge.source}: {challenge.problem}")
+    mpd = [s for s in summaries if s.kind == "mpd" and s.pid_min is not None]
+    if challenge.pid_min is None or not any(s.pid_min <= challenge.pid_max and challenge.pid_min <= s.pid_max
+                                            for s in mpd):
+        return
+    clash = (spark.read.parquet(join(staging, "challenge_playlists")).select("pid")
+             .join(spark.read.parquet(join(staging, "playlists")).select("pid", "source"), "pid"))
+    n = clash.count()
+    if n:
+        first = clash.orderBy("pid").first()
+        raise InputError(f"challenge set {challenge.source}: {n} of its pids are also MPD pids (pid {first.pid} "
+                         f"is in {basename(first.source)}); a challenge playlist must have a pid of its own")
 
 
 def _replace_table(fs: FileStore, df: DataFrame, uri: str) -> None:
@@ -165,7 +227,7 @@ def _row_counts(spark: SparkSession, fs: FileStore, staging: str, summaries: lis
     """Rows per table: from the tasks' summaries where they are exact, else from the Parquet footers."""
     per_kind: dict[str, Counter] = {"mpd": Counter(), "challenge": Counter()}
     for s in summaries:
-        per_kind[s.kind].update({"good": s.good, "entries": s.entries, "quarantined": s.quarantined})
+        per_kind[s.kind].update({"good": s.good, "entries": s.entries, "quarantined": s.quarantine_rows})
     rows = {"tracks": spark.read.parquet(join(staging, "tracks")).count()}
     if n_dups:  # tables were rewritten: count them
         for t in ("playlists", "playlist_tracks", "quarantine"):
@@ -180,22 +242,33 @@ def _row_counts(spark: SparkSession, fs: FileStore, staging: str, summaries: lis
     return {t: rows[t] for t in TABLES if t in rows}
 
 
+def _unknown_seeds(spark: SparkSession, staging: str) -> int:
+    """Challenge seeds whose track no MPD playlist holds: kept (the ranking drops what it cannot
+    know, so such a playlist is ranked from its other seeds, or as one without seeds), counted."""
+    n = (spark.read.parquet(join(staging, "challenge_tracks")).select("track_uri")
+         .join(spark.read.parquet(join(staging, "tracks")).select("track_uri"), "track_uri", "left_anti").count())
+    if n:
+        log.warning("ingest: %d challenge seeds are tracks no MPD playlist holds; the ranking ignores them", n)
+    return n
+
+
 def _reject(spark: SparkSession, fs: FileStore, run_dir: str, staging: str, records: int, total: int,
-            share: float, limit: float) -> None:
+            share: float, limit: float, by_file: dict[str, dict[str, int]], lost_files: str) -> None:
     """Move the quarantine aside, publish nothing, and fail naming files and first reasons."""
     rejected = join(run_dir, "ingest_rejected")
     fs.delete(rejected)
     fs.rename(join(staging, "quarantine"), join(rejected, "quarantine"))
     q = spark.read.parquet(join(rejected, "quarantine"))
     first = q.orderBy("source", "index").limit(5).collect()
-    by_file = Counter({basename(r["source"]): r["count"] for r in q.groupBy("source").count().collect()})
-    files = ", ".join(f"{name} ({n})" for name, n in by_file.most_common(10))
+    worst = sorted(by_file.items(), key=lambda kv: (-kv[1]["quarantined"], kv[0]))[:10]
+    files = ", ".join(f"{basename(source)} ({n['quarantined']})" for source, n in worst)
     reasons = "; ".join(
         basename(r["source"]) + (f" pid {r['pid']}" if r["pid"] is not None else "")
         + f": {r['reason']}: {r['detail']}" for r in first)
+    unreadable = f"Files that gave no record: {lost_files}. " if lost_files else ""
     raise InputError(
         f"ingest: {records} of {total} records quarantined ({share:.4%}), above "
-        f"ingest.max_quarantine_share={limit}. Files: {files}. First reasons: {reasons}. "
+        f"ingest.max_quarantine_share={limit}. Files: {files}. {unreadable}First reasons: {reasons}. "
         f"All of them are in {join(rejected, 'quarantine')}; nothing was published. Fix the input "
         f"or allow it with --set ingest.max_quarantine_share=<share>.")
 
@@ -220,15 +293,20 @@ def _ingest_into(spark: SparkSession, fs: FileStore, cfg: Config, slices: list[F
         with job_step(spark, "ingest: pids repeated across files"):
             dups = _duplicates(spark, staging).cache()
             n_dups = dups.count()
-    by_reason = Counter()
+    _check_challenge(spark, staging, summaries)
+    by_reason: Counter = Counter()
     for s in summaries:
         by_reason.update(s.by_reason)
+    dups_by_file: dict[str, int] = {}
     if n_dups:
         by_reason["duplicate_pid"] += n_dups
+        dups_by_file = {r.source: r["count"] for r in dups.groupBy("source").count().collect()}
+    by_file = _file_counts(summaries, dups_by_file)
     records = sum(by_reason.values())
     total = sum(s.records for s in summaries)
     share = records / total if total else 0.0
     limit = cfg.ingest.max_quarantine_share
+    lost_files = _lost_files(summaries)
     minus = None
     if n_dups:
         with job_step(spark, f"ingest: drop {n_dups} repeated pids"):
@@ -237,10 +315,14 @@ def _ingest_into(spark: SparkSession, fs: FileStore, cfg: Config, slices: list[F
         dups.unpersist()
     seconds["repeated_pids"] = time.time() - t1
     if share > limit:
-        _reject(spark, fs, run_dir, staging, records, total, share, limit)
+        _reject(spark, fs, run_dir, staging, records, total, share, limit, by_file, lost_files)
+    if not any(s.good for s in summaries if s.kind == "mpd"):
+        raise InputError(f"ingest: no playlist could be read from the {len(slices)} slice files of paths.mpd "
+                         f"({lost_files or 'every record was quarantined'}); nothing was published")
     if records:
-        log.warning("ingest: %d records quarantined (%.4f%%, allowed %.4f%%): %s",
-                    records, 100 * share, 100 * limit, dict(by_reason))
+        log.warning("ingest: %d records quarantined (%.4f%%, allowed %.4f%%): %s%s",
+                    records, 100 * share, 100 * limit, dict(by_reason),
+                    f"; files that gave no record: {lost_files}" if lost_files else "")
     t1 = time.time()
     with job_step(spark, "ingest: tracks catalogue"):
         _write_tracks(spark, fs, staging, minus)
@@ -249,15 +331,18 @@ def _ingest_into(spark: SparkSession, fs: FileStore, cfg: Config, slices: list[F
 
     rows = _row_counts(spark, fs, staging, summaries, n_dups)
     log.info("ingest: wrote %s", ", ".join(f"{t}={n:,}" for t, n in rows.items()))
+    unknown = _unknown_seeds(spark, staging) if "challenge_tracks" in rows else None
     return {
         "inputs": {
             "slice_files": [{"uri": f.uri, "bytes": f.size} for f in slices],
             "slice_bytes": mpd_bytes,
             "challenge": challenge.uri if challenge else None,
         },
+        **({"challenge_seeds_not_in_mpd": unknown} if unknown is not None else {}),
         "tables": rows,
-        "quarantine": {"records": records, "share": share, "by_reason": dict(by_reason), "max_share": limit,
-                       "by_file": {s.source: s.quarantined for s in summaries if s.quarantined}},
+        "quarantine": {"records": records, "of_records": total, "share": share, "by_reason": dict(by_reason),
+                       "max_share": limit, "by_file": by_file,
+                       "files_without_records": {s.source: s.problem for s in summaries if s.problem is not None}},
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
     }
 

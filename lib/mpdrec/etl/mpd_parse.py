@@ -5,20 +5,28 @@ and checks the cross-field rules vectorised; the MPD's files are clean, so this 
 anything fails there, the slow path takes the file record by record, names exactly what is wrong,
 and sends only the bad playlists to quarantine (with their JSON) while the good ones are built.
 
-Rules: every field present with its JSON type (integers are JSON integers; `collaborative` is the
-string "true"/"false"); every track complete, positions 0..n-1, track URIs `spotify:track:`;
-num_tracks equal to the tracks listed; a pid at most once per file. A playlist with one bad track
-is quarantined whole, so no playlist is ever partially ingested.
+Rules: every field present with its JSON type (integers are JSON integers within the column's
+range, counts not negative, text within `mpd_records.MAX_TEXT`; `collaborative` is the string
+"true"/"false"); at least one track, every track complete, positions 0..n-1, track URIs
+`spotify:track:`; num_tracks equal to the tracks listed; a pid at most once per file; text that
+is text (no lone surrogate escapes). A playlist with one bad track is quarantined whole, so no
+playlist is ever partially ingested.
+
+A file that yields no record at all (not JSON, no `playlists` list, an empty one) raises
+FileProblem: the caller counts it as every playlist it should have held. The slow path reads the
+file with the standard library's JSON parser, which also takes UTF-16/32, integers of any size,
+NaN/Infinity and lone surrogates, so that one odd value costs its record, not its file.
 """
 from __future__ import annotations
 
+import codecs
+import json
 from itertools import chain
 from operator import attrgetter
 from typing import Any, Callable, Sequence
 
 import msgspec
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -34,6 +42,18 @@ _PLAYLIST_INTS = ("pid", "modified_at", "num_tracks", "num_albums", "num_followe
 
 class _Invalid(Exception):
     """A rule spanning fields is broken somewhere in the file: check it record by record."""
+
+
+class FileProblem(Exception):
+    """The file gave no record: `reason` (a quarantine reason) and `detail` say why."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+_MAGIC = {b"\x1f\x8b": "a gzip archive", b"PK\x03\x04": "a zip archive", b"BZh": "a bzip2 archive",
+          b"\xfd7zXZ": "an xz archive", b"(\xb5/\xfd": "a zstd archive"}
 
 
 # ---------------------------------------------------------------- building Arrow columns
@@ -65,6 +85,8 @@ def _check_tracks(tracks: pa.ListArray, lengths: np.ndarray) -> None:
 def _mpd_table(source: str, pls: list[Playlist], indices: list[int]) -> pa.Table:
     """Good MPD playlists to PARSED_MPD rows; raises _Invalid if a cross-field rule is broken."""
     tracks, lengths = _tracks_array([p.tracks for p in pls])
+    if not lengths.all():
+        raise _Invalid("no tracks")
     _check_tracks(tracks, lengths)
     ints = {n: _column(pls, n, schemas.PARSED_MPD.field(n).type) for n in _PLAYLIST_INTS}
     if not np.array_equal(ints["num_tracks"].to_numpy(), lengths):
@@ -116,6 +138,8 @@ def _reason(exc: msgspec.ValidationError) -> str:
         return "bad_track"
     if "missing required field" in msg:
         return "missing_field"
+    if msg.startswith(("Expected `int` >", "Expected `int` <", "Expected `str` of length", "Number out of range")):
+        return "out_of_range"
     if msg.startswith("Expected `object`") and "- at `$" not in msg:
         return "not_an_object"
     return "wrong_type"
@@ -133,6 +157,8 @@ def _tracks_problem(tracks: list[Track], first_k: bool) -> tuple[str, str] | Non
 
 
 def _mpd_problem(p: Playlist) -> tuple[str, str] | None:
+    if not p.tracks:
+        return "no_tracks", "the playlist lists no tracks"
     problem = _tracks_problem(p.tracks, first_k=True)
     if problem is None and p.num_tracks != len(p.tracks):
         problem = "count_mismatch", f"num_tracks is {p.num_tracks} but {len(p.tracks)} tracks are listed"
@@ -170,17 +196,68 @@ def _quarantine_table(source: str, rows: list[tuple[int | None, Any, str, str, s
     return pa.Table.from_pydict(cols, schema=schema)
 
 
+def _unreadable(content: bytes, exc: BaseException) -> FileProblem:
+    """What keeps a file from being JSON, in words a user can act on."""
+    if not content.strip():
+        return FileProblem("invalid_json", "the file is empty")
+    kind = next((name for magic, name in _MAGIC.items() if content.startswith(magic)), None)
+    if kind:
+        return FileProblem("invalid_json", f"the file is {kind}, not JSON: decompress it first")
+    if isinstance(exc, RecursionError):
+        return FileProblem("invalid_json", "its JSON is nested too deeply to read")
+    if isinstance(exc, UnicodeDecodeError):
+        return FileProblem("invalid_json", f"not UTF-8 (nor UTF-16/32) text: {exc}")
+    return FileProblem("invalid_json", f"not valid JSON: {exc}")
+
+
+def _document(content: bytes) -> Any:
+    """The file's JSON value, read by the standard library: slower than orjson, but it takes what
+    the fast path refused record by record (integers of any size, NaN, lone surrogates, UTF-16)."""
+    try:
+        return json.loads(content)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise _unreadable(content, exc) from None
+
+
+def _playlists(doc: Any) -> list[Any]:
+    pls = doc.get("playlists") if isinstance(doc, dict) else None
+    if not isinstance(pls, list):
+        raise FileProblem("no_playlists", "the top level is not an object with a 'playlists' list")
+    if not pls:
+        raise FileProblem("no_playlists", "its 'playlists' list is empty")
+    return pls
+
+
+def _raw(record: Any) -> str | None:
+    """A quarantined record as JSON text, as it was read: NaN stays NaN, and a lone surrogate is
+    written as its escape (text that is not UTF-8 cannot be stored); None where it is nested too
+    deeply to write."""
+    try:
+        text = json.dumps(record, ensure_ascii=False)
+        return text if _is_text(text) else json.dumps(record)
+    except RecursionError:
+        return None
+
+
+def _is_text(value: Any) -> bool:
+    """Whether every string in `value` encodes as UTF-8 (no lone surrogate)."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_is_text(k) and _is_text(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(map(_is_text, value))
+    return True
+
+
 def _record_by_record(source: str, content: bytes, record_type: type, schema: pa.Schema,
                       build: Callable[[str, list, list[int]], pa.Table],
                       problem: Callable[[Any], tuple[str, str] | None]) -> pa.Table:
-    try:
-        doc = orjson.loads(content)
-    except orjson.JSONDecodeError as exc:
-        return _quarantine_table(source, [(None, None, "invalid_json", f"not valid JSON: {exc}", None)], schema)
-    pls = doc.get("playlists") if isinstance(doc, dict) else None
-    if not isinstance(pls, list):
-        detail = "the top level is not an object with a 'playlists' list"
-        return _quarantine_table(source, [(None, None, "no_playlists", detail, None)], schema)
+    pls = _playlists(_document(content))
     good, good_idx, bad, seen = [], [], [], {}
     for i, raw in enumerate(pls):
         try:
@@ -188,6 +265,8 @@ def _record_by_record(source: str, content: bytes, record_type: type, schema: pa
             issue = problem(rec)
         except msgspec.ValidationError as exc:
             rec, issue = None, (_reason(exc), str(exc))
+        if issue is None and not _is_text(raw):
+            issue = "bad_text", "a string holds a lone surrogate (a \\ud800-\\udfff escape alone), which is not text"
         if issue is None and rec.pid in seen:
             issue = "duplicate_pid", f"pid {rec.pid} already appears at index {seen[rec.pid]} of this file"
         if issue is None:
@@ -196,26 +275,31 @@ def _record_by_record(source: str, content: bytes, record_type: type, schema: pa
             good_idx.append(i)
         else:
             pid = raw.get("pid") if isinstance(raw, dict) else None
-            bad.append((i, pid, issue[0], issue[1], orjson.dumps(raw).decode()))
+            bad.append((i, pid, issue[0], issue[1], _raw(raw)))
     parts = [build(source, good, good_idx)] if good else []
     if bad:
         parts.append(_quarantine_table(source, bad, schema))
-    return pa.concat_tables(parts) if parts else schema.empty_table()
+    return pa.concat_tables(parts)
 
 
 # ---------------------------------------------------------------- files
 def parse_mpd_slice(source: str, content: bytes, fast: bool = True) -> pa.Table:
-    """One slice file -> PARSED_MPD rows: good playlists, and quarantined records with reasons."""
+    """One slice file -> PARSED_MPD rows: good playlists, and quarantined records with reasons;
+    FileProblem when it gives none."""
+    content = content.removeprefix(codecs.BOM_UTF8)
     if fast:
         try:
             pls = SLICE_DECODER.decode(content).playlists
-            return _mpd_table(source, pls, list(range(len(pls))))
-        except (msgspec.DecodeError, _Invalid):  # ValidationError is a DecodeError
+            if pls:
+                return _mpd_table(source, pls, list(range(len(pls))))
+        except (msgspec.DecodeError, UnicodeDecodeError, _Invalid):  # ValidationError is a DecodeError
             pass
     return _record_by_record(source, content, Playlist, schemas.PARSED_MPD, _mpd_table, _mpd_problem)
 
 
 def parse_challenge(source: str, content: bytes) -> pa.Table:
-    """challenge_set.json -> PARSED_CHALLENGE rows (small file: every record checked one by one)."""
+    """challenge_set.json -> PARSED_CHALLENGE rows (small file: every record checked one by one);
+    FileProblem when it gives none."""
+    content = content.removeprefix(codecs.BOM_UTF8)
     return _record_by_record(source, content, ChallengePlaylist, schemas.PARSED_CHALLENGE,
                              _challenge_table, _challenge_problem)

@@ -1,8 +1,10 @@
 """The MPD's JSON records as typed msgspec structs: the format rules, declared once.
 
 Decoding into these validates types in C (missing fields, nulls, booleans or floats where integers
-belong, int32 ranges, `collaborative` being "true"/"false"), far faster than checking Python dicts.
-Rules that span fields (positions, counts, URIs) are checked in `mpd_parse`.
+belong, the ranges the Parquet columns hold, `collaborative` being "true"/"false"), far faster than
+checking Python dicts. Rules that span fields (positions, counts, URIs) are checked in `mpd_parse`.
+Counts, pids and durations cannot be negative; text is bounded (MAX_TEXT characters, far above any
+playlist name or description the MPD holds) so that one runaway field cannot swell a task or a row.
 """
 from __future__ import annotations
 
@@ -10,42 +12,47 @@ from typing import Annotated, Literal, Optional
 
 import msgspec
 
+MAX_TEXT = 10_000
 Int32 = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
+Long = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
 
 
 class Track(msgspec.Struct):
     pos: Int32
-    artist_name: str
-    track_uri: str
-    artist_uri: str
-    track_name: str
-    album_uri: str
-    duration_ms: int
-    album_name: str
+    artist_name: Text
+    track_uri: Text
+    artist_uri: Text
+    track_name: Text
+    album_uri: Text
+    duration_ms: Long
+    album_name: Text
 
 
 class Playlist(msgspec.Struct):
-    name: str
+    name: Text
     collaborative: Literal["true", "false"]
-    pid: int
-    modified_at: int
-    num_tracks: Int32
-    num_albums: Int32
-    num_followers: Int32
+    pid: Long
+    modified_at: Int64
+    num_tracks: Count
+    num_albums: Count
+    num_followers: Count
     tracks: list[Track]
-    num_edits: Int32
-    duration_ms: int
-    num_artists: Int32
-    description: Optional[str] = None
+    num_edits: Count
+    duration_ms: Long
+    num_artists: Count
+    description: Optional[Text] = None
 
 
 class ChallengePlaylist(msgspec.Struct):
-    pid: int
-    num_holdouts: Int32
-    num_samples: Int32
-    num_tracks: Int32
+    pid: Long
+    num_holdouts: Count
+    num_samples: Count
+    num_tracks: Count
     tracks: list[Track]
-    name: Optional[str] = None
+    name: Optional[Text] = None
 
 
 class SliceFile(msgspec.Struct):

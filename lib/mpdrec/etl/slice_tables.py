@@ -5,6 +5,10 @@ Each slice file becomes one Parquet file in each table (`playlists`, `playlist_t
 task overwrites its own files and nothing else, and every output file maps back to one input.
 `track_stats_partial` holds each track's names and the number of this file's playlists containing it;
 Spark merges those into the `tracks` table without re-reading every entry.
+
+A file that cannot be read or gives no record (`mpd_parse.FileProblem`) becomes one quarantine row
+and counts as every playlist it should hold (`implied_playlists`): an unreadable slice is a
+thousand lost playlists, not one bad record, against `ingest.max_quarantine_share`.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mpdrec import schemas
-from mpdrec.etl.mpd_parse import parse_challenge, parse_mpd_slice
+from mpdrec.etl.mpd_parse import FileProblem, parse_challenge, parse_mpd_slice
 from mpdrec.io.arrow_fs import read_bytes, resolve_for_write
 from mpdrec.io.paths import basename, join
 
@@ -30,6 +34,8 @@ TRACK_STATS_SCHEMA = pa.schema(
     + [pa.field("playlist_count", pa.int64(), nullable=False)]
 )
 TRACK_META = [f.name for f in schemas.TRACKS if f.name not in ("track_uri", "playlist_count")]
+SLICE_SIZE = 1000  # playlists per MPD slice file
+_SLICE_RANGE = re.compile(r"mpd\.slice\.(\d+)-(\d+)\.json$")
 
 
 @dataclass
@@ -39,10 +45,12 @@ class FileSummary:
     source: str
     kind: str
     bytes: int
-    records: int = 0
+    records: int = 0  # the playlists it holds; when unreadable, those it should hold
     good: int = 0
     entries: int = 0
-    quarantined: int = 0
+    quarantined: int = 0  # records - good
+    quarantine_rows: int = 0  # rows it added to the quarantine table (one for an unreadable file)
+    problem: str | None = None  # why the file gave no record at all
     pid_min: int | None = None  # range of the good playlists' pids: disjoint ranges cannot repeat a pid
     pid_max: int | None = None
     by_reason: dict[str, int] = field(default_factory=dict)
@@ -100,6 +108,26 @@ def _track_stats(entries: pa.Table) -> pa.Table:
                      "playlist_count": pa.array(counts, pa.int64())}, schema=TRACK_STATS_SCHEMA)
 
 
+def implied_playlists(source: str) -> int:
+    """The playlists a slice file's name promises (mpd.slice.1000-1999.json: 1,000), else SLICE_SIZE."""
+    m = _SLICE_RANGE.search(basename(source))
+    return int(m[2]) - int(m[1]) + 1 if m and int(m[2]) >= int(m[1]) else SLICE_SIZE
+
+
+def _lost_file(summary: FileSummary, problem: FileProblem, out_dir: str) -> FileSummary:
+    """`summary` for a file that gave no record: one quarantine row, every implied playlist lost."""
+    n = implied_playlists(summary.source) if summary.kind == "mpd" else 0
+    detail = f"{problem.detail} (counted as the {n:,} playlists its name implies)" if n else problem.detail
+    row = {f.name: [None] for f in schemas.QUARANTINE}
+    row.update(source=[summary.source], reason=[problem.reason], detail=[detail])
+    _write(pa.Table.from_pydict(row, schema=schemas.QUARANTINE), out_dir, "quarantine", output_name(summary.source))
+    summary.records = summary.quarantined = n
+    summary.quarantine_rows = 1
+    summary.problem = problem.detail
+    summary.by_reason = {problem.reason: n}
+    return summary
+
+
 def _quarantine(parsed: pa.Table) -> pa.Table:
     bad = parsed.filter(pc.is_valid(parsed.column("reason")))
     return bad.select(schemas.QUARANTINE.names).cast(schemas.QUARANTINE)
@@ -108,10 +136,18 @@ def _quarantine(parsed: pa.Table) -> pa.Table:
 def process_file(source: str, kind: str, out_dir: str) -> FileSummary:
     """Read, parse and write one input file (`kind` "mpd" or "challenge") under `out_dir`."""
     started = time.time()
-    content = read_bytes(source)
-    summary = FileSummary(source=source, kind=kind, bytes=len(content))
-    parse = parse_mpd_slice if kind == "mpd" else parse_challenge
-    parsed = parse(source, content)
+    summary = FileSummary(source=source, kind=kind, bytes=0)
+    try:
+        try:
+            content = read_bytes(source)
+        except OSError as exc:  # missing (a broken link), a directory, no permission
+            raise FileProblem("unreadable", f"cannot be read: {exc}") from None
+        summary.bytes = len(content)
+        parsed = (parse_mpd_slice if kind == "mpd" else parse_challenge)(source, content)
+    except FileProblem as problem:
+        summary = _lost_file(summary, problem, out_dir)
+        summary.seconds = round(time.time() - started, 3)
+        return summary
     del content
     good = parsed.filter(pc.is_null(parsed.column("reason")))
     quarantine = _quarantine(parsed)
@@ -132,7 +168,7 @@ def process_file(source: str, kind: str, out_dir: str) -> FileSummary:
     summary.records = parsed.num_rows
     summary.good = good.num_rows
     summary.entries = entries.num_rows
-    summary.quarantined = quarantine.num_rows
+    summary.quarantined = summary.quarantine_rows = quarantine.num_rows
     if good.num_rows:
         summary.pid_min = pc.min(good.column("pid")).as_py()
         summary.pid_max = pc.max(good.column("pid")).as_py()

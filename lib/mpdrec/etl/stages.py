@@ -2,7 +2,7 @@
 stage reruns exactly when something it depends on changed."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from pyspark.sql import SparkSession
 
@@ -11,10 +11,16 @@ from mpdrec.errors import InputError
 from mpdrec.etl.index import build_interactions
 from mpdrec.etl.negatives import build_positives, playlist_subset
 from mpdrec.etl.split import build_validation
-from mpdrec.io.fs import FileInfo, FileStore, HadoopFS
-from mpdrec.io.paths import has_glob, join, to_uri
+from mpdrec.io.fs import FileInfo, FileStore, HadoopFS, LocalFS
+from mpdrec.io.paths import has_glob, is_local, join, to_uri
 from mpdrec.io.stage import MANIFEST, fingerprint, run_stage
 from mpdrec.spark import job_step
+
+
+INGEST = ("ingest", "jobs/ingest_mpd.py")  # (stage, the job that writes it)
+VALIDATION = ("validation", "jobs/build_interactions.py")
+INTERACTIONS = ("interactions", "jobs/build_interactions.py")
+TABLE_INTERACTIONS = ("interactions", "jobs/ingest_table.py")  # a table run's
 
 
 def upstream(fs: FileStore, run_dir: str, stage: str, job: str) -> FileInfo:
@@ -23,6 +29,20 @@ def upstream(fs: FileStore, run_dir: str, stage: str, job: str) -> FileInfo:
     if not hits:
         raise InputError(f"{join(run_dir, stage)} has no finished output: run {job} first")
     return hits[0]
+
+
+def check_local_upstream(cfg: Config, stages: Iterable[tuple[str, str]]) -> None:
+    """Fail before Spark starts when an upstream stage of a local run directory has not finished
+    (on an object store, each stage checks its inputs through Spark's filesystem as it starts)."""
+    run_dir = to_uri(cfg.paths.run_dir)
+    if is_local(run_dir):
+        for stage, job in stages:
+            upstream(LocalFS(), run_dir, stage, job)
+
+
+def negatives_upstream(cfg: Config) -> list[tuple[str, str]]:
+    """What jobs/sample_negatives.py reads: the interactions, unless negatives.input names a table."""
+    return [INTERACTIONS] if cfg.negatives.input is None else []
 
 
 def run_after(spark: SparkSession, cfg: Config, name: str, after: str, job: str, sections: tuple[str, ...],
@@ -37,7 +57,7 @@ def run_after(spark: SparkSession, cfg: Config, name: str, after: str, job: str,
 
 def run_validation(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:
     fs, run_dir = HadoopFS(spark), to_uri(cfg.paths.run_dir)
-    inputs = [upstream(fs, run_dir, "ingest", "jobs/ingest_mpd.py")]
+    inputs = [upstream(fs, run_dir, *INGEST)]
     fp = fingerprint(inputs, cfg.section_digest("seed", "validation"))
 
     def build(staging: str) -> dict[str, Any]:
@@ -50,8 +70,7 @@ def run_validation(spark: SparkSession, cfg: Config, force: bool = False) -> dic
 
 def run_interactions(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:
     fs, run_dir = HadoopFS(spark), to_uri(cfg.paths.run_dir)
-    inputs = [upstream(fs, run_dir, "ingest", "jobs/ingest_mpd.py"),
-              upstream(fs, run_dir, "validation", "jobs/build_interactions.py")]
+    inputs = [upstream(fs, run_dir, *INGEST), upstream(fs, run_dir, *VALIDATION)]
     fp = fingerprint(inputs, cfg.section_digest("interactions"))
 
     def build(staging: str) -> dict[str, Any]:
@@ -66,7 +85,7 @@ def run_negatives(spark: SparkSession, cfg: Config, force: bool = False) -> dict
     fs, run_dir = HadoopFS(spark), to_uri(cfg.paths.run_dir)
     if cfg.negatives.input is None:
         source = join(run_dir, "interactions", "data")
-        inputs = [upstream(fs, run_dir, "interactions", "jobs/build_interactions.py")]
+        inputs = [upstream(fs, run_dir, *s) for s in negatives_upstream(cfg)]
     else:
         source = to_uri(cfg.negatives.input)
         inputs = fs.glob(source if has_glob(source) else join(source, "*.parquet"))

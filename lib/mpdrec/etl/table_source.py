@@ -8,15 +8,19 @@ line: `malformed_line` (too few or too many fields), `missing_user`, `missing_it
 (empty, not a number, infinite), `bad_time` (neither a number nor a timestamp). Above
 `table.max_quarantine_share` nothing is published: the quarantine goes to `<run_dir>/table_rejected/`
 and the stage fails naming the files and the first reasons. Spark reads the files in parallel tasks;
-nothing passes through the driver but counts.
+nothing passes through the driver but counts and each CSV file's header line (a file is read by its
+own header: the same columns in another order are mapped by name).
 
 Outputs: `data` (user, item strings; value, time doubles; the attribute columns; source) and
 `quarantine` (source, reason, detail, raw).
 """
 from __future__ import annotations
 
+import csv
 import logging
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from functools import reduce
 from typing import Any
 
 from pyspark import StorageLevel
@@ -25,6 +29,7 @@ from pyspark.sql import functions as F
 
 from mpdrec.config import Config, TableConfig
 from mpdrec.errors import InputError
+from mpdrec.io.arrow_fs import resolve
 from mpdrec.io.fs import FileInfo, FileStore, HadoopFS, files_named
 from mpdrec.io.paths import basename, join, to_uri
 from mpdrec.io.stage import fingerprint, run_stage
@@ -58,29 +63,51 @@ def _csv_reader(spark: SparkSession, t: TableConfig):  # noqa: ANN202 - a DataFr
             .option("encoding", t.csv.encoding).option("header", t.csv.header))
 
 
-def _input_columns(spark: SparkSession, t: TableConfig, first: str) -> list[str]:
-    """The first file's columns (its header, or `csv.names`), checked against the mapping."""
-    if t.format == "parquet":
-        found = spark.read.parquet(first).columns
-    elif t.csv.header:
-        found = _csv_reader(spark, t).csv(first).columns
-    else:
-        found = list(t.csv.names)
+def _header(uri: str, t: TableConfig) -> tuple[str, ...]:
+    """A CSV file's column names, from its first line (read by the driver: a few KB per file)."""
+    fs, path = resolve(uri)
+    with fs.open_input_stream(path, compression="detect") as stream:  # .gz as Spark reads it
+        head = stream.read(1 << 16)
+    try:
+        text = head.decode(t.csv.encoding, errors="replace")
+    except LookupError:  # a Java charset name Python does not know
+        text = head.decode("utf-8", errors="replace")
+    line = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+    if len(t.csv.sep) > 1:
+        return tuple(line.split(t.csv.sep))
+    return tuple(next(csv.reader([line], delimiter=t.csv.sep, quotechar=t.csv.quote), []))
+
+
+def _layouts(t: TableConfig, files: list[str]) -> dict[tuple[str, ...], list[str]]:
+    """The files grouped by their columns: each CSV file's own header (Spark would read every file
+    with the first one's, mapping a file with the same columns in another order wrongly), or
+    `csv.names`; every group checked against the mapping."""
+    if t.format == "parquet" or not t.csv.header:
+        return {tuple(t.csv.names) if t.format == "csv" else (): files}
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        headers = list(pool.map(lambda f: _header(f, t), files))
+    layouts: dict[tuple[str, ...], list[str]] = {}
+    for f, header in zip(files, headers):
+        layouts.setdefault(header, []).append(f)
+    for header, group in layouts.items():
+        _check_columns(t, group[0], list(header))
+    return layouts
+
+
+def _check_columns(t: TableConfig, file: str, found: list[str]) -> None:
     missing = [c for c in t.columns().values() if c not in found]
     if missing:
-        raise InputError(f"table: {first} has no column {', '.join(map(repr, missing))} (its columns: "
+        raise InputError(f"table: {file} has no column {', '.join(map(repr, missing))} (its columns: "
                          f"{', '.join(map(repr, found))}); map them with table.user, table.item, table.value, "
                          f"table.time, table.attributes")
-    return found
 
 
-def read_table(spark: SparkSession, t: TableConfig, files: list[str]) -> DataFrame:
-    """The raw rows as strings: the mapped columns renamed to their roles, `source` (the file), `raw`
-    (the line as read) and `malformed` (the line had the wrong number of fields)."""
-    found = _input_columns(spark, t, files[0])
+def _read_layout(spark: SparkSession, t: TableConfig, found: list[str], files: list[str]) -> DataFrame:
+    """Files of one layout: the mapped columns renamed to their roles, `source`, `raw`, `malformed`."""
     roles = t.columns()
     if t.format == "parquet":
         df = spark.read.parquet(*files)
+        _check_columns(t, files[0], df.columns)
         raw = F.to_json(F.struct(*[F.col(f"`{c}`").cast("string").alias(c) for c in roles.values()]))
         malformed: Column = F.lit(False)
     else:
@@ -90,12 +117,21 @@ def read_table(spark: SparkSession, t: TableConfig, files: list[str]) -> DataFra
         fields = F.concat_ws(t.csv.sep, *[F.coalesce(F.col(f"`{c}`"), F.lit("")) for c in found])
         raw = F.coalesce(F.col(CORRUPT), fields)
         malformed = F.col(CORRUPT).isNotNull()
+
     def text(c: str) -> Column:  # an empty attribute is unknown: null, so it never wins an item's min
         trimmed = F.trim(F.col(f"`{c}`").cast("string"))
         return F.when(trimmed != "", trimmed) if c in t.attributes else trimmed
 
     return df.select(*[text(c).alias(role) for role, c in roles.items()],
                      F.input_file_name().alias("source"), raw.alias("raw"), malformed.alias("malformed"))
+
+
+def read_table(spark: SparkSession, t: TableConfig, files: list[str]) -> DataFrame:
+    """The raw rows as strings: the mapped columns renamed to their roles, `source` (the file), `raw`
+    (the line as read) and `malformed` (the line had the wrong number of fields); each file read
+    by its own header."""
+    parts = [_read_layout(spark, t, list(header), group) for header, group in _layouts(t, files).items()]
+    return reduce(DataFrame.unionByName, parts)
 
 
 def _number(col: str) -> Column:

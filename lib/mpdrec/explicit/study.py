@@ -21,7 +21,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from mpdrec.config import Config
-from mpdrec.etl.stages import run_after
+from mpdrec.etl.stages import TABLE_INTERACTIONS, run_after
 from mpdrec.explicit import als_explicit, jaccard, networks, report
 from mpdrec.explicit.arrays import Fallback, Ratings
 from mpdrec.explicit.split import SPLITS, write_splits
@@ -159,7 +159,7 @@ def run_study(spark: SparkSession, cfg: Config, split_dir: str, out_dir: str, ta
 
 
 def run_explicit_split(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:
-    return run_after(spark, cfg, SPLIT_STAGE, "interactions", "jobs/ingest_table.py", ("seed", "explicit"),
+    return run_after(spark, cfg, SPLIT_STAGE, *TABLE_INTERACTIONS, ("seed", "explicit"),
                      lambda interactions, staging: write_splits(spark, interactions, staging, cfg.explicit, cfg.seed),
                      force)
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import platform
+import signal
 import time
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -29,6 +31,16 @@ from mpdrec.io.fs import FileInfo, FileStore
 from mpdrec.io.paths import MANIFEST, join
 
 log = logging.getLogger("mpdrec.stage")
+FAILPOINT = "MPDREC_FAILPOINT"  # tests: "<stage>:<point>" kills the process there (`failpoint`)
+PUBLISH_POINTS = ("built", "unpublished", "published")  # before, during and after a stage's publish
+
+
+def failpoint(name: str, point: str) -> None:
+    """Where the fault tests kill a job: with MPDREC_FAILPOINT=<name>:<point> this process gets
+    SIGKILL here, as from the operating system, with nothing after it run (tests/test_faults.py)."""
+    if os.environ.get(FAILPOINT) == f"{name}:{point}":
+        log.warning("%s: killed at the failpoint %s", name, point)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _python_sources(folder: Traversable, prefix: str = "") -> Iterator[tuple[str, Traversable]]:
@@ -114,6 +126,7 @@ def begin_stage(fs: FileStore, parent_dir: str, name: str, fp: dict[str, Any], r
 def publish_stage(fs: FileStore, parent_dir: str, name: str, fp: dict[str, Any], staging: str,
                   body: dict[str, Any], started: float) -> dict[str, Any]:
     """Replace `<parent_dir>/<name>` by staging, its manifest written last; drop stale tries; the manifest."""
+    failpoint(name, "built")
     final = join(parent_dir, name)
     manifest = {
         "stage": name,
@@ -128,10 +141,12 @@ def publish_stage(fs: FileStore, parent_dir: str, name: str, fp: dict[str, Any],
         fs.delete(join(final, MANIFEST))  # the old output is invalid before any of its data goes
         fs.delete(final)
     fs.rename(staging, final)
+    failpoint(name, "unpublished")
     fs.write_text(join(final, MANIFEST), json.dumps(manifest, indent=2, sort_keys=True))
     # stale tries of this stage with other inputs/config/code (16 hex digits: not another stage "name-x")
     fs.delete_glob(join(parent_dir, "_staging", f"{name}-{'[0-9a-f]' * 16}-*"))
     log.info("%s: published %s in %.1fs", name, final, manifest["seconds_total"])
+    failpoint(name, "published")
     return manifest
 
 

@@ -31,7 +31,7 @@ from pyspark.sql import functions as F
 
 from mpdrec.config import SOURCES, Config
 from mpdrec.etl.slice_tables import process_file
-from mpdrec.etl.stages import upstream
+from mpdrec.etl.stages import INGEST, INTERACTIONS, VALIDATION, upstream
 from mpdrec.evaluation import challenge_dir, hidden_track_ids
 from mpdrec.io.fs import HadoopFS
 from mpdrec.io.paths import join, to_uri
@@ -275,15 +275,15 @@ def _train_blends(spark: SparkSession, cfg: Config, data: RankingData, run_dir: 
     return blends, step.seconds
 
 
+def rank_upstream(cfg: Config) -> list[tuple[str, str]]:
+    """The stages the rank stage reads (stage, the job that writes it)."""
+    return [INGEST, VALIDATION, INTERACTIONS, *([("als", "jobs/train_als.py")] if "als" in cfg.rank.models else []),
+            *([(f"ncf/{cfg.rank.ncf_model}", "jobs/train_ncf.py")] if cfg.rank.ncf_model else [])]
+
+
 def run_rank(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:
     fs, run_dir = HadoopFS(spark), to_uri(cfg.paths.run_dir)
-    inputs = [upstream(fs, run_dir, s, j) for s, j in [("ingest", "jobs/ingest_mpd.py"),
-                                                        ("validation", "jobs/build_interactions.py"),
-                                                        ("interactions", "jobs/build_interactions.py")]]
-    if "als" in cfg.rank.models:
-        inputs.append(upstream(fs, run_dir, "als", "jobs/train_als.py"))
-    if cfg.rank.ncf_model:
-        inputs.append(upstream(fs, run_dir, f"ncf/{cfg.rank.ncf_model}", "jobs/train_ncf.py"))
+    inputs = [upstream(fs, run_dir, s, j) for s, j in rank_upstream(cfg)]
     fp = fingerprint(inputs, cfg.section_digest("seed", "rank"))
 
     def build(staging: str) -> dict[str, Any]:

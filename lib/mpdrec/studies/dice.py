@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 
 from mpdrec.config import Config, DiceConfig
 from mpdrec.errors import InputError
-from mpdrec.etl.stages import run_after
+from mpdrec.etl.stages import INGEST, run_after
 from mpdrec.io.study_report import write_report
 from mpdrec.io.paths import join
 from mpdrec.metrics.bootstrap import mean_interval, paired_difference
@@ -127,5 +127,5 @@ def run_study(spark: SparkSession, cfg: Config, ingest_dir: str, out_dir: str) -
 
 
 def run_dice(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:
-    return run_after(spark, cfg, STAGE, "ingest", "jobs/ingest_mpd.py", ("seed", "dice"),
+    return run_after(spark, cfg, STAGE, *INGEST, ("seed", "dice"),
                      lambda ingest, staging: run_study(spark, cfg, ingest, staging), force)

@@ -18,7 +18,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from mpdrec.config import Config, FollowersConfig
-from mpdrec.etl.stages import run_after
+from mpdrec.etl.stages import INGEST, run_after
 from mpdrec.io.study_report import write_report
 from mpdrec.io.paths import join
 from mpdrec.report_plots import figure, png
@@ -135,5 +135,5 @@ def run_study(spark: SparkSession, cfg: Config, ingest_dir: str, out_dir: str) -
 
 
 def run_followers(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:
-    return run_after(spark, cfg, STAGE, "ingest", "jobs/ingest_mpd.py", ("seed", "followers"),
+    return run_after(spark, cfg, STAGE, *INGEST, ("seed", "followers"),
                      lambda ingest, staging: run_study(spark, cfg, ingest, staging), force)
