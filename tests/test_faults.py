@@ -1,7 +1,7 @@
 """Faults: every stage of the main job killed before, during and after its publish (SIGKILL at
 `mpdrec.io.stage.failpoint`), each job run as a user runs it. A killed publish leaves no manifest
 over partial data; the rerun ends with the outputs an uninterrupted run wrote, and a stage that had
-finished is not run again. Slow (the main job about forty times): out of the default run, run by
+finished is not run again. Slow (the main job about forty-five times): out of the default run, run by
 CI with the cluster checks (`scripts/test.sh -m faults`)."""
 from __future__ import annotations
 
@@ -20,19 +20,19 @@ from mpdrec.io.stage import FAILPOINT, PUBLISH_POINTS
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(3600)]
 
 SETTINGS = [
-    "paths.challenge=", "spark.master=local[2]", "spark.conf.spark.sql.shuffle.partitions=4",
+    "synth.num_slices=3", "synth.challenge_size=30", "paths.challenge=", "spark.master=local[2]", "spark.conf.spark.sql.shuffle.partitions=4",
     "negatives.shards=2", "negatives.eval_playlists=300",
     "als.max_iter=3", "als.grid_rank=[8]", "als.grid_reg_param=[0.01]", "als.grid_alpha=[10]",
     "ncf.model=gmf", "ncf.factors=16", "ncf.batch_size=4096", "ncf.lr=0.25", "ncf.epochs=1", "ncf.patience=0",
     "rank.models=[als, cooc]", "rank.ncf_model=gmf", "rank.block_rows=5000", "rank.cooc_neighbours=50",
     "rank.blend.method=logistic", "rank.blend.compare_ncf=false",
 ]
-# each job of scripts/run_local.sh after synth, and the stages it publishes (evaluate publishes none:
-# it writes report.json and report.md, each replaced atomically)
-JOBS = [("ingest_mpd", ["ingest"]), ("build_interactions", ["validation", "interactions"]),
+# each job of scripts/run_local.sh and the stages it publishes (synth_mpd: the slices' directory, "mpd";
+# evaluate publishes none: it writes report.json and report.md, each replaced atomically)
+JOBS = [("synth_mpd", ["mpd"]), ("ingest_mpd", ["ingest"]), ("build_interactions", ["validation", "interactions"]),
         ("sample_negatives", ["negatives"]), ("train_als", ["als", "als_leave_one_out"]),
         ("train_ncf", ["ncf/gmf"]), ("rank_candidates", ["rank"]), ("evaluate", [])]
-OUTPUTS = ["ingest/playlists", "ingest/playlist_tracks", "ingest/tracks", "ingest/quarantine",
+OUTPUTS = ["mpd/mpd.slice.0-999.json", "mpd/mpd.slice.2000-2999.json", "ingest/playlists", "ingest/playlist_tracks", "ingest/tracks", "ingest/quarantine",
            "validation/ground_truth", "validation/train/ground_truth", "validation/challenge_set.json",
            "interactions/data", "interactions/track_ids", "interactions/playlist_ids",
            "negatives/data", "negatives/eval", "als/playlist_factors", "als/track_factors",
@@ -41,10 +41,10 @@ OUTPUTS = ["ingest/playlists", "ingest/playlist_tracks", "ingest/tracks", "inges
            "rank/final/submission.csv"]
 
 
-def _run(job: str, run_dir: Path, synth_dir: Path, failpoint: str | None = None) -> subprocess.CompletedProcess:
+def _run(job: str, run_dir: Path, failpoint: str | None = None) -> subprocess.CompletedProcess:
     launcher = ([str(Path(sys.executable).parent / "horovodrun"), "-np", "2", "-H", "localhost:2", "--gloo"]
                 if job == "train_ncf" else [])
-    sets = [f"paths.mpd={synth_dir}", f"paths.run_dir={run_dir}", *SETTINGS]
+    sets = [f"synth.out_dir={run_dir / 'mpd'}", f"paths.mpd={run_dir / 'mpd'}", f"paths.run_dir={run_dir}", *SETTINGS]
     env = {**python_env(), "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
     if failpoint:
         env[FAILPOINT] = failpoint
@@ -67,16 +67,16 @@ def _digest(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(synth_dir, tmp_path_factory) -> Path:
+def uninterrupted(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("uninterrupted")
     for job, _ in JOBS:
-        proc = _run(job, run_dir, synth_dir)
+        proc = _run(job, run_dir)
         assert proc.returncode == 0, f"{job}:\n{proc.stderr[-3000:]}"
     return run_dir
 
 
 @pytest.fixture(scope="module")
-def interrupted(synth_dir, tmp_path_factory) -> tuple[Path, dict[str, str]]:
+def interrupted(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     """The main job with each stage killed at every publish point, then rerun; the finish time of
     each stage as its killed-after-publish run left it."""
     run_dir = tmp_path_factory.mktemp("interrupted")
@@ -85,7 +85,7 @@ def interrupted(synth_dir, tmp_path_factory) -> tuple[Path, dict[str, str]]:
         for stage in stages:
             name = stage.rsplit("/", 1)[-1]
             for point in PUBLISH_POINTS:
-                proc = _run(job, run_dir, synth_dir, f"{name}:{point}")
+                proc = _run(job, run_dir, f"{name}:{point}")
                 said = proc.stdout + proc.stderr
                 assert proc.returncode != 0 and f"{name}: killed at the failpoint {point}" in said, (
                     f"{job} at {name}:{point} rc={proc.returncode}:\n{said[-3000:]}")
@@ -95,7 +95,7 @@ def interrupted(synth_dir, tmp_path_factory) -> tuple[Path, dict[str, str]]:
                     finished[stage] = manifest["finished_at"]
                 else:  # never a manifest over what a killed publish left
                     assert manifest is None, f"{stage}: a manifest after a kill at {point}"
-        proc = _run(job, run_dir, synth_dir)
+        proc = _run(job, run_dir)
         assert proc.returncode == 0, f"{job} after its kills:\n{proc.stderr[-3000:]}"
     return run_dir, finished
 

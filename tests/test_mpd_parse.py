@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import copy
+import typing
 
+import msgspec
 import orjson
 import pyarrow as pa
 import pytest
 
 from mpdrec import schemas
 from mpdrec.etl.mpd_parse import FileProblem, parse_challenge, parse_mpd_slice
+from mpdrec.etl.mpd_records import Playlist, Track
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +81,40 @@ def test_each_bad_record_is_quarantined_with_its_reason(slice_doc, reason, break
     assert orjson.loads(bad[0]["raw"]) == victim  # the record itself is kept
     good = t.filter(t.column("reason").is_null())
     assert good.num_rows == 999 and 5 not in good.column("index").to_pylist()
+
+
+PLAYLIST_FIELDS = [f for f in msgspec.structs.fields(Playlist)]
+TRACK_FIELDS = [f for f in msgspec.structs.fields(Track)]
+
+
+def _wrong_value(tp: object) -> object:
+    """A JSON value of another type than the field's: a list where any scalar belongs, an object
+    where a list belongs."""
+    return {"not": "a list"} if typing.get_origin(tp) is list else ["not", "a scalar"]
+
+
+@pytest.mark.parametrize("field", PLAYLIST_FIELDS, ids=[f.name for f in PLAYLIST_FIELDS])
+def test_a_wrong_type_or_a_gap_in_any_playlist_field_quarantines_the_record(slice_doc, field):
+    for breakage, reason in [(lambda p: p.update({field.name: _wrong_value(field.type)}), "wrong_type"),
+                             (lambda p: p.pop(field.name, None), "missing_field")]:
+        doc = copy.deepcopy(slice_doc)
+        breakage(doc["playlists"][5])
+        bad = _bad(_parse(doc))
+        if reason == "missing_field" and not field.required:  # description may be absent
+            assert bad == [], field.name
+            continue
+        assert [(b["index"], b["reason"]) for b in bad] == [(5, reason)], (field.name, bad)
+        assert f"`$.{field.name}`" in bad[0]["detail"] or f"`{field.name}`" in bad[0]["detail"]
+
+
+@pytest.mark.parametrize("field", TRACK_FIELDS, ids=[f.name for f in TRACK_FIELDS])
+def test_a_wrong_type_or_a_gap_in_any_track_field_quarantines_the_playlist(slice_doc, field):
+    for breakage in [lambda t: t.update({field.name: _wrong_value(field.type)}), lambda t: t.pop(field.name)]:
+        doc = copy.deepcopy(slice_doc)
+        breakage(doc["playlists"][5]["tracks"][1])
+        bad = _bad(_parse(doc))
+        assert [(b["index"], b["reason"]) for b in bad] == [(5, "bad_track")], (field.name, bad)
+        assert "`$.tracks[1]" in bad[0]["detail"]
 
 
 def test_not_an_object_and_duplicates_within_a_file(slice_doc):
