@@ -32,7 +32,7 @@ def main(args: argparse.Namespace, cfg: Config) -> None:
     if is_local(run_dir) and not is_table_run(LocalFS(), run_dir):
         check_local_upstream(cfg, SCORED)
     spark = build_spark(cfg.spark, "mpdrec-evaluate")
-    if is_table_run(HadoopFS(spark), to_uri(cfg.paths.run_dir)):
+    if is_table_run(HadoopFS(spark), run_dir):
         return table_report(cfg, spark)
     report = evaluate(spark, cfg.paths.run_dir, submissions(cfg.rank), FINAL, cfg.seed, cfg.as_dict(),
                       tuple(blend_variants(cfg.rank)), ("als", *([cfg.rank.ncf_model] if cfg.rank.ncf_model else [])))
