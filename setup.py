@@ -37,6 +37,17 @@ setup(
         # Built by scripts/bootstrap_venv.sh with --no-build-isolation after TensorFlow.
         "horovod": ["horovod==0.28.1"],
         # implicit: the single-machine reference for implicit ALS in scripts/bench_als.py (not used by the product).
-        "dev": ["pytest==8.3.3", "pytest-timeout==2.3.1", "cmake==3.30.5", "implicit==0.7.2", "venv-pack==0.2.0"],
+        # ruff, mypy and the stubs mypy reads: the lint and type checks of scripts/lint.sh.
+        "dev": [
+            "pytest==8.3.3",
+            "pytest-timeout==2.3.1",
+            "cmake==3.30.5",
+            "implicit==0.7.2",
+            "venv-pack==0.2.0",
+            "ruff==0.17.6",
+            "mypy==1.19.1",
+            "pandas-stubs==2.2.3.241126",
+            "types-PyYAML==6.0.12.20240917",
+        ],
     },
 )

@@ -1,7 +1,8 @@
 """Stage 2: the held-out validation and blend-training challenges, dense ids and the interactions table.
 
-    python jobs/build_interactions.py --set paths.run_dir=runs/local
+python jobs/build_interactions.py --set paths.run_dir=runs/local
 """
+
 from __future__ import annotations
 
 import argparse
@@ -9,8 +10,9 @@ import sys
 
 from mpdrec.cli import run_job
 from mpdrec.config import Config
-from mpdrec.etl.stages import INGEST, check_local_upstream, run_interactions, run_validation
+from mpdrec.etl.stages import run_interactions, run_validation
 from mpdrec.spark import build_spark
+from mpdrec.upstream import INGEST, check_local_upstream
 
 
 def build(args: argparse.Namespace, cfg: Config) -> None:
@@ -19,8 +21,10 @@ def build(args: argparse.Namespace, cfg: Config) -> None:
     validation = run_validation(spark, cfg, force=args.force)
     interactions = run_interactions(spark, cfg, force=args.force)
     print(f"validation challenge: {validation['playlists']} playlists ({validation['by_category']} by category)")
-    print(f"blend-training challenge: {validation['train']['playlists']} playlists "
-          f"({validation['train']['by_category']} by category)")
+    print(
+        f"blend-training challenge: {validation['train']['playlists']} playlists "
+        f"({validation['train']['by_category']} by category)"
+    )
     print("interactions: " + ", ".join(f"{t}={n:,}" for t, n in interactions["tables"].items()))
 
 

@@ -5,6 +5,7 @@ figure in <paths.run_dir>/charts.
     python jobs/ingest_table.py --config conf/charts.yaml && python jobs/charts_study.py --config conf/charts.yaml \
         --set 'charts.arithmetic=["se * no - us"]'
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,8 +14,8 @@ import sys
 from mpdrec.charts.study import run_charts
 from mpdrec.cli import run_job
 from mpdrec.config import Config
-from mpdrec.etl.stages import TABLE_INTERACTIONS, check_local_upstream
 from mpdrec.spark import build_spark
+from mpdrec.upstream import TABLE_INTERACTIONS, check_local_upstream
 
 
 def study(args: argparse.Namespace, cfg: Config) -> None:

@@ -1,8 +1,9 @@
 """Stage 1: flatten MPD slice files (+ challenge set) into Parquet under <paths.run_dir>/ingest.
 
-    spark-submit jobs/ingest_mpd.py --set paths.mpd=gs://bucket/mpd --set paths.run_dir=gs://bucket/run
-    python jobs/ingest_mpd.py --set paths.mpd=data/mpd --set paths.challenge=data/mpd/challenge_set.json
+spark-submit jobs/ingest_mpd.py --set paths.mpd=gs://bucket/mpd --set paths.run_dir=gs://bucket/run
+python jobs/ingest_mpd.py --set paths.mpd=data/mpd --set paths.challenge=data/mpd/challenge_set.json
 """
+
 from __future__ import annotations
 
 import argparse

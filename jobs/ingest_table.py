@@ -4,6 +4,7 @@
     python jobs/ingest_table.py --config conf/book_crossing.yaml --set table.path=data/book_crossing/BX-Book-Ratings.csv
     spark-submit jobs/ingest_table.py --set table.path=gs://bucket/plays/ --set table.format=parquet --set paths.run_dir=gs://bucket/run
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,11 +26,16 @@ def ingest(args: argparse.Namespace, cfg: Config) -> None:
     spark = build_spark(cfg.spark, "mpdrec-ingest-table")
     table = run_table(spark, cfg, force=args.force)
     q = table["quarantine"]
-    print(f"table {'up to date' if table.get('skipped') else 'read'}: {table['tables']['data']:,} rows kept, "
-          f"{q['records']:,} quarantined {q['by_reason']}")
+    print(
+        f"table {'up to date' if table.get('skipped') else 'read'}: {table['tables']['data']:,} rows kept, "
+        f"{q['records']:,} quarantined {q['by_reason']}"
+    )
     index = run_table_index(spark, cfg, force=args.force)
-    print("interactions: " + ", ".join(f"{k}={v:,}" for k, v in index["tables"].items())
-          + f"; outputs in {cfg.paths.run_dir}/table and {cfg.paths.run_dir}/interactions")
+    print(
+        "interactions: "
+        + ", ".join(f"{k}={v:,}" for k, v in index["tables"].items())
+        + f"; outputs in {cfg.paths.run_dir}/table and {cfg.paths.run_dir}/interactions"
+    )
 
 
 if __name__ == "__main__":

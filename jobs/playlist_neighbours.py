@@ -4,6 +4,7 @@ hit rate among the recommendations of the most similar bank playlists, beside po
     python jobs/ingest_mpd.py --set paths.mpd=../shared/real-sample/data --set paths.run_dir=runs/real
     python jobs/playlist_neighbours.py --set paths.run_dir=runs/real
 """
+
 from __future__ import annotations
 
 import argparse
@@ -11,9 +12,9 @@ import sys
 
 from mpdrec.cli import run_job
 from mpdrec.config import Config
-from mpdrec.etl.stages import INGEST, check_local_upstream
 from mpdrec.spark import build_spark
 from mpdrec.studies.dice import run_dice
+from mpdrec.upstream import INGEST, check_local_upstream
 
 
 def study(args: argparse.Namespace, cfg: Config) -> None:
@@ -21,7 +22,10 @@ def study(args: argparse.Namespace, cfg: Config) -> None:
     spark = build_spark(cfg.spark, "mpdrec-playlist-neighbours")
     m = run_dice(spark, cfg, force=args.force)
     for name, h in m["hit_rate"].items():
-        print(f"{name:<11} hit rate {h['mean']:.4f} [{h['low']:.4f}, {h['high']:.4f}] on {m['held_out']:,} held-out playlists")
+        print(
+            f"{name:<11} hit rate {h['mean']:.4f} [{h['low']:.4f}, {h['high']:.4f}] "
+            f"on {m['held_out']:,} held-out playlists"
+        )
     print(f"(the study: {m['study_hit_rate']}); report in {cfg.paths.run_dir}/dice/report.md")
 
 

@@ -4,6 +4,7 @@
 
     python jobs/rank_candidates.py --set paths.run_dir=runs/local
 """
+
 from __future__ import annotations
 
 import argparse
@@ -11,9 +12,9 @@ import sys
 
 from mpdrec.cli import run_job
 from mpdrec.config import Config
-from mpdrec.etl.stages import check_local_upstream
 from mpdrec.rank.stage import rank_upstream, run_rank
 from mpdrec.spark import build_spark
+from mpdrec.upstream import check_local_upstream
 
 
 def rank(args: argparse.Namespace, cfg: Config) -> None:
@@ -24,8 +25,10 @@ def rank(args: argparse.Namespace, cfg: Config) -> None:
         for model, info in manifest.get(challenge, {}).get("models", {}).items():
             print(f"{model:<12} {cfg.paths.run_dir}/{info['file']} ({info['playlists']} playlists, validated)")
     recall = manifest["submission"]["candidates"]["recall"]
-    print("candidate recall (hidden tracks reachable, validation playlists): "
-          + "  ".join(f"{k} {v:.3f}" for k, v in recall.items()))
+    print(
+        "candidate recall (hidden tracks reachable, validation playlists): "
+        + "  ".join(f"{k} {v:.3f}" for k, v in recall.items())
+    )
     blend = manifest["blend"]
     print(f"blend: {blend['method']}" + (f" ({blend['reason']})" if "reason" in blend else ""))
 

@@ -1,7 +1,9 @@
-"""Write synthetic Spotify daily top-200 charts (Position,Track Name,Artist,Streams,URL,Date,Region; one CSV per region) to `synth_charts.out_dir`.
+"""Write synthetic Spotify daily top-200 charts (Position,Track Name,Artist,Streams,URL,Date,Region;
+one CSV per region) to `synth_charts.out_dir`.
 
-    python jobs/synth_charts.py --set synth_charts.countries=50 --set synth_charts.days=365
+python jobs/synth_charts.py --set synth_charts.countries=50 --set synth_charts.days=365
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +17,10 @@ from mpdrec.synth.charts import generate_charts
 def synth(args: argparse.Namespace, cfg: Config) -> None:
     m = generate_charts(cfg.synth_charts, force=args.force)
     state = "already up to date" if m.get("skipped") else f"written in {m['seconds']}s"
-    print(f"{cfg.synth_charts.out_dir}: {m['regions']} regions, {m['rows']:,} chart rows ({m['bad_rows']} malformed), "
-          f"{m['songs_charted']:,} songs charted; {state}")
+    print(
+        f"{cfg.synth_charts.out_dir}: {m['regions']} regions, {m['rows']:,} chart rows ({m['bad_rows']} malformed), "
+        f"{m['songs_charted']:,} songs charted; {state}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Stage 0: write a synthetic MPD (slice files + challenge_set.json) to `synth.out_dir`.
 
-    python jobs/synth_mpd.py --set synth.num_slices=10 --set synth.out_dir=data/mpd
+python jobs/synth_mpd.py --set synth.num_slices=10 --set synth.out_dir=data/mpd
 """
+
 from __future__ import annotations
 
 import argparse

@@ -5,6 +5,7 @@
     spark-submit jobs/train_ncf.py --set ncf.launcher=spark --set ncf.num_proc=4   # on Spark executors
     python jobs/train_ncf.py --set ncf.model=gmf                                     # one process
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,9 +24,11 @@ def train(args: argparse.Namespace, cfg: Config) -> None:
     state = "up to date" if m.get("skipped") else f"trained {m['epochs_run']} epochs on {m['ranks']} rank(s)"
     pretrained_start = m.get("start") and not m["best_epoch"]
     best = f"best epoch {m['best_epoch']}" + (" (the pretrained start)" if pretrained_start else "")
-    print(f"ncf {m['model']}: {state}; {best}: "
-          + "  ".join(f"{k} {v:.4f}" for k, v in m["metrics"].items())
-          + f"  (popularity hr@10 {m['popularity']['hr@10']:.4f}); written to {cfg.paths.run_dir}/ncf/{m['model']}")
+    print(
+        f"ncf {m['model']}: {state}; {best}: "
+        + "  ".join(f"{k} {v:.4f}" for k, v in m["metrics"].items())
+        + f"  (popularity hr@10 {m['popularity']['hr@10']:.4f}); written to {cfg.paths.run_dir}/ncf/{m['model']}"
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ session). The headline is `ratio` = ingest MB/s per core / floor MB/s, measured 
     python scripts/bench_ingest.py                      # scales 10, 20, 40; headline at 20
     python scripts/bench_ingest.py --scales 20 --cores 2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,14 +52,32 @@ def main() -> None:
     from mpdrec.synth.generate import generate
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_ingest_"))
-    spark = build_spark(SparkConfig(master=f"local[{args.cores}]", conf={
-        "spark.driver.memory": "4g", "spark.ui.enabled": "false",
-        "spark.sql.shuffle.partitions": str(4 * args.cores)}), "bench-ingest")
+    spark = build_spark(
+        SparkConfig(
+            master=f"local[{args.cores}]",
+            conf={
+                "spark.driver.memory": "4g",
+                "spark.ui.enabled": "false",
+                "spark.sql.shuffle.partitions": str(4 * args.cores),
+            },
+        ),
+        "bench-ingest",
+    )
 
     def cfg(slices: int, run: str):
-        return load_config(ROOT / "conf", "local", [], [
-            f"synth.num_slices={slices}", f"synth.out_dir={work / f'mpd{slices}'}", f"synth.workers={args.cores}",
-            f"paths.mpd={work / f'mpd{slices}'}", f"paths.run_dir={work / run}", "paths.challenge="])
+        return load_config(
+            ROOT / "conf",
+            "local",
+            [],
+            [
+                f"synth.num_slices={slices}",
+                f"synth.out_dir={work / f'mpd{slices}'}",
+                f"synth.workers={args.cores}",
+                f"paths.mpd={work / f'mpd{slices}'}",
+                f"paths.run_dir={work / run}",
+                "paths.challenge=",
+            ],
+        )
 
     # warm-up: JVM, Python workers and code paths, on a small input
     generate(cfg(2, "warm").synth)
@@ -78,19 +97,21 @@ def main() -> None:
         ingest_s = time.perf_counter() - t0
         per_core = mb / (ingest_s * args.cores)
         floor = mb / floor_s
-        results.append({
-            "slices": slices,
-            "mb": round(mb, 1),
-            "synth_seconds": round(synth_s, 2),
-            "synth_mb_per_s": round(mb / synth_s, 1),
-            "parse_floor_seconds_one_core": round(floor_s, 2),
-            "parse_floor_mb_per_s": round(floor, 1),
-            "ingest_seconds": round(ingest_s, 2),
-            "ingest_seconds_by_step": manifest["seconds"],
-            "ingest_mb_per_s_per_core": round(per_core, 1),
-            "ratio": round(per_core / floor, 3),
-            "rows": manifest["tables"],
-        })
+        results.append(
+            {
+                "slices": slices,
+                "mb": round(mb, 1),
+                "synth_seconds": round(synth_s, 2),
+                "synth_mb_per_s": round(mb / synth_s, 1),
+                "parse_floor_seconds_one_core": round(floor_s, 2),
+                "parse_floor_mb_per_s": round(floor, 1),
+                "ingest_seconds": round(ingest_s, 2),
+                "ingest_seconds_by_step": manifest["seconds"],
+                "ingest_mb_per_s_per_core": round(per_core, 1),
+                "ratio": round(per_core / floor, 3),
+                "rows": manifest["tables"],
+            }
+        )
         print(f"# {slices} slices: ingest {ingest_s:.1f}s, ratio {per_core / floor:.3f}", file=sys.stderr)
 
     head = next((r for r in results if r["slices"] == args.headline), results[len(results) // 2])
@@ -100,19 +121,26 @@ def main() -> None:
     report = {
         "benchmark": "ingest",
         "cores": args.cores,
-        "headline": {"slices": head["slices"], "ratio": head["ratio"], "target_ratio": 0.3,
-                     "meets_target": head["ratio"] >= 0.3,
-                     "ingest_mb_per_s_per_core": head["ingest_mb_per_s_per_core"],
-                     "parse_floor_mb_per_s": head["parse_floor_mb_per_s"],
-                     "synth_mb_per_s": head["synth_mb_per_s"]},
-        "scaling": {"from_slices": small["slices"], "to_slices": large["slices"],
-                    "time_growth_over_size_growth": round(growth, 3),
-                    "note": "1.0 is linear; below 1.0 fixed costs are still being amortised"},
+        "headline": {
+            "slices": head["slices"],
+            "ratio": head["ratio"],
+            "target_ratio": 0.3,
+            "meets_target": head["ratio"] >= 0.3,
+            "ingest_mb_per_s_per_core": head["ingest_mb_per_s_per_core"],
+            "parse_floor_mb_per_s": head["parse_floor_mb_per_s"],
+            "synth_mb_per_s": head["synth_mb_per_s"],
+        },
+        "scaling": {
+            "from_slices": small["slices"],
+            "to_slices": large["slices"],
+            "time_growth_over_size_growth": round(growth, 3),
+            "note": "1.0 is linear; below 1.0 fixed costs are still being amortised",
+        },
         "estimates_1000_slices": {
             "this_machine_seconds": round(core_s_per_slice * 1000 / args.cores, 0),
             "cluster_16_workers_x_4_cores_seconds": round(core_s_per_slice * 1000 / 64, 0),
             "basis": f"{core_s_per_slice:.2f} core-seconds per slice at {large['slices']} slices; "
-                     "cluster figure ignores object-store latency",
+            "cluster figure ignores object-store latency",
         },
         "runs": results,
     }

@@ -19,6 +19,7 @@ leave-one-out HR@10 / NDCG@10 / AUC against popularity ranking of the same 100 c
     python scripts/bench_ncf.py --playlists 1000000 --tracks 2262292 --dense-steps 0   # full MPD tables
     python scripts/bench_ncf.py --quality --workdir /tmp/bench_ncf
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,12 +29,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def throughput(args: argparse.Namespace, dense: bool, steps: int, hvd: object | None = None) -> float:
+def throughput(args: argparse.Namespace, dense: bool, steps: int, hvd: Any = None) -> float:
     """Samples/s of NeuMF training steps over all ranks (`hvd`: Horovod, or None for one process).
     `dense`: embedding gradients as dense tables (one process: a dense optimizer step; Horovod:
     sparse_as_dense, an allreduce of whole tables)."""
@@ -43,9 +45,14 @@ def throughput(args: argparse.Namespace, dense: bool, steps: int, hvd: object | 
     from mpdrec.models.ncf.model import SplitOptimizer, build_model
 
     rng = np.random.default_rng(hvd.rank() if hvd else 0)
-    batches = [(tf.constant(rng.integers(0, args.playlists, args.batch, dtype=np.int32)),
-                tf.constant(rng.integers(0, args.tracks, args.batch, dtype=np.int32)),
-                tf.constant(rng.integers(0, 2, args.batch).astype(np.float32))) for _ in range(8)]
+    batches = [
+        (
+            tf.constant(rng.integers(0, args.playlists, args.batch, dtype=np.int32)),
+            tf.constant(rng.integers(0, args.tracks, args.batch, dtype=np.int32)),
+            tf.constant(rng.integers(0, 2, args.batch).astype(np.float32)),
+        )
+        for _ in range(8)
+    ]
     model = build_model("neumf", args.playlists, args.tracks, 32, [256, 128, 128, 64])
     opt = SplitOptimizer(model, 0.05, 0.001)  # as train_ncf.py: Adagrad on the tables, Adam on the rest
     variables = opt.trainable
@@ -89,17 +96,37 @@ def horovod_worker(args: argparse.Namespace) -> None:
 
     hvd.init()
     tf.config.threading.set_intra_op_parallelism_threads(max(1, (os.cpu_count() or 1) // hvd.local_size()))
-    result = {"allgather": throughput(args, False, args.steps, hvd),
-              "sparse_as_dense": throughput(args, True, args.dense_steps, hvd) if args.dense_steps else None}
+    result = {
+        "allgather": throughput(args, False, args.steps, hvd),
+        "sparse_as_dense": throughput(args, True, args.dense_steps, hvd) if args.dense_steps else None,
+    }
     if hvd.rank() == 0:
         print("RESULT " + json.dumps(result), flush=True)
 
 
 def two_processes(args: argparse.Namespace) -> dict[str, float]:
     horovodrun = Path(sys.executable).parent / "horovodrun"
-    cmd = [str(horovodrun), "-np", "2", "-H", "localhost:2", "--gloo", sys.executable, __file__, "--worker",
-           "--playlists", str(args.playlists), "--tracks", str(args.tracks), "--batch", str(args.batch),
-           "--steps", str(args.steps), "--dense-steps", str(args.dense_steps)]
+    cmd = [
+        str(horovodrun),
+        "-np",
+        "2",
+        "-H",
+        "localhost:2",
+        "--gloo",
+        sys.executable,
+        __file__,
+        "--worker",
+        "--playlists",
+        str(args.playlists),
+        "--tracks",
+        str(args.tracks),
+        "--batch",
+        str(args.batch),
+        "--steps",
+        str(args.steps),
+        "--dense-steps",
+        str(args.dense_steps),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     lines = [line for line in proc.stdout.splitlines() if "RESULT " in line]
     if proc.returncode or not lines:
@@ -110,22 +137,47 @@ def two_processes(args: argparse.Namespace) -> dict[str, float]:
 def quality(args: argparse.Namespace) -> dict[str, object]:
     """The pipeline on the default synthetic data, then GMF, MLP and pretrained NeuMF."""
     work = Path(args.workdir)
-    sets = [f"paths.run_dir={work / 'run'}", f"synth.out_dir={work / 'mpd'}", f"paths.mpd={work / 'mpd'}",
-            "paths.challenge=", f"ncf.epochs={args.epochs}", "ncf.patience=2"]
+    sets = [
+        f"paths.run_dir={work / 'run'}",
+        f"synth.out_dir={work / 'mpd'}",
+        f"paths.mpd={work / 'mpd'}",
+        "paths.challenge=",
+        f"ncf.epochs={args.epochs}",
+        "ncf.patience=2",
+    ]
     flags = [a for s in sets for a in ("--set", s)]
     out: dict[str, object] = {}
     for job in ("synth_mpd", "ingest_mpd", "build_interactions", "sample_negatives"):
-        subprocess.run([sys.executable, str(ROOT / "jobs" / f"{job}.py"), *flags], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, str(ROOT / "jobs" / f"{job}.py"), *flags],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     for model, extra in (("gmf", []), ("mlp", []), ("neumf", ["--set", "ncf.pretrained=true"])):
         start = time.perf_counter()
-        subprocess.run([sys.executable, str(ROOT / "jobs" / "train_ncf.py"), *flags, "--set", f"ncf.model={model}",
-                        "--set", f"rank.ncf_model={model}",
-                        *extra], check=True, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "jobs" / "train_ncf.py"),
+                *flags,
+                "--set",
+                f"ncf.model={model}",
+                "--set",
+                f"rank.ncf_model={model}",
+                *extra,
+            ],
+            check=True,
+            stderr=subprocess.DEVNULL,
+        )
         m = json.loads((work / "run" / "ncf" / model / "_manifest.json").read_text())
-        out[model] = {**{k: round(v, 4) for k, v in m["metrics"].items()}, "best_epoch": m["best_epoch"],
-                      "epochs_run": m["epochs_run"], "samples_per_s": round(m["samples_per_s"]),
-                      "seconds": round(time.perf_counter() - start, 1)}
+        out[model] = {
+            **{k: round(v, 4) for k, v in m["metrics"].items()},
+            "best_epoch": m["best_epoch"],
+            "epochs_run": m["epochs_run"],
+            "samples_per_s": round(m["samples_per_s"]),
+            "seconds": round(time.perf_counter() - start, 1),
+        }
         out["popularity"] = {k: round(v, 4) for k, v in m["popularity"].items()}
     out["tables"] = {"playlists": m["num_playlists"], "tracks": m["num_tracks"]}
     out["eval_playlists"] = m["eval_playlists"]
@@ -138,8 +190,12 @@ def main() -> None:
     ap.add_argument("--tracks", type=int, default=500_000)
     ap.add_argument("--batch", type=int, default=8192)
     ap.add_argument("--steps", type=int, default=30)
-    ap.add_argument("--dense-steps", type=int, default=5,
-                    help="0: no dense-table steps (at full MPD size they need more memory than 24 GB holds)")
+    ap.add_argument(
+        "--dense-steps",
+        type=int,
+        default=5,
+        help="0: no dense-table steps (at full MPD size they need more memory than 24 GB holds)",
+    )
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--quality", action="store_true", help="train GMF, MLP, NeuMF on the default synthetic MPD")
     ap.add_argument("--workdir", default="/tmp/bench_ncf")
@@ -171,26 +227,47 @@ def main() -> None:
     probe = build_model("neumf", 10, 10, 32, [256, 128, 128, 64])
     per_sample = 3 * dense_layer_flops(probe)
     roof = flops_per_s / per_sample
-    print(json.dumps({
-        "benchmark": "ncf",
-        "device": [d.device_type for d in tf.config.list_physical_devices()],
-        "model": "neumf latent 32, mlp [256, 128, 128, 64]",
-        "tables": {"playlists": args.playlists, "tracks": args.tracks}, "batch": args.batch,
-        "one_process": {"sparse_updates_samples_per_s": round(sparse),
-                        **({"dense_updates_samples_per_s": round(dense), "sparse_over_dense": round(sparse / dense, 1)}
-                           if dense else {})},
-        "two_processes_horovod": {"allgather_samples_per_s": round(two["allgather"]),
-                                  **({"sparse_as_dense_samples_per_s": round(two["sparse_as_dense"]),
-                                      "allgather_over_sparse_as_dense": round(two["allgather"] / two["sparse_as_dense"],
-                                                                              1)}
-                                     if two["sparse_as_dense"] else {}),
-                                  "over_one_process": round(two["allgather"] / sparse, 2)},
-        "allgather_bytes_per_rank_step": {n: traffic(args.batch, n) for n in (2, 8, 16)},
-        "sparse_as_dense_bytes_per_rank_step": 2 * (args.playlists + args.tracks) * (32 + 128) * 4,
-        "roof": {"matmul_flops_per_s": round(flops_per_s), "training_flops_per_sample": per_sample,
-                 "roof_samples_per_s": round(roof), "sparse_share_of_roof": round(sparse / roof, 3)},
-        "target_samples_per_s": 100_000,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "ncf",
+                "device": [d.device_type for d in tf.config.list_physical_devices()],
+                "model": "neumf latent 32, mlp [256, 128, 128, 64]",
+                "tables": {"playlists": args.playlists, "tracks": args.tracks},
+                "batch": args.batch,
+                "one_process": {
+                    "sparse_updates_samples_per_s": round(sparse),
+                    **(
+                        {"dense_updates_samples_per_s": round(dense), "sparse_over_dense": round(sparse / dense, 1)}
+                        if dense
+                        else {}
+                    ),
+                },
+                "two_processes_horovod": {
+                    "allgather_samples_per_s": round(two["allgather"]),
+                    **(
+                        {
+                            "sparse_as_dense_samples_per_s": round(two["sparse_as_dense"]),
+                            "allgather_over_sparse_as_dense": round(two["allgather"] / two["sparse_as_dense"], 1),
+                        }
+                        if two["sparse_as_dense"]
+                        else {}
+                    ),
+                    "over_one_process": round(two["allgather"] / sparse, 2),
+                },
+                "allgather_bytes_per_rank_step": {n: traffic(args.batch, n) for n in (2, 8, 16)},
+                "sparse_as_dense_bytes_per_rank_step": 2 * (args.playlists + args.tracks) * (32 + 128) * 4,
+                "roof": {
+                    "matmul_flops_per_s": round(flops_per_s),
+                    "training_flops_per_sample": per_sample,
+                    "roof_samples_per_s": round(roof),
+                    "sparse_share_of_roof": round(sparse / roof, 3),
+                },
+                "target_samples_per_s": 100_000,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

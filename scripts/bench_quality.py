@@ -22,6 +22,7 @@ minus final_without_ncf (what the NCF score adds to the blend).
     python scripts/bench_quality.py --workdir /tmp/bq --data real --set rank.blend.method=gbt
     python scripts/bench_quality.py --workdir /tmp/bq --data real --set rank.ncf_model=null   # no NCF
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_SAMPLE = ROOT.parent / "shared" / "real-sample" / "data"
-IMPLICIT_GRID = {"factors": [64, 128], "alpha": [5.0, 20.0, 80.0], "regularization": [0.01, 0.1]}
+IMPLICIT_GRID: dict[str, list[float]] = {
+    "factors": [64, 128],
+    "alpha": [5.0, 20.0, 80.0],
+    "regularization": [0.01, 0.1],
+}
 IMPLICIT_ITERATIONS = 15
 METRICS = ("r_precision", "ndcg", "clicks")
 
@@ -54,10 +59,21 @@ def run_main_job(mpd: Path, run_dir: Path, sets: list[str], ncf_model: str | Non
     stage. `ncf_model`: rank.ncf_model (= ncf.model in `sets`), trained on two Horovod ranks (None: no NCF
     stage)."""
     sets = [f"paths.mpd={mpd}", "paths.challenge=", f"paths.run_dir={run_dir}", *sets]
-    horovodrun = [str(Path(sys.executable).parent / "horovodrun"), "-np", "2", "-H", "localhost:2", "--gloo",
-                  sys.executable]
-    stages = [("ingest_mpd", sets, None), ("build_interactions", sets, None), ("sample_negatives", sets, None),
-              ("train_als", sets, None)]
+    horovodrun = [
+        str(Path(sys.executable).parent / "horovodrun"),
+        "-np",
+        "2",
+        "-H",
+        "localhost:2",
+        "--gloo",
+        sys.executable,
+    ]
+    stages: list[tuple[str, list[str], list[str] | None]] = [
+        ("ingest_mpd", sets, None),
+        ("build_interactions", sets, None),
+        ("sample_negatives", sets, None),
+        ("train_als", sets, None),
+    ]
     if ncf_model:
         stages.append(("train_ncf", sets, horovodrun))
     seconds: dict[str, float] = {}
@@ -77,16 +93,19 @@ def implicit_baseline(spark: Any, cfg: Any, run_dir: Path, work: Path) -> tuple[
     from threadpoolctl import threadpool_limits
 
     from mpdrec.etl.slice_tables import process_file
-    from mpdrec.evaluation import ValidationTruth, challenge_dir
+    from mpdrec.lists.assemble import SUBMISSION_SIZE, assemble
+    from mpdrec.lists.inputs import Queries, RankingData
+    from mpdrec.lists.scoring import ValidationTruth, challenge_dir
     from mpdrec.models import popularity
-    from mpdrec.models.data import Queries, RankingData
-    from mpdrec.rank.assemble import SUBMISSION_SIZE, assemble
+    from mpdrec.spark import one_row
 
     data = RankingData.load(spark, str(run_dir / "interactions"))
     pairs = data.interactions.select("playlist_idx", "track_idx").toPandas()
-    n_playlists = int(data.playlist_ids.agg({"playlist_idx": "max"}).first()[0]) + 1
-    user_items = sp.csr_matrix((np.ones(len(pairs), dtype=np.float32), (pairs.playlist_idx, pairs.track_idx)),
-                               shape=(n_playlists, data.num_tracks))
+    n_playlists = int(one_row(data.playlist_ids.agg({"playlist_idx": "max"}))[0]) + 1
+    user_items = sp.csr_matrix(
+        (np.ones(len(pairs), dtype=np.float32), (pairs.playlist_idx, pairs.track_idx)),
+        shape=(n_playlists, data.num_tracks),
+    )
 
     def prepare(challenge: str) -> tuple[Any, Any, Any, Any]:
         """The challenge's truth, queries, the query rows implicit can rank (with seeds), popularity."""
@@ -95,70 +114,108 @@ def implicit_baseline(spark: Any, cfg: Any, run_dir: Path, work: Path) -> tuple[
         queries = Queries.load(spark, data, tables)
         rows = queries.playlists.select("pid", "playlist_idx").where("playlist_idx is not null").toPandas()
         rows = rows[np.diff(user_items.indptr)[rows.playlist_idx.to_numpy()] > 0]  # title-only: popularity
-        return (ValidationTruth.load(spark, str(run_dir), challenge), queries, rows,
-                popularity.recommend(data, queries, SUBMISSION_SIZE).cache())
+        return (
+            ValidationTruth.load(spark, str(run_dir), challenge),
+            queries,
+            rows,
+            popularity.recommend(data, queries, SUBMISSION_SIZE).cache(),
+        )
 
     def ranking(model: Any, queries: Any, rows: Any, fill: Any) -> Any:
-        ids, scores = model.recommend(rows.playlist_idx.to_numpy(), user_items[rows.playlist_idx.to_numpy()],
-                                      N=SUBMISSION_SIZE, filter_already_liked_items=True)
+        ids, scores = model.recommend(
+            rows.playlist_idx.to_numpy(),
+            user_items[rows.playlist_idx.to_numpy()],
+            N=SUBMISSION_SIZE,
+            filter_already_liked_items=True,
+        )
         recs = spark.createDataFrame(
-            [(int(pid), int(t), float(s)) for pid, ts, ss in zip(rows.pid, ids, scores) for t, s in zip(ts, ss) if t >= 0],
-            "pid long, track_idx int, score double")
+            [
+                (int(pid), int(t), float(s))
+                for pid, ts, ss in zip(rows.pid, ids, scores)
+                for t, s in zip(ts, ss)
+                if t >= 0
+            ],
+            "pid long, track_idx int, score double",
+        )
         return assemble([("implicit", recs), ("popularity", fill)], queries)
 
     train = prepare("train")
     grid = []
     for factors, alpha, reg in itertools.product(*IMPLICIT_GRID.values()):
         with threadpool_limits(1, "blas"):  # implicit parallelises itself
-            model = AlternatingLeastSquares(factors=factors, alpha=alpha, regularization=reg,
-                                            iterations=IMPLICIT_ITERATIONS, random_state=cfg.seed,
-                                            num_threads=os.cpu_count() or 2)
+            model = AlternatingLeastSquares(
+                factors=factors,
+                alpha=alpha,
+                regularization=reg,
+                iterations=IMPLICIT_ITERATIONS,
+                random_state=cfg.seed,
+                num_threads=os.cpu_count() or 2,
+            )
             model.fit(user_items, show_progress=False)
         scores = train[0].score_ranking(ranking(model, *train[1:]))["overall"]
-        grid.append({"factors": factors, "alpha": alpha, "regularization": reg, "model": model,
-                     **{k: round(scores[k], 4) for k in METRICS}})
+        grid.append(
+            {
+                "factors": factors,
+                "alpha": alpha,
+                "regularization": reg,
+                "model": model,
+                **{k: round(scores[k], 4) for k in METRICS},
+            }
+        )
     best = max(grid, key=lambda g: g["ndcg"])
     validation = prepare("validation")
     per_playlist = validation[0].ranking_scores(ranking(best["model"], *validation[1:]))
-    summary = {"grid_on_train_challenge": [{k: v for k, v in g.items() if k != "model"} for g in grid],
-               "best": {k: best[k] for k in IMPLICIT_GRID}, "iterations": IMPLICIT_ITERATIONS,
-               "overall": {k: round(float(per_playlist[k].mean()), 4) for k in METRICS}}
+    summary = {
+        "grid_on_train_challenge": [{k: v for k, v in g.items() if k != "model"} for g in grid],
+        "best": {k: best[k] for k in IMPLICIT_GRID},
+        "iterations": IMPLICIT_ITERATIONS,
+        "overall": {k: round(float(per_playlist[k].mean()), 4) for k in METRICS},
+    }
     return summary, per_playlist
 
 
 def measure(name: str, mpd: Path, work: Path, sets: list[str]) -> dict[str, Any]:
     from mpdrec.config import SparkConfig, load_config
-    from mpdrec.evaluation import ValidationTruth
+    from mpdrec.lists.assemble import FINAL, blend_variants
+    from mpdrec.lists.scoring import ValidationTruth
     from mpdrec.metrics.bootstrap import paired_difference
-    from mpdrec.rank.assemble import FINAL, blend_variants
     from mpdrec.spark import build_spark
 
     run_dir = work / name / "run"
     cfg = load_config(ROOT / "conf", "local", [], [f"paths.run_dir={run_dir}", *sets])
     seconds = run_main_job(mpd, run_dir, sets, cfg.rank.ncf_model)
     report = json.loads((run_dir / "report.json").read_text())
-    spark = build_spark(SparkConfig(master="local[2]", conf={"spark.driver.memory": "6g", "spark.ui.enabled": "false"}),
-                        "bench-quality")
+    spark = build_spark(
+        SparkConfig(master="local[2]", conf={"spark.driver.memory": "6g", "spark.ui.enabled": "false"}), "bench-quality"
+    )
     started = time.perf_counter()
     implicit, implicit_scores = implicit_baseline(spark, cfg, run_dir, work / name)
     seconds["implicit"] = round(time.perf_counter() - started, 1)
-    final = ValidationTruth.load(spark, str(run_dir)).submission_scores(spark, str(run_dir / "rank" / FINAL / "submission.csv"))
+    final = ValidationTruth.load(spark, str(run_dir)).submission_scores(
+        spark, str(run_dir / "rank" / FINAL / "submission.csv")
+    )
     spark.stop()
     models = {m: {k: round(v["overall"][k], 4) for k in METRICS} for m, v in report["models"].items()}
     sources = {m: v for m, v in models.items() if m != FINAL and m not in blend_variants(cfg.rank)}
-    out: dict[str, Any] = {"validation_playlists": report["scored_playlists"],
-                           "train_playlists": report["validation"]["train_playlists"], "models": models,
-                           "implicit": implicit, "final_vs_best_source": report.get("final_vs_best"),
-                           "final_vs_variants": report.get("final_vs_variants"),
-                           "leave_one_out": report.get("leave_one_out"),
-                           "blend": report["rank"]["blend"], "candidate_recall": report["rank"]["candidates"]["recall"],
-                           "seconds": seconds}
+    out: dict[str, Any] = {
+        "validation_playlists": report["scored_playlists"],
+        "train_playlists": report["validation"]["train_playlists"],
+        "models": models,
+        "implicit": implicit,
+        "final_vs_best_source": report.get("final_vs_best"),
+        "final_vs_variants": report.get("final_vs_variants"),
+        "leave_one_out": report.get("leave_one_out"),
+        "blend": report["rank"]["blend"],
+        "candidate_recall": report["rank"]["candidates"]["recall"],
+        "seconds": seconds,
+    }
     for metric in ("r_precision", "ndcg"):
         best = max(sources.values(), key=lambda m: m[metric])[metric]
         reference = max(best, implicit["overall"][metric])
         out[f"final_over_best_{metric}"] = round(models[FINAL][metric] / reference, 4)
         out[f"final_minus_implicit_{metric}"] = paired_difference(
-            final[metric].to_numpy(), implicit_scores[metric].to_numpy(), cfg.seed)
+            final[metric].to_numpy(), implicit_scores[metric].to_numpy(), cfg.seed
+        )
     loo = report.get("leave_one_out") or {}
     if cfg.rank.ncf_model in loo:
         out["ncf_minus_popularity_hr@10"] = round(loo[cfg.rank.ncf_model]["hr@10"] - loo["popularity"]["hr@10"], 4)
@@ -171,15 +228,22 @@ def main() -> None:
     ap.add_argument("--data", choices=["real", "synthetic", "both"], default="both")
     ap.add_argument("--slices", type=int, default=20, help="synthetic MPD size (run_local.sh's default)")
     ap.add_argument("--real-per-category", type=int, default=50, help="validation playlists per category, real sample")
-    ap.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
-                    help="a config key for every job, e.g. --set rank.blend.method=gbt (repeatable)")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="overrides",
+        metavar="KEY=VALUE",
+        help="a config key for every job, e.g. --set rank.blend.method=gbt (repeatable)",
+    )
     args = ap.parse_args()
     results: dict[str, Any] = {"benchmark": "quality", "overrides": args.overrides}
     if args.data in ("real", "both"):
         if not REAL_SAMPLE.is_dir():
             raise SystemExit(f"{REAL_SAMPLE} is missing: the real sample lives in ../shared/real-sample")
-        results["real"] = measure("real", REAL_SAMPLE, args.workdir, [
-            f"validation.per_category={args.real_per_category}", *args.overrides])
+        results["real"] = measure(
+            "real", REAL_SAMPLE, args.workdir, [f"validation.per_category={args.real_per_category}", *args.overrides]
+        )
     if args.data in ("synthetic", "both"):
         mpd = args.workdir / f"mpd{args.slices}"
         _job("synth_mpd", [f"synth.num_slices={args.slices}", f"synth.out_dir={mpd}"])

@@ -25,6 +25,7 @@ measured, so a long run can be done in parts (the jobs skip their up-to-date sta
     python scripts/bench_scale.py --workdir /data/scale --slices 1000 --jobs rank_candidates --set rank.ncf_model=
     python scripts/bench_scale.py --workdir /tmp/scale --slices 2,4 --per-category 5 --challenge-size 50
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,12 +36,21 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-JOBS = ("synth_mpd", "ingest_mpd", "build_interactions", "sample_negatives", "train_als", "train_ncf",
-        "rank_candidates", "evaluate")
+JOBS = (
+    "synth_mpd",
+    "ingest_mpd",
+    "build_interactions",
+    "sample_negatives",
+    "train_als",
+    "train_ncf",
+    "rank_candidates",
+    "evaluate",
+)
 MEMORY = ("jvm_peak_bytes", "python_driver_peak_bytes", "python_worker_peak_bytes")
 SCRATCH = "scratch_peak_bytes"  # spark.local.dir plus every stage's staging directory, at its peak
 WINDOW_WARNING = "No Partition Defined for Window operation"  # Spark's WindowExec: every row in one task
@@ -93,9 +103,15 @@ class PeakUsage(threading.Thread):
         while not self.done.is_set():
             for pid in _descendants(self.root):
                 rss, cmd = _rss(pid)
-                kind = ("jvm_peak_bytes" if "java" in cmd.split(" ", 1)[0] else
-                        "python_driver_peak_bytes" if pid == self.root else
-                        "python_worker_peak_bytes" if "python" in cmd else None)
+                kind = (
+                    "jvm_peak_bytes"
+                    if "java" in cmd.split(" ", 1)[0]
+                    else "python_driver_peak_bytes"
+                    if pid == self.root
+                    else "python_worker_peak_bytes"
+                    if "python" in cmd
+                    else None
+                )
                 if kind:
                     self.peaks[kind] = max(self.peaks[kind], rss)
             if time.monotonic() >= next_disk:
@@ -136,7 +152,9 @@ def _shuffle(events: Path, since: float) -> dict[str, int]:
                 if '"SparkListenerTaskEnd"' not in line:
                     continue
                 metrics = json.loads(line).get("Task Metrics") or {}
-                totals["shuffle_write_bytes"] += metrics.get("Shuffle Write Metrics", {}).get("Shuffle Bytes Written", 0)
+                totals["shuffle_write_bytes"] += metrics.get("Shuffle Write Metrics", {}).get(
+                    "Shuffle Bytes Written", 0
+                )
                 totals["spill_memory_bytes"] += metrics.get("Memory Bytes Spilled", 0)
                 totals["spill_disk_bytes"] += metrics.get("Disk Bytes Spilled", 0)
     return totals
@@ -161,8 +179,17 @@ def _command(job: str, config: Path, sets: list[str]) -> list[str]:
     return script
 
 
-def measure(job: str, config: Path, sets: list[str], run_dir: Path, disk_dir: Path, spark_local: Path,
-            events: Path, logs: Path, every: float) -> dict[str, Any]:
+def measure(
+    job: str,
+    config: Path,
+    sets: list[str],
+    run_dir: Path,
+    disk_dir: Path,
+    spark_local: Path,
+    events: Path,
+    logs: Path,
+    every: float,
+) -> dict[str, Any]:
     """Runs one job and measures it; its output goes to `logs/<job>.log`; a failure stops the bench."""
     disk_before, started = _disk_bytes(disk_dir), time.time()
     with open(logs / f"{job}.log", "w") as out:
@@ -175,9 +202,14 @@ def measure(job: str, config: Path, sets: list[str], run_dir: Path, disk_dir: Pa
     if rc:
         raise SystemExit(f"{job} failed (exit {rc}): see {logs / f'{job}.log'}")
     text = (logs / f"{job}.log").read_text(errors="replace")
-    return {"seconds": round(time.time() - started, 1), **usage.peaks, **_shuffle(events, started),
-            "disk_bytes": _disk_bytes(disk_dir) - disk_before, "tables": _tables(run_dir, started),
-            "single_partition_window_warnings": text.count(WINDOW_WARNING)}
+    return {
+        "seconds": round(time.time() - started, 1),
+        **usage.peaks,
+        **_shuffle(events, started),
+        "disk_bytes": _disk_bytes(disk_dir) - disk_before,
+        "tables": _tables(run_dir, started),
+        "single_partition_window_warnings": text.count(WINDOW_WARNING),
+    }
 
 
 def growth(results: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, dict[str, float]]]:
@@ -190,30 +222,42 @@ def growth(results: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str,
             if x and y:
                 out.setdefault(job, {})[f"{a}->{b}"] = {
                     k: round(math.log(y[k] / x[k]) / math.log(b / a), 2)
-                    for k in ("seconds", *MEMORY, SCRATCH) if x.get(k, 0) > 0 and y.get(k, 0) > 0}
+                    for k in ("seconds", *MEMORY, SCRATCH)
+                    if x.get(k, 0) > 0 and y.get(k, 0) > 0
+                }
     return out
 
 
-GIB, GB = 1024 ** 3, 1e9
+GIB, GB = 1024**3, 1e9
 
 
 def markdown(results: dict[str, dict[str, dict[str, Any]]]) -> str:
     """The docs' tables: every measured job at every scale, then the growth exponents."""
-    lines = ["| slices | job | seconds | JVM GiB | Python driver GiB | largest other Python GiB | scratch peak GB "
-             "| shuffle written GB | spilled to disk GB | output GB | code |", "|" + "---|" * 11]
+    lines = [
+        "| slices | job | seconds | JVM GiB | Python driver GiB | largest other Python GiB | scratch peak GB "
+        "| shuffle written GB | spilled to disk GB | output GB | code |",
+        "|" + "---|" * 11,
+    ]
     for slices in sorted(results, key=int):
         for job in JOBS:
             m = results[slices].get(job)
             if m:
-                lines.append(f"| {slices} | {job} | {m['seconds']:.0f} | " + " | ".join(
-                    f"{m.get(k, 0) / GIB:.2f}" for k in MEMORY) + " | " + " | ".join(
-                    f"{m.get(k, 0) / GB:.2f}" for k in (SCRATCH, "shuffle_write_bytes", "spill_disk_bytes", "disk_bytes"))
-                    + f" | {m.get('commit', '-')}{''.join(f' `{o}`' for o in m.get('overrides', []))} |")
+                lines.append(
+                    f"| {slices} | {job} | {m['seconds']:.0f} | "
+                    + " | ".join(f"{m.get(k, 0) / GIB:.2f}" for k in MEMORY)
+                    + " | "
+                    + " | ".join(
+                        f"{m.get(k, 0) / GB:.2f}"
+                        for k in (SCRATCH, "shuffle_write_bytes", "spill_disk_bytes", "disk_bytes")
+                    )
+                    + f" | {m.get('commit', '-')}{''.join(f' `{o}`' for o in m.get('overrides', []))} |"
+                )
     lines += ["", "| job | scales | seconds | JVM | Python driver | largest other Python | scratch |", "|" + "---|" * 7]
     for job, pairs in growth(results).items():
         for pair, e in pairs.items():
-            lines.append(f"| {job} | {pair} | " + " | ".join(str(e.get(k, "-")) for k in ("seconds", *MEMORY, SCRATCH))
-                         + " |")
+            lines.append(
+                f"| {job} | {pair} | " + " | ".join(str(e.get(k, "-")) for k in ("seconds", *MEMORY, SCRATCH)) + " |"
+            )
     return "\n".join(lines)
 
 
@@ -221,8 +265,12 @@ def _commit() -> str:
     """The checkout's commit, marked when the code or config a job runs differs from it: the runs of a
     scale span sessions."""
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "lib", "jobs", "conf", "scripts"], cwd=ROOT,
-                           capture_output=True, text=True)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "lib", "jobs", "conf", "scripts"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "") if head.returncode == 0 else "unknown"
 
 
@@ -232,10 +280,22 @@ def _config(workdir: Path, driver_memory: str) -> Path:
     events.mkdir(parents=True, exist_ok=True)
     (workdir / "spark-local").mkdir(exist_ok=True)
     path = workdir / "bench_scale.yaml"
-    path.write_text(json.dumps({"spark": {"conf": {
-        "spark.driver.memory": driver_memory, "spark.local.dir": str(workdir / "spark-local"),
-        "spark.eventLog.enabled": "true", "spark.eventLog.dir": f"file://{events}",
-        "spark.eventLog.compress": "false", "spark.ui.enabled": "false"}}}))  # JSON is YAML
+    path.write_text(
+        json.dumps(
+            {
+                "spark": {
+                    "conf": {
+                        "spark.driver.memory": driver_memory,
+                        "spark.local.dir": str(workdir / "spark-local"),
+                        "spark.eventLog.enabled": "true",
+                        "spark.eventLog.dir": f"file://{events}",
+                        "spark.eventLog.compress": "false",
+                        "spark.ui.enabled": "false",
+                    }
+                }
+            }
+        )
+    )  # JSON is YAML
     return path
 
 
@@ -247,13 +307,22 @@ def main() -> None:
     ap.add_argument("--per-category", type=int, default=1000, help="validation and blend-training playlists")
     ap.add_argument("--challenge-size", type=int, default=10_000)
     ap.add_argument("--ncf-epochs", type=int, default=2, help="NCF epochs (each draws its own negatives)")
-    ap.add_argument("--driver-memory", default="6g",
-                    help="spark.driver.memory: the issue's driver budget, so a run that completes shows it holds")
+    ap.add_argument(
+        "--driver-memory",
+        default="6g",
+        help="spark.driver.memory: the issue's driver budget, so a run that completes shows it holds",
+    )
     ap.add_argument("--sample-seconds", type=float, default=1.0)
     ap.add_argument("--force", action="store_true", help="measure the chosen jobs again")
-    ap.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
-                    help="a config key for the chosen jobs, e.g. --set rank.ncf_model= (repeatable; recorded with "
-                         "each job's measurement)")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="overrides",
+        metavar="KEY=VALUE",
+        help="a config key for the chosen jobs, e.g. --set rank.ncf_model= (repeatable; recorded with "
+        "each job's measurement)",
+    )
     ap.add_argument("--markdown", action="store_true", help="print the tables of <workdir>/scale.json; run nothing")
     args = ap.parse_args()
     if args.markdown:
@@ -267,10 +336,19 @@ def main() -> None:
     chosen = [j for j in JOBS if j in args.jobs.split(",")]
     for slices in [int(s) for s in args.slices.split(",")]:
         mpd, run_dir = workdir / f"mpd{slices}", workdir / f"run{slices}"
-        sets = [f"synth.num_slices={slices}", f"synth.out_dir={mpd}", f"synth.challenge_size={args.challenge_size}",
-                f"paths.mpd={mpd}", f"paths.challenge={mpd / 'challenge_set.json'}", f"paths.run_dir={run_dir}",
-                f"validation.per_category={args.per_category}", f"validation.train_per_category={args.per_category}",
-                f"ncf.epochs={args.ncf_epochs}", "ncf.patience=0", *args.overrides]
+        sets = [
+            f"synth.num_slices={slices}",
+            f"synth.out_dir={mpd}",
+            f"synth.challenge_size={args.challenge_size}",
+            f"paths.mpd={mpd}",
+            f"paths.challenge={mpd / 'challenge_set.json'}",
+            f"paths.run_dir={run_dir}",
+            f"validation.per_category={args.per_category}",
+            f"validation.train_per_category={args.per_category}",
+            f"ncf.epochs={args.ncf_epochs}",
+            "ncf.patience=0",
+            *args.overrides,
+        ]
         logs = workdir / "logs" / str(slices)
         logs.mkdir(parents=True, exist_ok=True)
         done = results.setdefault(str(slices), {})
@@ -278,16 +356,38 @@ def main() -> None:
             if job in done and not args.force:
                 continue
             print(f"bench_scale: {slices} slices, {job}", file=sys.stderr, flush=True)
-            done[job] = {**measure(job, config, sets, run_dir, mpd if job == "synth_mpd" else run_dir,
-                                   workdir / "spark-local", workdir / "events", logs, args.sample_seconds),
-                         "commit": _commit(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                         **({"overrides": args.overrides} if args.overrides else {})}
+            done[job] = {
+                **measure(
+                    job,
+                    config,
+                    sets,
+                    run_dir,
+                    mpd if job == "synth_mpd" else run_dir,
+                    workdir / "spark-local",
+                    workdir / "events",
+                    logs,
+                    args.sample_seconds,
+                ),
+                "commit": _commit(),
+                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                **({"overrides": args.overrides} if args.overrides else {}),
+            }
             record.write_text(json.dumps(results, indent=2))
-    print(json.dumps({"benchmark": "scale", "cores": os.cpu_count(), "driver_memory": args.driver_memory,
-                      "per_category": args.per_category, "challenge_size": args.challenge_size,
-                      "scales": results, "growth": growth(results),
-                      "total_seconds": {s: round(sum(j["seconds"] for j in r.values()), 1)
-                                        for s, r in results.items()}}, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "scale",
+                "cores": os.cpu_count(),
+                "driver_memory": args.driver_memory,
+                "per_category": args.per_category,
+                "challenge_size": args.challenge_size,
+                "scales": results,
+                "growth": growth(results),
+                "total_seconds": {s: round(sum(j["seconds"] for j in r.values()), 1) for s, r in results.items()},
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Shared fixtures: a real local SparkSession and a small synthetic MPD, made once per session."""
+
 from __future__ import annotations
 
 import os
@@ -17,11 +18,14 @@ def spark():
     from mpdrec.spark import build_spark
 
     session = build_spark(
-        SparkConfig(master="local[2]", conf={
-            "spark.driver.memory": "2g",
-            "spark.sql.shuffle.partitions": "4",
-            "spark.ui.enabled": "false",
-        }),
+        SparkConfig(
+            master="local[2]",
+            conf={
+                "spark.driver.memory": "2g",
+                "spark.sql.shuffle.partitions": "4",
+                "spark.ui.enabled": "false",
+            },
+        ),
         "mpdrec-tests",
     )
     yield session

@@ -1,6 +1,7 @@
 """A real Spark standalone cluster on 127.0.0.1 for the tests: one master and N workers started with
 the daemon script bundled in pyspark (`sbin/spark-daemon.sh`, what start-master.sh and
 start-worker.sh run), each worker a separate JVM with its own executors, so one can be killed."""
+
 from __future__ import annotations
 
 import json
@@ -51,23 +52,47 @@ class StandaloneCluster:
             (root / d).mkdir(parents=True, exist_ok=True)
 
     def _env(self) -> dict[str, str]:
-        return {**os.environ, "SPARK_HOME": str(SPARK_HOME), "SPARK_PID_DIR": str(self.root / "pid"),
-                "SPARK_LOG_DIR": str(self.root / "log"), "SPARK_LOCAL_IP": "127.0.0.1",
-                "SPARK_IDENT_STRING": f"mpdrec-test-{self.port}"}
+        return {
+            **os.environ,
+            "SPARK_HOME": str(SPARK_HOME),
+            "SPARK_PID_DIR": str(self.root / "pid"),
+            "SPARK_LOG_DIR": str(self.root / "log"),
+            "SPARK_LOCAL_IP": "127.0.0.1",
+            "SPARK_IDENT_STRING": f"mpdrec-test-{self.port}",
+        }
 
     def _daemon(self, action: str, cls: str, instance: int, *args: str) -> None:
-        subprocess.run(["bash", str(SPARK_HOME / "sbin" / "spark-daemon.sh"), action, cls, str(instance), *args],
-                       env=self._env(), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       stdin=subprocess.DEVNULL)
+        subprocess.run(
+            ["bash", str(SPARK_HOME / "sbin" / "spark-daemon.sh"), action, cls, str(instance), *args],
+            env=self._env(),
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+        )
 
     def start_worker(self, i: int) -> None:
-        self._daemon("start", WORKER_CLASS, i, "--host", "127.0.0.1", "--cores", str(self.cores),
-                     "--memory", self.memory, "--webui-port", str(free_port()),
-                     "--work-dir", str(self.root / "work"), self.url)
+        self._daemon(
+            "start",
+            WORKER_CLASS,
+            i,
+            "--host",
+            "127.0.0.1",
+            "--cores",
+            str(self.cores),
+            "--memory",
+            self.memory,
+            "--webui-port",
+            str(free_port()),
+            "--work-dir",
+            str(self.root / "work"),
+            self.url,
+        )
 
     def start(self) -> None:
-        self._daemon("start", MASTER_CLASS, 1, "--host", "127.0.0.1", "--port", str(self.port),
-                     "--webui-port", str(self.ui_port))
+        self._daemon(
+            "start", MASTER_CLASS, 1, "--host", "127.0.0.1", "--port", str(self.port), "--webui-port", str(self.ui_port)
+        )
         for i in range(1, self.workers + 1):
             self.start_worker(i)
         self.wait_for_workers(self.workers)

@@ -1,5 +1,6 @@
 """Implicit ALS: the confidence weightings, blocked top-N scoring of real ALS factors against
 Spark's own `ALSModel.recommendForUserSubset`, and ALS on NCF's leave-one-out protocol."""
+
 from __future__ import annotations
 
 import math
@@ -8,19 +9,22 @@ import numpy as np
 import pytest
 
 from conftest import make_config
+from mpdrec.blocked_topn import top_n
 from mpdrec.config import ConfigError
 from mpdrec.models import als
 from mpdrec.models.als_leave_one_out import score as leave_one_out_score
 from mpdrec.models.als_progress import latest_iteration, logged_iterations
 from mpdrec.models.leave_one_out import LeaveOneOut
-from mpdrec.rank.blocked_topn import top_n
 
 
 @pytest.fixture(scope="module")
 def interactions(spark):
     rng = np.random.default_rng(11)
-    rows = [(p, int(t), i, float(rng.integers(1, 4)))
-            for p in range(120) for i, t in enumerate(np.unique(rng.zipf(1.3, 25) % 400))]
+    rows = [
+        (p, int(t), i, float(rng.integers(1, 4)))
+        for p in range(120)
+        for i, t in enumerate(np.unique(rng.zipf(1.3, 25) % 400))
+    ]
     return spark.createDataFrame(rows, "playlist_idx int, track_idx int, pos int, weight float")
 
 
@@ -28,8 +32,12 @@ def test_weightings(interactions):
     weights = {r.weight for r in interactions.select("weight").distinct().collect()}
     assert weights == {1.0, 2.0, 3.0}
     for weighting, f in (("binary", lambda r: 1.0), ("counts", lambda r: r), ("log", lambda r: math.log1p(r / 0.5))):
-        got = dict(interactions.join(als.ratings(interactions, weighting, 0.5), ["playlist_idx", "track_idx"])
-                   .select("weight", "rating").distinct().collect())
+        got = dict(
+            interactions.join(als.ratings(interactions, weighting, 0.5), ["playlist_idx", "track_idx"])
+            .select("weight", "rating")
+            .distinct()
+            .collect()
+        )
         assert got == {w: pytest.approx(f(w), rel=1e-6) for w in weights}, weighting
 
 
@@ -39,10 +47,11 @@ def test_blocked_top_n_equals_spark_recommend_for_user_subset(spark, interaction
     model = als.estimator(cfg, 6, 10.0, 0.05, seed=3).fit(ratings)
     factors = als.Factors.of(model)
     users = spark.createDataFrame([(u,) for u in range(0, 120, 7)], "playlist_idx int")
-    want = {r.playlist_idx: [(x.track_idx, x.rating) for x in r.recommendations]
-            for r in model.recommendForUserSubset(users, 25).collect()}
-    queries = (users.join(factors.playlists, "playlist_idx")
-               .selectExpr("cast(playlist_idx as long) as pid", "features"))
+    want = {
+        r.playlist_idx: [(x.track_idx, x.rating) for x in r.recommendations]
+        for r in model.recommendForUserSubset(users, 25).collect()
+    }
+    queries = users.join(factors.playlists, "playlist_idx").selectExpr("cast(playlist_idx as long) as pid", "features")
     got: dict[int, list] = {}
     for r in top_n(queries, factors.tracks, 25, block_rows=37).collect():
         got.setdefault(r.pid, []).append((r.track_idx, r.score))
@@ -69,8 +78,12 @@ def test_iterations_are_logged(spark, interactions, caplog):
 
 
 def test_grid_config_is_checked():
-    assert [p["rank"] for p in make_config(["als.grid_rank=[8,16]", "als.grid_alpha=[1,5]"]).als.points()] == \
-        [8, 8, 16, 16]
+    assert [p["rank"] for p in make_config(["als.grid_rank=[8,16]", "als.grid_alpha=[1,5]"]).als.points()] == [
+        8,
+        8,
+        16,
+        16,
+    ]
     assert make_config([]).als.points() == [{"rank": 64, "alpha": 20.0, "reg_param": 0.1}]
     with pytest.raises(ConfigError, match="als.weighting"):
         make_config(["als.weighting=square"])
@@ -86,18 +99,22 @@ def test_leave_one_out_refits_without_the_held_out_tracks(spark):
     that no playlist holds has no factors and scores 0; a trained track above every candidate id
     (the least popular tracks at scale) is counted without error."""
     pairs, per_pair, negatives = 20, 8, 21
-    rows = [(p, pair * per_pair + t, t, 1.0) for pair in range(pairs) for p in (2 * pair, 2 * pair + 1)
-            for t in range(per_pair)]
+    rows = [
+        (p, pair * per_pair + t, t, 1.0)
+        for pair in range(pairs)
+        for p in (2 * pair, 2 * pair + 1)
+        for t in range(per_pair)
+    ]
     rows.append((2 * pairs, pairs * per_pair + 1, 0, 1.0))
-    ratings = als.ratings(spark.createDataFrame(rows, "playlist_idx int, track_idx int, pos int, weight float"),
-                          "binary", 1.0)
+    ratings = als.ratings(
+        spark.createDataFrame(rows, "playlist_idx int, track_idx int, pos int, weight float"), "binary", 1.0
+    )
     rng = np.random.default_rng(5)
     unheld = pairs * per_pair  # a track id no playlist holds
     candidates = []
     for pair in range(pairs):
         others = [t for t in range(pairs * per_pair) if t // per_pair != pair and t % per_pair != per_pair - 1]
-        candidates.append([pair * per_pair + per_pair - 1, unheld,
-                           *rng.choice(others, negatives - 1, replace=False)])
+        candidates.append([pair * per_pair + per_pair - 1, unheld, *rng.choice(others, negatives - 1, replace=False)])
     loo = LeaveOneOut(np.arange(0, 2 * pairs, 2), np.array(candidates))
     cfg = make_config(["als.max_iter=10"])
     got = leave_one_out_score(ratings, loo, cfg, {"rank": 8, "alpha": 20.0, "reg_param": 0.01})

@@ -1,31 +1,44 @@
 """Blocked top-N scoring against brute force in numpy (many small blocks, seeds excluded)."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from pyspark.sql import SparkSession
 
-from mpdrec.rank.blocked_topn import _bounds, _Pair, _query_blocks, _Tracks, percentile_ranks, top_n
+from mpdrec.blocked_topn import _bounds, _Pair, _query_blocks, _Tracks, percentile_ranks, top_n
 
 
-def _problem(spark: SparkSession, seed: int = 3, queries: int = 23, tracks: int = 157, dim: int = 6,
-             ties: bool = False, short: bool = False):
+def _problem(
+    spark: SparkSession,
+    seed: int = 3,
+    queries: int = 23,
+    tracks: int = 157,
+    dim: int = 6,
+    ties: bool = False,
+    short: bool = False,
+):
     """Random factors; with `ties`, small integers, so that many scores are equal (ties are broken
     by track_idx, also where they straddle a task's running bound); with `short`, all but the first
     quarter of the tracks (the most popular) a hundred times shorter, as rare tracks' factors are."""
     rng = np.random.default_rng(seed)
-    draw = (lambda size: rng.integers(-1, 2, size=size)) if ties else (lambda size: rng.normal(size=size))
-    q = draw((queries, dim)).astype(np.float32)
-    t = draw((tracks, dim)).astype(np.float32)
+
+    def draw(size: tuple[int, int]) -> np.ndarray:
+        return (rng.integers(-1, 2, size=size) if ties else rng.normal(size=size)).astype(np.float32)
+
+    q, t = draw((queries, dim)), draw((tracks, dim))
     if short:
-        t[tracks // 4:] *= 0.01
+        t[tracks // 4 :] *= 0.01
     pids = np.arange(queries) * 10 + 1_000_000
     seeds = [sorted(rng.choice(tracks, size=int(rng.integers(0, 12)), replace=False).tolist()) for _ in range(queries)]
     track_ids = rng.permutation(tracks)  # rows not in id order
-    items = spark.createDataFrame([(int(i), t[i].tolist()) for i in track_ids], "track_idx int, features array<float>"
-                                  ).repartition(3)
-    qdf = spark.createDataFrame([(int(p), q[i].tolist(), seeds[i]) for i, p in enumerate(pids)],
-                                "pid long, features array<float>, exclude array<int>").repartition(2)
+    items = spark.createDataFrame(
+        [(int(i), t[i].tolist()) for i in track_ids], "track_idx int, features array<float>"
+    ).repartition(3)
+    qdf = spark.createDataFrame(
+        [(int(p), q[i].tolist(), seeds[i]) for i, p in enumerate(pids)],
+        "pid long, features array<float>, exclude array<int>",
+    ).repartition(2)
     return q, t, pids, seeds, items, qdf
 
 
@@ -36,7 +49,7 @@ def _assert_brute_force(got, q: np.ndarray, t: np.ndarray, pids: np.ndarray, see
         s = scores[i].copy()
         s[seeds[i]] = -np.inf
         allowed = len(t) - len(seeds[i])
-        want = np.lexsort((np.arange(len(t)), -s))[:min(n, allowed)]
+        want = np.lexsort((np.arange(len(t)), -s))[: min(n, allowed)]
         rows = got[got.pid == pid]
         assert rows.track_idx.tolist() == want.tolist(), pid  # in rank order
         assert rows["rank"].tolist() == list(range(len(want))), pid
@@ -59,8 +72,11 @@ def test_top_n_scores_only_the_tracks_that_can_reach_a_bound(spark: SparkSession
     _assert_brute_force(top_n(qdf, items, n, block_rows).toPandas().sort_values(["pid", "rank"]), q, t, pids, seeds, n)
     blocks = _bounds(_query_blocks(qdf, block_rows), items, n)
     tracks = _Tracks(np.arange(len(t), dtype=np.int32), t)
-    widths = [len(t) if cols is None else len(cols) for block in blocks
-              for _, _, cols in _Pair(block, tracks).scores(np.frombuffer(block["reach"], np.float32))]
+    widths = [
+        len(t) if cols is None else len(cols)
+        for block in blocks
+        for _, _, cols in _Pair(block, tracks).scores(np.frombuffer(block["reach"], np.float32))
+    ]
     assert 0 < max(widths) <= len(t) // 4
 
 
@@ -80,8 +96,11 @@ def test_top_n_without_exclusions_and_empty_queries(spark: SparkSession) -> None
 def test_percentile_ranks_match_brute_force(spark: SparkSession) -> None:
     q, t, pids, seeds, items, qdf = _problem(spark, seed=7)
     rng = np.random.default_rng(1)
-    targets = [(int(p), int(x)) for i, p in enumerate(pids[:-3])
-               for x in rng.choice(np.setdiff1d(np.arange(len(t)), seeds[i]), size=4, replace=False)]
+    targets = [
+        (int(p), int(x))
+        for i, p in enumerate(pids[:-3])
+        for x in rng.choice(np.setdiff1d(np.arange(len(t)), seeds[i]), size=4, replace=False)
+    ]
     tdf = spark.createDataFrame(targets + [(int(pids[0]), 10_000)], "pid long, track_idx int")  # 10000: no factors
     got = {(r.pid, r.track_idx): r.percentile for r in percentile_ranks(qdf, items, tdf, 11).collect()}
     assert len(got) == len(targets)

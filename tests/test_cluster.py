@@ -7,6 +7,7 @@ worker is killed in the middle of a stage.
 
 Marked `cluster`: out of the default run (several minutes), run by CI (.ci/run).
 """
+
 from __future__ import annotations
 
 import json
@@ -31,25 +32,47 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(1800)]
 
 SHUFFLE_PARTITIONS = 4  # as the session fixture's local[2]
 SETTINGS = [
-    "paths.challenge=", f"spark.conf.spark.sql.shuffle.partitions={SHUFFLE_PARTITIONS}",
-    "negatives.shards=2", "negatives.eval_playlists=300",
-    "als.max_iter=3", "als.grid_rank=[8]", "als.grid_reg_param=[0.01]", "als.grid_alpha=[10]",
-    "ncf.model=gmf", "ncf.factors=16", "ncf.batch_size=4096", "ncf.lr=0.25", "ncf.epochs=1", "ncf.patience=0",
-    "ncf.launcher=spark", "ncf.num_proc=2",
-    "rank.models=[als]", "rank.ncf_model=gmf", "rank.block_rows=5000", "rank.blend.method=logistic",
+    "paths.challenge=",
+    f"spark.conf.spark.sql.shuffle.partitions={SHUFFLE_PARTITIONS}",
+    "negatives.shards=2",
+    "negatives.eval_playlists=300",
+    "als.max_iter=3",
+    "als.grid_rank=[8]",
+    "als.grid_reg_param=[0.01]",
+    "als.grid_alpha=[10]",
+    "ncf.model=gmf",
+    "ncf.factors=16",
+    "ncf.batch_size=4096",
+    "ncf.lr=0.25",
+    "ncf.epochs=1",
+    "ncf.patience=0",
+    "ncf.launcher=spark",
+    "ncf.num_proc=2",
+    "rank.models=[als]",
+    "rank.ncf_model=gmf",
+    "rank.block_rows=5000",
+    "rank.blend.method=logistic",
     "rank.blend.compare_ncf=false",  # the NCF blend variant: tests/test_ncf_train.py
 ]
 # (job, stage name in the outputs, tables it writes under the run directory)
 JOBS = [
     ("ingest_mpd.py", "ingest", ["ingest/playlists", "ingest/playlist_tracks", "ingest/tracks", "ingest/quarantine"]),
-    ("build_interactions.py", "interactions", ["validation/ground_truth", "validation/holdouts",
-                                               "validation/train/ground_truth", "interactions/data",
-                                               "interactions/track_ids", "interactions/playlist_ids"]),
+    (
+        "build_interactions.py",
+        "interactions",
+        [
+            "validation/ground_truth",
+            "validation/holdouts",
+            "validation/train/ground_truth",
+            "interactions/data",
+            "interactions/track_ids",
+            "interactions/playlist_ids",
+        ],
+    ),
     ("sample_negatives.py", "negatives", ["negatives/data", "negatives/eval"]),
     ("train_als.py", "als", ["als/playlist_factors", "als/track_factors"]),
     ("train_ncf.py", "ncf", ["ncf/gmf/embeddings/playlists.parquet", "ncf/gmf/embeddings/tracks.parquet"]),
-    ("rank_candidates.py", "rank", ["rank/final/submission.csv", "rank/ncf/submission.csv",
-                                    "rank/als/submission.csv"]),
+    ("rank_candidates.py", "rank", ["rank/final/submission.csv", "rank/ncf/submission.csv", "rank/als/submission.csv"]),
 ]
 KILLED_DURING = "build_interactions.py"
 
@@ -60,8 +83,10 @@ def packaging(tmp_path_factory):
     then the environment unpacked once: the Python a cluster would have pre-installed. Started in the
     background (mostly pip and disk) while the local-mode reference run computes."""
     out, unpacked = tmp_path_factory.mktemp("dist"), tmp_path_factory.mktemp("cluster_python")
-    script = (f'bash "{ROOT}/scripts/package.sh" --out "{out}" --compress-level 0 && '
-              f'tar xzf "{out}/mpdrec-env.tar.gz" -C "{unpacked}"')
+    script = (
+        f'bash "{ROOT}/scripts/package.sh" --out "{out}" --compress-level 0 && '
+        f'tar xzf "{out}/mpdrec-env.tar.gz" -C "{unpacked}"'
+    )
     log = out.parent / "package.log"
     with open(log, "w") as sink:
         proc = subprocess.Popen(["bash", "-c", script], stdout=sink, stderr=subprocess.STDOUT)
@@ -137,14 +162,26 @@ def cluster_run(cluster, dist, cluster_python, synth_dir, tmp_path_factory) -> t
         ui_port = free_port()
         with_env = job == "train_ncf.py"  # executors unpack the archive and run its Python
         executor_python = "./env/bin/python" if with_env else str(cluster_python)
-        cmd = [str(SPARK_HOME / "bin" / "spark-submit"), "--master", cluster.url,
-               "--py-files", str(dist / "mpdrec.zip"),
-               *(["--archives", f"{dist / 'mpdrec-env.tar.gz'}#env"] if with_env else []),
-               "--conf", f"spark.pyspark.python={executor_python}",
-               "--conf", f"spark.pyspark.driver.python={cluster_python}",
-               "--conf", "spark.executor.memory=2g", "--conf", f"spark.ui.port={ui_port}",
-               str(dist / "jobs" / job), "--profile", "cluster",
-               *[a for s in _sets(run_dir, synth_dir) for a in ("--set", s)]]
+        cmd = [
+            str(SPARK_HOME / "bin" / "spark-submit"),
+            "--master",
+            cluster.url,
+            "--py-files",
+            str(dist / "mpdrec.zip"),
+            *(["--archives", f"{dist / 'mpdrec-env.tar.gz'}#env"] if with_env else []),
+            "--conf",
+            f"spark.pyspark.python={executor_python}",
+            "--conf",
+            f"spark.pyspark.driver.python={cluster_python}",
+            "--conf",
+            "spark.executor.memory=2g",
+            "--conf",
+            f"spark.ui.port={ui_port}",
+            str(dist / "jobs" / job),
+            "--profile",
+            "cluster",
+            *[a for s in _sets(run_dir, synth_dir) for a in ("--set", s)],
+        ]
         log = work / f"{job}.log"
         with open(log, "w") as out:
             proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -186,8 +223,9 @@ def test_each_stage_on_the_cluster_matches_local_mode(job, stage, tables, local_
         assert len(remote) == len(local) and (len(remote) > 0 or table == "ingest/quarantine"), table
         for column in local.columns:
             if len(local) and isinstance(local[column].iloc[0], (list, np.ndarray)):  # factors, embeddings
-                np.testing.assert_allclose(np.stack(remote[column]), np.stack(local[column]), rtol=1e-4,
-                                           atol=1e-6, err_msg=f"{table}.{column}")
+                np.testing.assert_allclose(
+                    np.stack(remote[column]), np.stack(local[column]), rtol=1e-4, atol=1e-6, err_msg=f"{table}.{column}"
+                )
             else:
                 pd.testing.assert_series_equal(remote[column], local[column], obj=f"{table}.{column}")
 
@@ -216,11 +254,17 @@ def test_package_holds_the_code_and_an_environment_without_it(dist, cluster_pyth
     # the environment has every dependency and not mpdrec: the code comes from the zip alone
     probe = "import tensorflow, horovod.tensorflow, pyspark, pyarrow, pandas, numpy, yaml, matplotlib"
     assert subprocess.run([str(cluster_python), "-c", probe], capture_output=True).returncode == 0
-    assert subprocess.run([str(cluster_python), "-c", "import mpdrec"], capture_output=True,
-                          cwd=dist.parent).returncode != 0
+    assert (
+        subprocess.run([str(cluster_python), "-c", "import mpdrec"], capture_output=True, cwd=dist.parent).returncode
+        != 0
+    )
     # the code digest in every stage's fingerprint is the checkout's, read from inside the zip
     from mpdrec.io.stage import code_digest
 
-    zipped = subprocess.run([str(cluster_python), "-c", "from mpdrec.io.stage import code_digest; print(code_digest())"],
-                            capture_output=True, text=True, env={"PYTHONPATH": str(dist / "mpdrec.zip")})
+    zipped = subprocess.run(
+        [str(cluster_python), "-c", "from mpdrec.io.stage import code_digest; print(code_digest())"],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(dist / "mpdrec.zip")},
+    )
     assert zipped.stdout.strip() == code_digest(), zipped.stderr[-2000:]

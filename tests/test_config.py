@@ -1,4 +1,5 @@
 """Configuration layering, typing and errors that name the key."""
+
 from __future__ import annotations
 
 import subprocess
@@ -32,8 +33,19 @@ def test_profiles_set_the_cluster_paths():
 
 
 def test_set_reads_each_value_by_its_keys_type():
-    cfg = load_config(CONF_DIR, "local", [], ["paths.mpd=a/b, gs://bucket/c", "paths.challenge=", "ncf.epochs=3",
-                                              "ncf.patience=0", "als.grid_reg_param=[0.1, 1]", "rank.blend.ncf_feature=true"])
+    cfg = load_config(
+        CONF_DIR,
+        "local",
+        [],
+        [
+            "paths.mpd=a/b, gs://bucket/c",
+            "paths.challenge=",
+            "ncf.epochs=3",
+            "ncf.patience=0",
+            "als.grid_reg_param=[0.1, 1]",
+            "rank.blend.ncf_feature=true",
+        ],
+    )
     assert cfg.paths.mpd == ["a/b", "gs://bucket/c"] and cfg.paths.challenge is None
     assert cfg.ncf.epochs == 3 and cfg.ncf.patience == 0 and cfg.rank.blend.ncf_feature is True
     assert cfg.als.grid_reg_param == [0.1, 1.0]
@@ -55,11 +67,14 @@ def test_keys_that_must_agree_fail_when_the_config_loads():
     assert load_config(CONF_DIR, "local", [], ["rank.ncf_model=", "ncf.model=mlp"]).rank.ncf_model is None
 
 
-@pytest.mark.parametrize("override, key", [
-    ("synth.num_slice=3", "synth.num_slice"),
-    ("nope=1", "nope"),
-    ("spark.conf.x=1", None),  # spark.conf is free-form: allowed
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("synth.num_slice=3", "synth.num_slice"),
+        ("nope=1", "nope"),
+        ("spark.conf.x=1", None),  # spark.conf is free-form: allowed
+    ],
+)
 def test_unknown_keys_are_named(override, key):
     if key is None:
         assert load_config(CONF_DIR, "local", [], [override]).spark.conf["x"] == "1"
@@ -68,15 +83,18 @@ def test_unknown_keys_are_named(override, key):
         load_config(CONF_DIR, "local", [], [override])
 
 
-@pytest.mark.parametrize("override, message", [
-    ("synth.num_slices=ten", "'synth.num_slices': expected an integer"),
-    ("synth.num_slices=true", "'synth.num_slices': expected an integer"),
-    ("synth.num_slices=0", "'synth.num_slices': must be at least 1"),
-    ("synth.challenge_size=15", "'synth.challenge_size': must be a positive multiple of 10"),
-    ("ingest.max_quarantine_share=2", "'ingest.max_quarantine_share': must be within"),
-    ("paths.run_dir=", "'paths.run_dir': expected a string"),
-    ("paths=1", "'paths' in --set: expected a section"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("synth.num_slices=ten", "'synth.num_slices': expected an integer"),
+        ("synth.num_slices=true", "'synth.num_slices': expected an integer"),
+        ("synth.num_slices=0", "'synth.num_slices': must be at least 1"),
+        ("synth.challenge_size=15", "'synth.challenge_size': must be a positive multiple of 10"),
+        ("ingest.max_quarantine_share=2", "'ingest.max_quarantine_share': must be within"),
+        ("paths.run_dir=", "'paths.run_dir': expected a string"),
+        ("paths=1", "'paths' in --set: expected a section"),
+    ],
+)
 def test_wrong_values_are_named(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(CONF_DIR, "local", [], [override])
@@ -98,14 +116,18 @@ def test_section_digest_ignores_other_sections():
     assert a.section_digest("synth") != b.section_digest("synth")
 
 
-@pytest.mark.parametrize("job, args, message", [
-    ("ingest_mpd.py", ["--set", "ingest.max_quarantine_share=x"], "'ingest.max_quarantine_share'"),
-    ("ingest_mpd.py", ["--set", "paths.mpd=/no/such/dir"], "'paths.mpd': /no/such/dir does not exist"),
-    ("synth_mpd.py", ["--set", "synth.out_dir=gs://bucket/x"], "'synth.out_dir': must be a local directory"),
-])
+@pytest.mark.parametrize(
+    "job, args, message",
+    [
+        ("ingest_mpd.py", ["--set", "ingest.max_quarantine_share=x"], "'ingest.max_quarantine_share'"),
+        ("ingest_mpd.py", ["--set", "paths.mpd=/no/such/dir"], "'paths.mpd': /no/such/dir does not exist"),
+        ("synth_mpd.py", ["--set", "synth.out_dir=gs://bucket/x"], "'synth.out_dir': must be a local directory"),
+    ],
+)
 def test_jobs_fail_before_spark_with_one_line(job, args, message):
-    proc = subprocess.run([sys.executable, str(ROOT / "jobs" / job), *args], capture_output=True, text=True,
-                          env=python_env(), timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "jobs" / job), *args], capture_output=True, text=True, env=python_env(), timeout=120
+    )
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -115,7 +137,7 @@ def test_jobs_fail_before_spark_with_one_line(job, args, message):
 def test_the_ncf_blend_variant_is_the_blend_final_is_not():
     """With an NCF model, the rank stage also writes the blend that differs from final by the NCF
     score (rank.blend.compare_ncf): with it when final has none, without it when final has it."""
-    from mpdrec.rank.assemble import WITH_NCF, WITHOUT_NCF, blend_variants, submissions
+    from mpdrec.lists.assemble import WITH_NCF, WITHOUT_NCF, blend_variants, submissions
 
     rank = lambda *sets: make_config(list(sets)).rank  # noqa: E731
     assert blend_variants(rank("rank.ncf_model=gmf")) == [WITH_NCF]

@@ -1,6 +1,7 @@
 """The co-occurrence model against a plain-Python reading of its definition, on random data where the
 sampling of popular seeds, the neighbour cut and its ties, and queries with and without a training
 playlist of their own all happen."""
+
 from __future__ import annotations
 
 import random
@@ -8,8 +9,8 @@ from collections import Counter, defaultdict
 
 import pytest
 
+from mpdrec.lists.inputs import Queries, RankingData
 from mpdrec.models import cooc
-from mpdrec.models.data import Queries, RankingData
 
 N, NEIGHBOURS, BETA, MAX_PER_SEED, SEED = 12, 7, 0.3, 25, 11
 
@@ -19,12 +20,19 @@ def case(spark):
     rng = random.Random(5)
     num_tracks, num_playlists = 120, 300
     weights = [1.0 / (t + 1) for t in range(num_tracks)]  # Zipf: a few tracks are in most playlists
-    playlists = {p: sorted(set(rng.choices(range(num_tracks), weights, k=rng.randint(3, 15))))
-                 for p in range(num_playlists)}
+    playlists = {
+        p: sorted(set(rng.choices(range(num_tracks), weights, k=rng.randint(3, 15)))) for p in range(num_playlists)
+    }
     # queries 0..19 are training playlists (their own row must not count as a neighbour), 20..29 are not
     own = {q: (q * 7 if q < 20 else None) for q in range(30)}
-    seeds = {q: (playlists[own[q]][:rng.randint(1, 5)] if own[q] is not None
-                 else rng.sample(range(num_tracks), rng.randint(1, 6))) for q in own}
+    seeds = {
+        q: (
+            playlists[own[q]][: rng.randint(1, 5)]
+            if own[q] is not None
+            else rng.sample(range(num_tracks), rng.randint(1, 6))
+        )
+        for q in own
+    }
     # query 30 is training playlist 0, whose one seed is a track no other playlist holds: no neighbours
     lone = num_tracks
     playlists[0].append(lone)
@@ -36,14 +44,20 @@ def case(spark):
     data = RankingData(
         spark.createDataFrame(rows, "playlist_idx int, track_idx int, pos int, weight double"),
         spark.createDataFrame(tracks, "track_idx int, track_uri string, artist_uri string, playlist_count long"),
-        spark.createDataFrame([(p, 1000 + p, "", "", len(ts)) for p, ts in playlists.items()],
-                              "playlist_idx int, pid long, name_norm string, kind string, num_tracks int"),
-        num_tracks)
+        spark.createDataFrame(
+            [(p, 1000 + p, "", "", len(ts)) for p, ts in playlists.items()],
+            "playlist_idx int, pid long, name_norm string, kind string, num_tracks int",
+        ),
+        num_tracks,
+    )
     queries = Queries(
-        spark.createDataFrame([(q, own[q], None, 2, len(seeds[q])) for q in own],
-                              "pid long, playlist_idx int, name_norm string, category int, num_samples int"),
+        spark.createDataFrame(
+            [(q, own[q], None, 2, len(seeds[q])) for q in own],
+            "pid long, playlist_idx int, name_norm string, category int, num_samples int",
+        ),
         spark.createDataFrame([(q, t) for q, ts in seeds.items() for t in ts], "pid long, track_idx int"),
-        max(len(ts) for ts in seeds.values()))
+        max(len(ts) for ts in seeds.values()),
+    )
     return data, queries, playlists, counts, own, seeds
 
 
@@ -66,8 +80,10 @@ def _reference(case, kept: set[tuple[int, int]]) -> dict[int, list[tuple[int, fl
 @pytest.mark.usefixtures("small_arrow_batches")
 def test_recommend_matches_the_definition(case):
     data, queries, playlists, counts, _, seeds = case
-    kept = {(r.track_idx, r.q) for r in cooc.sampled_postings(
-        data, queries.seeds.select("track_idx").distinct(), MAX_PER_SEED, SEED).collect()}
+    kept = {
+        (r.track_idx, r.q)
+        for r in cooc.sampled_postings(data, queries.seeds.select("track_idx").distinct(), MAX_PER_SEED, SEED).collect()
+    }
     for t in {s for ss in seeds.values() for s in ss}:
         sampled = sum(1 for tt, _ in kept if tt == t)
         assert sampled == counts[t] if counts[t] <= MAX_PER_SEED else sampled < counts[t], t
@@ -110,8 +126,10 @@ def _dice_reference(case, kept: set[tuple[int, int]], k: int) -> dict[int, list[
 @pytest.mark.usefixtures("small_arrow_batches")
 def test_dice_source_matches_its_definition(case):
     data, queries, *_ = case
-    kept = {(r.track_idx, r.q) for r in cooc.sampled_postings(
-        data, queries.seeds.select("track_idx").distinct(), MAX_PER_SEED, SEED).collect()}
+    kept = {
+        (r.track_idx, r.q)
+        for r in cooc.sampled_postings(data, queries.seeds.select("track_idx").distinct(), MAX_PER_SEED, SEED).collect()
+    }
     got: dict[int, list[tuple[int, int, float]]] = defaultdict(list)
     for r in cooc.recommend(data, queries, N, 3, 0.0, MAX_PER_SEED, SEED, dice=True).collect():
         got[r.pid].append((r.rank, r.track_idx, r.score))

@@ -1,5 +1,6 @@
 """The explicit-ratings study: its targets and metrics, the Jaccard baseline against a brute-force
 computation, a deterministic split, and the two stages end to end on a generated Book-Crossing file."""
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,12 @@ def _brute_jaccard(rows: list[tuple[int, int, float]]) -> dict[tuple[int, int], 
 
 def test_jaccard_matches_brute_force(spark):
     rng = np.random.default_rng(3)
-    rows = list({(int(u), int(i)): float(r) for u, i, r in zip(rng.integers(0, 25, 300), rng.integers(0, 15, 300),
-                                                              rng.integers(6, 10, 300))}.items())
+    rows = list(
+        {
+            (int(u), int(i)): float(r)
+            for u, i, r in zip(rng.integers(0, 25, 300), rng.integers(0, 15, 300), rng.integers(6, 10, 300))
+        }.items()
+    )
     rows = [(u, i, r) for (u, i), r in rows]
     train = spark.createDataFrame(rows, "user_idx int, item_idx int, rating double")
     sims = {(r.user_idx, r.other_idx): r.sim for r in jaccard.similarities(train, 1000, seed=1).collect()}
@@ -63,8 +68,9 @@ def test_jaccard_matches_brute_force(spark):
 
 
 def test_split_is_seeded_per_rating_whatever_the_partitioning(spark):
-    df = spark.range(20000).selectExpr("cast(id % 500 as int) as user_idx", "cast(id div 500 as int) as item_idx",
-                                       "1.0 as rating")
+    df = spark.range(20000).selectExpr(
+        "cast(id % 500 as int) as user_idx", "cast(id div 500 as int) as item_idx", "1.0 as rating"
+    )
     a = {(r.user_idx, r.item_idx): r.split for r in assign(df, [0.8, 0.1, 0.1], 7).collect()}
     b = {(r.user_idx, r.item_idx): r.split for r in assign(df.repartition(7), [0.8, 0.1, 0.1], 7).collect()}
     assert a == b
@@ -82,11 +88,22 @@ def study_run(spark, tmp_path_factory):
     from mpdrec.synth.books import FILE_NAME, generate_books
 
     root = tmp_path_factory.mktemp("bx")
-    sets = [f"paths.run_dir={root / 'run'}", f"synth_books.out_dir={root / 'data'}", "synth_books.users=400",
-            "synth_books.books=250", "synth_books.ratings=16000", "synth_books.zero_share=0.3",
-            "synth_books.bad_rows=4", f"table.path={root / 'data' / FILE_NAME}", "table.max_quarantine_share=0.001",
-            "explicit.sigmoid_a=[6, 8]", "explicit.sigmoid_b=[1, 2]", "explicit.epochs=5", "explicit.losses=[mse]",
-            "explicit.als_max_iter=5"]
+    sets = [
+        f"paths.run_dir={root / 'run'}",
+        f"synth_books.out_dir={root / 'data'}",
+        "synth_books.users=400",
+        "synth_books.books=250",
+        "synth_books.ratings=16000",
+        "synth_books.zero_share=0.3",
+        "synth_books.bad_rows=4",
+        f"table.path={root / 'data' / FILE_NAME}",
+        "table.max_quarantine_share=0.001",
+        "explicit.sigmoid_a=[6, 8]",
+        "explicit.sigmoid_b=[1, 2]",
+        "explicit.epochs=5",
+        "explicit.losses=[mse]",
+        "explicit.als_max_iter=5",
+    ]
     cfg = load_config(CONF_DIR, "local", [CONF_DIR / "book_crossing.yaml"], sets)
     generate_books(cfg.synth_books)
     table = run_table(spark, cfg)
@@ -98,8 +115,10 @@ def study_run(spark, tmp_path_factory):
 def test_study_end_to_end(study_run, spark):
     cfg, run, table, split, m = study_run
     assert table["quarantine"]["records"] == 4  # the generator's malformed lines, each quarantined
-    assert sum(split["tables"].values()) == spark.read.parquet(str(run / "interactions" / "data")).where(
-        "weight != 0").count()
+    assert (
+        sum(split["tables"].values())
+        == spark.read.parquet(str(run / "interactions" / "data")).where("weight != 0").count()
+    )
     rows = {(r["model"], r["target"]["kind"], r.get("loss")): r for r in m["results"]}
     models = {"global_mean", "user_mean", "jaccard", "als", "dot", "deep"}
     assert {k[0] for k in rows} == models and {k[1] for k in rows} == {"original", "adjusted", "binary"}

@@ -3,6 +3,7 @@
 over partial data; the rerun ends with the outputs an uninterrupted run wrote, and a stage that had
 finished is not run again. Slow (the main job about forty-five times): out of the default run, run by
 CI with the cluster checks (`scripts/test.sh -m faults`)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -20,37 +21,85 @@ from mpdrec.io.stage import FAILPOINT, PUBLISH_POINTS
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(3600)]
 
 SETTINGS = [
-    "synth.num_slices=3", "synth.challenge_size=30", "paths.challenge=", "spark.master=local[2]", "spark.conf.spark.sql.shuffle.partitions=4",
-    "negatives.shards=2", "negatives.eval_playlists=300",
-    "als.max_iter=3", "als.grid_rank=[8]", "als.grid_reg_param=[0.01]", "als.grid_alpha=[10]",
-    "ncf.model=gmf", "ncf.factors=16", "ncf.batch_size=4096", "ncf.lr=0.25", "ncf.epochs=1", "ncf.patience=0",
-    "rank.models=[als, cooc]", "rank.ncf_model=gmf", "rank.block_rows=5000", "rank.cooc_neighbours=50",
-    "rank.blend.method=logistic", "rank.blend.compare_ncf=false",
+    "synth.num_slices=3",
+    "synth.challenge_size=30",
+    "paths.challenge=",
+    "spark.master=local[2]",
+    "spark.conf.spark.sql.shuffle.partitions=4",
+    "negatives.shards=2",
+    "negatives.eval_playlists=300",
+    "als.max_iter=3",
+    "als.grid_rank=[8]",
+    "als.grid_reg_param=[0.01]",
+    "als.grid_alpha=[10]",
+    "ncf.model=gmf",
+    "ncf.factors=16",
+    "ncf.batch_size=4096",
+    "ncf.lr=0.25",
+    "ncf.epochs=1",
+    "ncf.patience=0",
+    "rank.models=[als, cooc]",
+    "rank.ncf_model=gmf",
+    "rank.block_rows=5000",
+    "rank.cooc_neighbours=50",
+    "rank.blend.method=logistic",
+    "rank.blend.compare_ncf=false",
 ]
 # each job of scripts/run_local.sh and the stages it publishes (synth_mpd: the slices' directory, "mpd";
 # evaluate publishes none: it writes report.json and report.md, each replaced atomically)
-JOBS = [("synth_mpd", ["mpd"]), ("ingest_mpd", ["ingest"]), ("build_interactions", ["validation", "interactions"]),
-        ("sample_negatives", ["negatives"]), ("train_als", ["als", "als_leave_one_out"]),
-        ("train_ncf", ["ncf/gmf"]), ("rank_candidates", ["rank"]), ("evaluate", [])]
-OUTPUTS = ["mpd/mpd.slice.0-999.json", "mpd/mpd.slice.2000-2999.json", "ingest/playlists", "ingest/playlist_tracks", "ingest/tracks", "ingest/quarantine",
-           "validation/ground_truth", "validation/train/ground_truth", "validation/challenge_set.json",
-           "interactions/data", "interactions/track_ids", "interactions/playlist_ids",
-           "negatives/data", "negatives/eval", "als/playlist_factors", "als/track_factors",
-           "ncf/gmf/embeddings/playlists.parquet", "ncf/gmf/embeddings/tracks.parquet",
-           "rank/als/submission.csv", "rank/cooc/submission.csv", "rank/ncf/submission.csv",
-           "rank/final/submission.csv"]
+JOBS = [
+    ("synth_mpd", ["mpd"]),
+    ("ingest_mpd", ["ingest"]),
+    ("build_interactions", ["validation", "interactions"]),
+    ("sample_negatives", ["negatives"]),
+    ("train_als", ["als", "als_leave_one_out"]),
+    ("train_ncf", ["ncf/gmf"]),
+    ("rank_candidates", ["rank"]),
+    ("evaluate", []),
+]
+OUTPUTS = [
+    "mpd/mpd.slice.0-999.json",
+    "mpd/mpd.slice.2000-2999.json",
+    "ingest/playlists",
+    "ingest/playlist_tracks",
+    "ingest/tracks",
+    "ingest/quarantine",
+    "validation/ground_truth",
+    "validation/train/ground_truth",
+    "validation/challenge_set.json",
+    "interactions/data",
+    "interactions/track_ids",
+    "interactions/playlist_ids",
+    "negatives/data",
+    "negatives/eval",
+    "als/playlist_factors",
+    "als/track_factors",
+    "ncf/gmf/embeddings/playlists.parquet",
+    "ncf/gmf/embeddings/tracks.parquet",
+    "rank/als/submission.csv",
+    "rank/cooc/submission.csv",
+    "rank/ncf/submission.csv",
+    "rank/final/submission.csv",
+]
 
 
 def _run(job: str, run_dir: Path, failpoint: str | None = None) -> subprocess.CompletedProcess:
-    launcher = ([str(Path(sys.executable).parent / "horovodrun"), "-np", "2", "-H", "localhost:2", "--gloo"]
-                if job == "train_ncf" else [])
+    launcher = (
+        [str(Path(sys.executable).parent / "horovodrun"), "-np", "2", "-H", "localhost:2", "--gloo"]
+        if job == "train_ncf"
+        else []
+    )
     sets = [f"synth.out_dir={run_dir / 'mpd'}", f"paths.mpd={run_dir / 'mpd'}", f"paths.run_dir={run_dir}", *SETTINGS]
     env = {**python_env(), "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
     if failpoint:
         env[FAILPOINT] = failpoint
-    return subprocess.run([*launcher, sys.executable, str(ROOT / "jobs" / f"{job}.py"),
-                           *[a for s in sets for a in ("--set", s)]],
-                          capture_output=True, text=True, env=env, timeout=900)
+    return subprocess.run(
+        [*launcher, sys.executable, str(ROOT / "jobs" / f"{job}.py"), *[a for s in sets for a in ("--set", s)]],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
 
 
 def _manifest(run_dir: Path, stage: str) -> dict | None:
@@ -64,8 +113,10 @@ def _digest(run_dir: Path, output: str) -> str:
     path = run_dir / output
     if path.suffix in (".csv", ".json"):
         return hashlib.sha256(path.read_bytes()).hexdigest()
-    rows = sorted(json.dumps(r, sort_keys=True, default=repr).replace(str(run_dir), "<run>")
-                  for r in pq.read_table(path).to_pylist())
+    rows = sorted(
+        json.dumps(r, sort_keys=True, default=repr).replace(str(run_dir), "<run>")
+        for r in pq.read_table(path).to_pylist()
+    )
     return hashlib.sha256("\n".join(rows).encode()).hexdigest()
 
 
@@ -91,7 +142,8 @@ def interrupted(tmp_path_factory) -> tuple[Path, dict[str, str]]:
                 proc = _run(job, run_dir, f"{name}:{point}")
                 said = proc.stdout + proc.stderr
                 assert proc.returncode != 0 and f"{name}: killed at the failpoint {point}" in said, (
-                    f"{job} at {name}:{point} rc={proc.returncode}:\n{said[-3000:]}")
+                    f"{job} at {name}:{point} rc={proc.returncode}:\n{said[-3000:]}"
+                )
                 manifest = _manifest(run_dir, stage)
                 if point == "published":
                     assert manifest is not None, f"{stage}: no manifest after its publish"
@@ -118,7 +170,9 @@ def test_outputs_after_the_kills_are_the_uninterrupted_runs(output, uninterrupte
 
 def test_the_report_after_the_kills_is_the_uninterrupted_runs(uninterrupted, interrupted):
     run_dir, _ = interrupted
-    metrics = [{name: m["overall"] for name, m in json.loads((d / "report.json").read_text())["models"].items()}
-               for d in (uninterrupted, run_dir)]
+    metrics = [
+        {name: m["overall"] for name, m in json.loads((d / "report.json").read_text())["models"].items()}
+        for d in (uninterrupted, run_dir)
+    ]
     assert metrics[0] == metrics[1] and "final" in metrics[0]
     assert not list((run_dir / "_staging").glob("*")), "a staging directory left behind"

@@ -1,5 +1,6 @@
 """Dense ids from a global sort (mpdrec.etl.index.dense_ids): the same ids as a row number over
 the whole order, computed in several partitions."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,7 +16,7 @@ from mpdrec.etl.index import dense_ids
 def uncoalesced(spark: SparkSession):
     """Keep the sort's partitions apart, as at scale (AQE merges a small table's into one)."""
     key = "spark.sql.adaptive.coalescePartitions.enabled"
-    before = spark.conf.get(key)
+    before = str(spark.conf.get(key))
     spark.conf.set(key, "false")
     yield
     spark.conf.set(key, before)
@@ -24,8 +25,9 @@ def uncoalesced(spark: SparkSession):
 def test_dense_ids_follow_the_total_order_across_partitions(spark: SparkSession, uncoalesced) -> None:
     rng = np.random.default_rng(3)
     n = 5_000
-    pdf = pd.DataFrame({"uri": [f"t{i:05d}" for i in rng.permutation(n)],
-                        "count": rng.integers(0, 30, n)})  # many ties on count, broken by uri
+    pdf = pd.DataFrame(
+        {"uri": [f"t{i:05d}" for i in rng.permutation(n)], "count": rng.integers(0, 30, n)}
+    )  # many ties on count, broken by uri
     df = spark.createDataFrame(pdf).repartition(3)
     with dense_ids(df, [F.desc("count"), "uri"], "idx") as ids:
         assert ids.rdd.getNumPartitions() > 1

@@ -1,8 +1,9 @@
 """Progress a user sees at INFO while a long step runs: the step's heartbeat with its stages' tasks."""
+
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pandas as pd
 

@@ -5,6 +5,7 @@ whose artist "x" is never in a ground truth. Positions in the comments are 1-bas
 organisers' (discount log2(i + 1), IDCG over min(|G|, 500)); `ndcg_rules` the rules page's text
 (discount log2(i) after the first, IDCG over the hits).
 """
+
 from __future__ import annotations
 
 import math
@@ -13,8 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mpdrec.metrics.recsys2018 import (PlaylistMetrics, per_playlist_scores, playlist_metrics,
-                                       score_recommendations)
+from mpdrec.metrics.recsys2018 import PlaylistMetrics, per_playlist_scores, playlist_metrics, score_recommendations
 
 
 def score(recommended: list[str], truth: list[str], **kwargs) -> PlaylistMetrics:
@@ -43,8 +43,7 @@ def test_no_track_hit_but_artist_credit():
     assert (m.ndcg, m.clicks, m.ndcg_rules) == (0.0, 51.0, 0.0)  # artists do not count as hits anywhere else
 
 
-@pytest.mark.parametrize("position, clicks",
-                         [(1, 0.0), (10, 0.0), (11, 1.0), (20, 1.0), (21, 2.0), (500, 49.0)])
+@pytest.mark.parametrize("position, clicks", [(1, 0.0), (10, 0.0), (11, 1.0), (20, 1.0), (21, 2.0), (500, 49.0)])
 def test_clicks_is_the_page_of_the_first_hit(position, clicks):
     recommended = fillers(position - 1) + ["a1"] + fillers(600)[position:]
     assert score(recommended, ["a1"]).clicks == clicks  # floor((position - 1) / 10)
@@ -61,8 +60,9 @@ def test_hit_at_position_11():
 def test_organisers_idcg_runs_to_g_the_rules_idcg_to_the_hits():
     m = score(["x1", "a1", "y1", "b1"], ["a1", "b1", "c1", "d1"])
     # organisers': DCG = 1/log2(3) + 1/log2(5); IDCG over |G| = 4: 1 + 1/log2(3) + 1/log2(4) + 1/log2(5)
-    assert m.ndcg == pytest.approx((1 / math.log2(3) + 1 / math.log2(5))
-                                   / (1 + 1 / math.log2(3) + 0.5 + 1 / math.log2(5)), abs=1e-15)
+    assert m.ndcg == pytest.approx(
+        (1 / math.log2(3) + 1 / math.log2(5)) / (1 + 1 / math.log2(3) + 0.5 + 1 / math.log2(5)), abs=1e-15
+    )
     # rules: DCG = 1/log2(2) + 1/log2(4) = 1.5; |G ∩ R| = 2 so IDCG = 1 + 1/log2(2) = 2
     assert m.ndcg_rules == 0.75
     assert m.r_precision == 0.5  # 2 track hits in the first 4, fillers give no artist credit: 2 / 4
@@ -75,8 +75,7 @@ def test_artist_partial_credit_counts_distinct_artists_of_g():
     # (a counts although a1 matched, and only once): (1 + 0.25 * 2) / 4 = 0.375; c1 lies outside
     assert m.r_precision == 0.375
     # hits at 1 and 5; organisers' IDCG over |G| = 4
-    assert m.ndcg == pytest.approx((1 + 1 / math.log2(6)) / (1 + 1 / math.log2(3) + 0.5 + 1 / math.log2(5)),
-                                   abs=1e-15)
+    assert m.ndcg == pytest.approx((1 + 1 / math.log2(6)) / (1 + 1 / math.log2(3) + 0.5 + 1 / math.log2(5)), abs=1e-15)
     assert m.ndcg_rules == pytest.approx((1 + 1 / math.log2(5)) / 2, abs=1e-15)  # 1.4307 / 2
     assert m.clicks == 0.0
 
@@ -114,8 +113,7 @@ def test_g_larger_than_the_list_divides_by_g():
     m = score(["a1", "b1"], [f"{c}1" for c in "abcdefghij"])
     assert m.r_precision == 0.2  # 2 hits / |G| = 10, not / |R| = 2
     # hits at 1, 2 of |G| = 10: the organisers' IDCG runs over 10 positions
-    assert m.ndcg == pytest.approx((1 + 1 / math.log2(3)) / sum(1 / math.log2(i + 1) for i in range(1, 11)),
-                                   abs=1e-15)
+    assert m.ndcg == pytest.approx((1 + 1 / math.log2(3)) / sum(1 / math.log2(i + 1) for i in range(1, 11)), abs=1e-15)
     assert m.ndcg_rules == 1.0  # rules: DCG = 2 = IDCG for 2 hits
     assert m.clicks == 0.0
 
@@ -143,8 +141,9 @@ def test_bad_inputs_raise():
 
 def frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """pid 1 perfect, pid 2 without recommendations, pid 3 artist credit and a late hit."""
-    recs = pd.DataFrame([(3, 2, "e1"), (1, 1, "b1"), (3, 0, "x1"), (1, 0, "a1"), (3, 1, "d2")],
-                        columns=["pid", "rank", "track"])  # rows deliberately out of rank order
+    recs = pd.DataFrame(
+        [(3, 2, "e1"), (1, 1, "b1"), (3, 0, "x1"), (1, 0, "a1"), (3, 1, "d2")], columns=["pid", "rank", "track"]
+    )  # rows deliberately out of rank order
     truth = pd.DataFrame([(1, "a1"), (1, "b1"), (2, "c1"), (3, "d1"), (3, "e1")], columns=["pid", "track"])
     categories = pd.DataFrame({"pid": [1, 2, 3], "category": [1, 1, 2]})
     return recs.assign(artist=recs.track.str[0]), truth.assign(artist=truth.track.str[0]), categories
@@ -170,15 +169,26 @@ def test_score_recommendations_overall_and_by_category():
     result = score_recommendations(recs, truth, categories)
     assert result["num_playlists"] == 3
     assert result["overall"] == pytest.approx(
-        {"r_precision": (1 + 0 + 0.125) / 3, "ndcg": (1 + 0 + P3_NDCG) / 3, "clicks": (0 + 51 + 0) / 3,
-         "ndcg_rules": (1 + 0 + P3_NDCG_RULES) / 3},
-        abs=1e-15)
+        {
+            "r_precision": (1 + 0 + 0.125) / 3,
+            "ndcg": (1 + 0 + P3_NDCG) / 3,
+            "clicks": (0 + 51 + 0) / 3,
+            "ndcg_rules": (1 + 0 + P3_NDCG_RULES) / 3,
+        },
+        abs=1e-15,
+    )
     assert list(result["by_category"]) == ["1", "2"]
-    assert result["by_category"]["1"] == {"r_precision": 0.5, "ndcg": 0.5, "clicks": 25.5, "ndcg_rules": 0.5,
-                                          "num_playlists": 2}
+    assert result["by_category"]["1"] == {
+        "r_precision": 0.5,
+        "ndcg": 0.5,
+        "clicks": 25.5,
+        "ndcg_rules": 0.5,
+        "num_playlists": 2,
+    }
     assert result["by_category"]["2"] == pytest.approx(
         {"r_precision": 0.125, "ndcg": P3_NDCG, "clicks": 0.0, "ndcg_rules": P3_NDCG_RULES, "num_playlists": 1},
-        abs=1e-15)
+        abs=1e-15,
+    )
     assert all(type(v) is float for v in result["overall"].values())
     assert "by_category" not in score_recommendations(recs, truth)
 

@@ -1,4 +1,5 @@
 """The slice parser: every kind of bad record is quarantined with its reason; nothing is lost."""
+
 from __future__ import annotations
 
 import copy
@@ -24,7 +25,9 @@ def _parse(doc) -> pa.Table:
 
 
 def _bad(table: pa.Table) -> list[dict]:
-    return table.filter(table.column("reason").is_valid()).select(["index", "pid", "reason", "detail", "raw"]).to_pylist()
+    return (
+        table.filter(table.column("reason").is_valid()).select(["index", "pid", "reason", "detail", "raw"]).to_pylist()
+    )
 
 
 def test_clean_slice_parses_every_field(slice_doc):
@@ -33,13 +36,23 @@ def test_clean_slice_parses_every_field(slice_doc):
     assert t.num_rows == 1000 and t.column("reason").null_count == 1000
     row = t.slice(17, 1).to_pylist()[0]
     p = slice_doc["playlists"][17]
-    for key in ("pid", "name", "modified_at", "num_tracks", "num_albums", "num_followers", "num_edits",
-                "duration_ms", "num_artists"):
+    for key in (
+        "pid",
+        "name",
+        "modified_at",
+        "num_tracks",
+        "num_albums",
+        "num_followers",
+        "num_edits",
+        "duration_ms",
+        "num_artists",
+    ):
         assert row[key] == p[key], key
     assert row["collaborative"] == (p["collaborative"] == "true")
     assert row["description"] == p.get("description")
     assert [{k: tr[k] for k in tr} for tr in row["tracks"]] == [
-        {k: t_[k] for k in row["tracks"][0]} for t_ in p["tracks"]]
+        {k: t_[k] for k in row["tracks"][0]} for t_ in p["tracks"]
+    ]
 
 
 def test_fast_and_slow_paths_agree(slice_doc):
@@ -95,8 +108,10 @@ def _wrong_value(tp: object) -> object:
 
 @pytest.mark.parametrize("field", PLAYLIST_FIELDS, ids=[f.name for f in PLAYLIST_FIELDS])
 def test_a_wrong_type_or_a_gap_in_any_playlist_field_quarantines_the_record(slice_doc, field):
-    for breakage, reason in [(lambda p: p.update({field.name: _wrong_value(field.type)}), "wrong_type"),
-                             (lambda p: p.pop(field.name, None), "missing_field")]:
+    for breakage, reason in [
+        (lambda p: p.update({field.name: _wrong_value(field.type)}), "wrong_type"),
+        (lambda p: p.pop(field.name, None), "missing_field"),
+    ]:
         doc = copy.deepcopy(slice_doc)
         breakage(doc["playlists"][5])
         bad = _bad(_parse(doc))
@@ -127,13 +142,16 @@ def test_not_an_object_and_duplicates_within_a_file(slice_doc):
     assert len(bad) == 2
 
 
-@pytest.mark.parametrize("content, reason, detail", [
-    (b'{"info": {}, "playlists": [', "invalid_json", "not valid JSON"),
-    (b"", "invalid_json", "the file is empty"),
-    (b'{"info": {}}', "no_playlists", "not an object with a 'playlists' list"),
-    (b'[1, 2]', "no_playlists", "not an object with a 'playlists' list"),
-    (b'{"playlists": []}', "no_playlists", "list is empty"),
-])
+@pytest.mark.parametrize(
+    "content, reason, detail",
+    [
+        (b'{"info": {}, "playlists": [', "invalid_json", "not valid JSON"),
+        (b"", "invalid_json", "the file is empty"),
+        (b'{"info": {}}', "no_playlists", "not an object with a 'playlists' list"),
+        (b"[1, 2]", "no_playlists", "not an object with a 'playlists' list"),
+        (b'{"playlists": []}', "no_playlists", "list is empty"),
+    ],
+)
 def test_files_without_records_raise_their_problem(content, reason, detail):
     with pytest.raises(FileProblem) as err:
         parse_mpd_slice("file:/x/mpd.slice.5-6.json", content)

@@ -1,6 +1,9 @@
 """NCF networks: shapes and parameter counts follow their configured sizes; embedding gradients are
 row-sparse and the optimizer updates only the rows a batch touched."""
+
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pytest
@@ -8,7 +11,14 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from mpdrec.models.ncf.model import (  # noqa: E402
-    SplitOptimizer, build_model, dense_layer_flops, embedding_tables, head_of, init_neumf_from, start_at_label_prior)
+    SplitOptimizer,
+    build_model,
+    dense_layer_flops,
+    embedding_tables,
+    head_of,
+    init_neumf_from,
+    start_at_label_prior,
+)
 
 P, T = 50, 80
 
@@ -17,15 +27,22 @@ def _dense(sizes: list[int]) -> int:
     return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
 
 
-@pytest.mark.parametrize("name, factors, layers, expected", [
-    ("gmf", 8, [16], (P + T) * 8 + 8 + 1),
-    ("mlp", 8, [64, 32, 16], (P + T) * 32 + _dense([64, 32, 16]) + 16 + 1),
-    # the seed configuration: NeuMF latent 32, MLP [256, 128, 128, 64]
-    ("neumf", 32, [256, 128, 128, 64], (P + T) * 32 + (P + T) * 128 + _dense([256, 128, 128, 64]) + (32 + 64) + 1),
-    # NNCF: MF latent 50, MLP latents 10 (layers[0] = 2 x 10), batch norm (4 weights per unit)
-    ("nncf", 50, [20, 16, 8], (P + T) * 50 + (P + T) * 10 + _dense([20, 16, 8]) + 4 * (16 + 8)
-     + (1 + 8) * 8 + 8 + 8 + 1),
-])
+@pytest.mark.parametrize(
+    "name, factors, layers, expected",
+    [
+        ("gmf", 8, [16], (P + T) * 8 + 8 + 1),
+        ("mlp", 8, [64, 32, 16], (P + T) * 32 + _dense([64, 32, 16]) + 16 + 1),
+        # the seed configuration: NeuMF latent 32, MLP [256, 128, 128, 64]
+        ("neumf", 32, [256, 128, 128, 64], (P + T) * 32 + (P + T) * 128 + _dense([256, 128, 128, 64]) + (32 + 64) + 1),
+        # NNCF: MF latent 50, MLP latents 10 (layers[0] = 2 x 10), batch norm (4 weights per unit)
+        (
+            "nncf",
+            50,
+            [20, 16, 8],
+            (P + T) * 50 + (P + T) * 10 + _dense([20, 16, 8]) + 4 * (16 + 8) + (1 + 8) * 8 + 8 + 8 + 1,
+        ),
+    ],
+)
 def test_parameter_counts_follow_the_config(name, factors, layers, expected):
     model = build_model(name, P, T, factors, layers)
     assert model.count_params() == expected
@@ -37,19 +54,25 @@ def test_parameter_counts_follow_the_config(name, factors, layers, expected):
 def test_the_head_scores_the_looked_up_rows_like_the_model(name):
     model = build_model(name, P, T, 6, [16, 8, 4])
     for layer in model.layers:  # weights away from their initial values, batch-norm statistics too
-        layer.set_weights([w + np.random.default_rng(len(layer.name)).normal(0, 0.3, w.shape).astype(w.dtype)
-                           for w in layer.get_weights()])
+        layer.set_weights(
+            [
+                w + np.random.default_rng(len(layer.name)).normal(0, 0.3, w.shape).astype(w.dtype)
+                for w in layer.get_weights()
+            ]
+        )
     head = head_of(model, name, 6, [16, 8, 4])
     assert not any(isinstance(layer, tf.keras.layers.Embedding) for layer in head.layers)
     p, t = np.array([0, 3, 49, 7]), np.array([1, 79, 5, 5])
-    rows = {**{k: v[p] for k, v in embedding_tables(model, "playlist").items()},
-            **{k: v[t] for k, v in embedding_tables(model, "track").items()}}
+    rows = {
+        **{k: v[p] for k, v in embedding_tables(model, "playlist").items()},
+        **{k: v[t] for k, v in embedding_tables(model, "track").items()},
+    }
     assert set(rows) == {i.name for i in head.inputs}
     expected = model([tf.constant(p), tf.constant(t)], training=False).numpy()
     np.testing.assert_allclose(head(rows, training=False).numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
-def _batch_gradients(model: tf.keras.Model, opt: SplitOptimizer) -> list:
+def _batch_gradients(model: Any, opt: SplitOptimizer) -> list:
     """Gradients of one batch, playlists 1 and 2 with tracks 7 and 9, in `opt.trainable` order."""
     with tf.GradientTape() as tape:
         logits = model([tf.constant([1, 2]), tf.constant([7, 9])], training=True)
@@ -107,8 +130,9 @@ def test_pretrained_neumf_starts_as_the_alpha_blend_of_gmf_and_mlp(alpha):
     tf.keras.utils.set_random_seed(3)
     gmf, mlp, neumf = (build_model(name, P, T, 4, [8, 4]) for name in ("gmf", "mlp", "neumf"))
     for source in (gmf, mlp):  # trained-looking weights: nothing at its initial value
-        source.set_weights([np.random.default_rng(1).normal(size=w.shape).astype(np.float32)
-                            for w in source.get_weights()])
+        source.set_weights(
+            [np.random.default_rng(1).normal(size=w.shape).astype(np.float32) for w in source.get_weights()]
+        )
     init_neumf_from(neumf, gmf, mlp, alpha)
     p, t = tf.constant([0, 3, 7], tf.int32), tf.constant([1, 1, 9], tf.int32)
     expected = alpha * gmf([p, t]).numpy() + (1 - alpha) * mlp([p, t]).numpy()

@@ -1,6 +1,7 @@
 """Negatives: the job writes every training positive once, in shards of whole playlists; the NCF
 input pipeline draws k per positive each epoch: exact (never a positive or a held-out track), exactly
 1:k, the configured distribution, deterministic, fresh per epoch, shuffled."""
+
 from __future__ import annotations
 
 import glob
@@ -34,13 +35,24 @@ def interactions(spark):
 def written(spark, interactions, tmp_path_factory):
     """The job's output: 4 shards of positives, 50 leave-one-out playlists."""
     d = tmp_path_factory.mktemp("negatives")
-    manifest = build_positives(spark, interactions, N_TRACKS, str(d / "data"), shards=4, seed=9,
-                               eval_dir=str(d / "eval"), eval_playlists=50, eval_negatives=99)
+    manifest = build_positives(
+        spark,
+        interactions,
+        N_TRACKS,
+        str(d / "data"),
+        shards=4,
+        seed=9,
+        eval_dir=str(d / "eval"),
+        eval_playlists=50,
+        eval_negatives=99,
+    )
     return manifest, d
 
 
 def _shard_rows(root, shard: int) -> np.ndarray:
-    table = pq.read_table(sorted(glob.glob(f"{root}/data/shard={shard}/*.parquet")), columns=["playlist_idx", "track_idx"])
+    table = pq.read_table(
+        sorted(glob.glob(f"{root}/data/shard={shard}/*.parquet")), columns=["playlist_idx", "track_idx"]
+    )
     return np.column_stack([table.column("playlist_idx").to_numpy(), table.column("track_idx").to_numpy()])
 
 
@@ -162,7 +174,10 @@ def test_job_stage_reads_the_runs_interactions(spark, synth_dir, tmp_path):
     m = run_negatives(spark, cfg)
     assert m["positives"] > 0
     assert sorted(p.name for p in (tmp_path / "negatives" / "data").iterdir() if p.is_dir()) == [
-        "shard=0", "shard=1", "shard=2"]
+        "shard=0",
+        "shard=1",
+        "shard=2",
+    ]
     assert run_negatives(spark, cfg)["skipped"] is True
     # k and beta are the trainer's: changing them does not rewrite the positives
     assert run_negatives(spark, make_config([*cfg_sets, "negatives.k=8"]))["skipped"] is True
@@ -184,8 +199,17 @@ def test_leave_one_out_set_holds_out_the_last_track(spark, written, interactions
     train = np.concatenate([_shard_rows(root, s) for s in range(4)])
     assert not set(zip(loo.playlist_idx, loo.track_idx)) & set(map(tuple, train.tolist()))
     again = tmp_path / "again"
-    build_positives(spark, interactions, N_TRACKS, str(tmp_path / "d2"), shards=2, seed=9, eval_dir=str(again),
-                    eval_playlists=50, eval_negatives=99)
+    build_positives(
+        spark,
+        interactions,
+        N_TRACKS,
+        str(tmp_path / "d2"),
+        shards=2,
+        seed=9,
+        eval_dir=str(again),
+        eval_playlists=50,
+        eval_negatives=99,
+    )
     assert spark.read.parquet(str(again)).toPandas().equals(loo)
 
 
@@ -194,7 +218,9 @@ def test_playlist_subsets_are_seeded_and_whole(interactions):
         return {r.playlist_idx for r in df.select("playlist_idx").distinct().collect()}
 
     random = playlist_subset(interactions, "random", 50, None, seed=3)
-    assert len(playlists(random)) == 50 and playlists(random) == playlists(playlist_subset(interactions, "random", 50, None, 3))
+    assert len(playlists(random)) == 50 and playlists(random) == playlists(
+        playlist_subset(interactions, "random", 50, None, 3)
+    )
     assert playlists(random) != playlists(playlist_subset(interactions, "random", 50, None, 4))
     chosen = interactions.join(random.select("playlist_idx").distinct(), "playlist_idx")
     assert chosen.count() == random.count()  # a chosen playlist keeps all its rows

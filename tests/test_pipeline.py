@@ -1,5 +1,6 @@
 """End to end on a small synthetic MPD: validation challenge, ids, no leakage, validated
 submissions, official metrics in the report, and the baselines' expected ordering."""
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,10 @@ from conftest import make_config
 from mpdrec.categories import CATEGORIES
 from mpdrec.etl.ingest import run_ingest
 from mpdrec.etl.stages import run_interactions, run_validation
-from mpdrec.evaluation import ValidationTruth, evaluate
+from mpdrec.evaluation import evaluate
+from mpdrec.lists.assemble import FINAL, submissions
+from mpdrec.lists.scoring import ValidationTruth
 from mpdrec.models.als_grid import run_als
-from mpdrec.rank.assemble import FINAL, submissions
 from mpdrec.rank.stage import run_rank
 from mpdrec.rank.submission import validate_submission
 
@@ -22,11 +24,21 @@ from mpdrec.rank.submission import validate_submission
 @pytest.fixture(scope="module")
 def run(spark, synth_dir, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("pipeline")
-    cfg = make_config([f"paths.mpd={synth_dir}", f"paths.challenge={synth_dir / 'challenge_set.json'}",
-                       f"paths.run_dir={run_dir}", "rank.cooc_neighbours=50",
-                       "rank.models=[popularity,title,artist,cooc,als,dice]", "rank.block_rows=5000",
-                       "rank.ncf_model=null",  # NCF under horovodrun, and the blend with it: tests/test_ncf_train.py
-                       "als.max_iter=5", "als.grid_rank=[8,32]", "als.grid_reg_param=[0.01]", "als.grid_alpha=[10]"])
+    cfg = make_config(
+        [
+            f"paths.mpd={synth_dir}",
+            f"paths.challenge={synth_dir / 'challenge_set.json'}",
+            f"paths.run_dir={run_dir}",
+            "rank.cooc_neighbours=50",
+            "rank.models=[popularity,title,artist,cooc,als,dice]",
+            "rank.block_rows=5000",
+            "rank.ncf_model=null",  # NCF under horovodrun, and the blend with it: tests/test_ncf_train.py
+            "als.max_iter=5",
+            "als.grid_rank=[8,32]",
+            "als.grid_reg_param=[0.01]",
+            "als.grid_alpha=[10]",
+        ]
+    )
     run_ingest(spark, cfg)
     run_validation(spark, cfg)
     run_interactions(spark, cfg)
@@ -69,10 +81,12 @@ def test_ground_truth_never_leaks_into_training(spark, run, held_out):
     truth = spark.read.parquet(str(run_dir / held_out / "ground_truth"))
     holdouts = spark.read.parquet(str(run_dir / "validation" / "holdouts"))
     inter = run_dir / "interactions"
-    train = (spark.read.parquet(str(inter / "data"))
-             .join(spark.read.parquet(str(inter / "playlist_ids")), "playlist_idx")
-             .join(spark.read.parquet(str(inter / "track_ids")), "track_idx")
-             .select("pid", "track_uri", "pos"))
+    train = (
+        spark.read.parquet(str(inter / "data"))
+        .join(spark.read.parquet(str(inter / "playlist_ids")), "playlist_idx")
+        .join(spark.read.parquet(str(inter / "track_ids")), "track_idx")
+        .select("pid", "track_uri", "pos")
+    )
     assert truth.count() > 0
     assert truth.join(train, ["pid", "track_uri"]).count() == 0
     assert truth.join(holdouts, ["pid", "pos"], "left_anti").count() == 0  # every hidden position is a holdout
@@ -125,8 +139,9 @@ def test_two_stage_ranking_is_fitted_on_the_training_challenge_and_scored_on_all
     candidates; the candidates' union reaches at least what each source reaches."""
     _, run_dir, report = run
     categories = {r["pid"]: r["category"] for r in pq.read_table(run_dir / "validation" / "categories").to_pylist()}
-    train = {r["pid"]: r["category"] for r in
-             pq.read_table(run_dir / "validation" / "train" / "categories").to_pylist()}
+    train = {
+        r["pid"]: r["category"] for r in pq.read_table(run_dir / "validation" / "train" / "categories").to_pylist()
+    }
     assert not set(train) & set(categories)
     assert sorted(set(train.values())) == list(range(1, 11))
     assert len(train) > 2 * len(categories)  # the default: 1 per 100 playlists, at least 50 per category
@@ -153,15 +168,21 @@ def test_title_only_playlists_keep_the_title_sources_list(spark, run):
     """The final submission's title-only (seedless) playlists are the title submission's, track for
     track; every other playlist is the blend's, which differs from it."""
     _, run_dir, _ = run
-    read = lambda m: {(r.pid, r.rank): r.track_uri for r in spark.read.parquet(  # noqa: E731
-        str(run_dir / "rank" / m / "submission_recommendations")).select("pid", "rank", "track_uri").collect()}
+
+    def read(model: str) -> dict[tuple[int, int], str]:
+        rows = spark.read.parquet(str(run_dir / "rank" / model / "submission_recommendations"))
+        return {(r.pid, r.rank): r.track_uri for r in rows.select("pid", "rank", "track_uri").collect()}
+
     final, by_title = read("final"), read("title")
     categories = {r["pid"]: r["category"] for r in pq.read_table(run_dir / "validation" / "categories").to_pylist()}
     seedless = {pid for pid, c in categories.items() if c == 1}
     assert seedless
-    assert {k: v for k, v in final.items() if k[0] in seedless} == {k: v for k, v in by_title.items() if k[0] in seedless}
+    assert {k: v for k, v in final.items() if k[0] in seedless} == {
+        k: v for k, v in by_title.items() if k[0] in seedless
+    }
     assert {k: v for k, v in final.items() if k[0] not in seedless} != {
-        k: v for k, v in by_title.items() if k[0] not in seedless}
+        k: v for k, v in by_title.items() if k[0] not in seedless
+    }
 
 
 def test_baselines_rank_as_expected(run):
@@ -189,7 +210,12 @@ def test_als_grid_scores_every_point_and_keeps_the_best(spark, run):
     assert factors.columns == ["track_idx", "features"]
     assert len(factors.first().features) == best["point"]["rank"]
     assert sorted(p.name for p in (run_dir / "als").iterdir() if not p.name.startswith(".")) == [
-        "_manifest.json", "grid.json", "model", "playlist_factors", "track_factors"]
+        "_manifest.json",
+        "grid.json",
+        "model",
+        "playlist_factors",
+        "track_factors",
+    ]
     # the grid is scored on the blend-training challenge, so that the report's validation numbers
     # stay out of sample: ranking that challenge with the published factors reproduces the grid's score
     als_scores = _rank_training_challenge_with_als(spark, cfg, run_dir)
@@ -205,41 +231,59 @@ def _rank_training_challenge_with_als(spark, cfg, run_dir) -> dict:
     """The blend-training challenge ranked as the grid ranks it (ALS, then title and popularity),
     with the published factors, scored against its own truth."""
     from mpdrec.etl.slice_tables import process_file
+    from mpdrec.lists.assemble import SUBMISSION_SIZE, assemble
+    from mpdrec.lists.inputs import Queries, RankingData
     from mpdrec.models import als, popularity, title
-    from mpdrec.models.data import Queries, RankingData
-    from mpdrec.rank.assemble import SUBMISSION_SIZE, assemble
 
     data = RankingData.load(spark, str(run_dir / "interactions"))
     tables = str(run_dir / "_test_train_queries")
     process_file(str(run_dir / "validation" / "train" / "challenge_set.json"), "challenge", tables)
     queries = Queries.load(spark, data, tables)
     r = cfg.rank
-    ranked = assemble([("als", als.recommend(als.Factors.load(spark, str(run_dir / "als")), queries, r.als_top_n,
-                                             r.block_rows)),
-                       ("title", title.recommend(data, queries, SUBMISSION_SIZE, r.title_min_playlists)),
-                       ("popularity", popularity.recommend(data, queries, SUBMISSION_SIZE))], queries)
+    ranked = assemble(
+        [
+            ("als", als.recommend(als.Factors.load(spark, str(run_dir / "als")), queries, r.als_top_n, r.block_rows)),
+            ("title", title.recommend(data, queries, SUBMISSION_SIZE, r.title_min_playlists)),
+            ("popularity", popularity.recommend(data, queries, SUBMISSION_SIZE)),
+        ],
+        queries,
+    )
     return ValidationTruth.load(spark, str(run_dir), "train").score_ranking(ranked)["overall"]
 
 
 def test_an_invalid_submission_is_refused(spark, run, tmp_path):
     """publish() validates what it wrote: recommending a seed (here: declared after the fact) fails,
     in line and through the rank stage's background Publisher."""
-    from mpdrec.models.data import RankingData
+    from mpdrec.lists.inputs import RankingData
     from mpdrec.rank.publish import Publisher, publish
     from mpdrec.rank.submission import InvalidSubmission
 
     cfg, run_dir, _ = run
     data = RankingData.load(spark, str(run_dir / "interactions"))
-    ranked = (spark.read.parquet(str(run_dir / "rank" / "popularity" / "submission_recommendations"))
-              .join(data.track_ids.select("track_uri", "track_idx"), "track_uri")
-              .select("pid", "rank", "track_idx", "score", "source"))
-    first = {r.pid: {r.track_uri} for r in spark.read.parquet(
-        str(run_dir / "rank" / "popularity" / "submission_recommendations")).where("rank = 0").collect()}
+    ranked = (
+        spark.read.parquet(str(run_dir / "rank" / "popularity" / "submission_recommendations"))
+        .join(data.track_ids.select("track_uri", "track_idx"), "track_uri")
+        .select("pid", "rank", "track_idx", "score", "source")
+    )
+    first = {
+        r.pid: {r.track_uri}
+        for r in spark.read.parquet(str(run_dir / "rank" / "popularity" / "submission_recommendations"))
+        .where("rank = 0")
+        .collect()
+    }
     with pytest.raises(InvalidSubmission, match="seed"):
         publish(ranked, data, first, str(tmp_path), "submission", cfg.rank.team_name, cfg.rank.team_email)
     with Publisher() as publisher:
-        publisher.submit("popularity", ranked, data, first, str(tmp_path / "background"), "submission",
-                         cfg.rank.team_name, cfg.rank.team_email)
+        publisher.submit(
+            "popularity",
+            ranked,
+            data,
+            first,
+            str(tmp_path / "background"),
+            "submission",
+            cfg.rank.team_name,
+            cfg.rank.team_email,
+        )
         with pytest.raises(InvalidSubmission, match="seed"):
             publisher.results()
 
@@ -253,12 +297,15 @@ def test_leave_one_out_table_leaves_out_models_scored_on_another_set(spark, tmp_
 
     same, other = {"hr@10": 0.4, "ndcg@10": 0.3, "auc": 0.6}, {"hr@10": 0.5, "ndcg@10": 0.3, "auc": 0.6}
     rounded = {**same, "auc": 0.6 + 1e-16}  # NCF's ranks sum in another order than ALS's one process
-    for stage, popularity, hr in (("als_leave_one_out", same, 0.55), ("ncf/gmf", rounded, 0.52),
-                                  ("ncf/mlp", other, 0.9)):
+    for stage, popularity, hr in (
+        ("als_leave_one_out", same, 0.55),
+        ("ncf/gmf", rounded, 0.52),
+        ("ncf/mlp", other, 0.9),
+    ):
         (tmp_path / stage).mkdir(parents=True)
-        (tmp_path / stage / "_manifest.json").write_text(json.dumps(
-            {"popularity": popularity, "metrics": {"hr@10": hr, "ndcg@10": 0.3, "auc": 0.7}}))
+        (tmp_path / stage / "_manifest.json").write_text(
+            json.dumps({"popularity": popularity, "metrics": {"hr@10": hr, "ndcg@10": 0.3, "auc": 0.7}})
+        )
     table = leave_one_out_table(HadoopFS(spark), to_uri(str(tmp_path)), ("als", "gmf", "mlp", "neumf"))
     assert list(table) == ["popularity", "als", "gmf"]
     assert table["popularity"] == same and table["gmf"]["hr@10"] == 0.52
-

@@ -1,8 +1,10 @@
 """The two-stage ranking's parts on hand-made tables: ranked lists, the candidate union and its
 recall, the features, the fitted and the fixed blend, and the validation playlists' fit/eval split."""
+
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,15 +13,17 @@ from pyspark.sql import functions as F
 
 import mpdrec.spark
 from conftest import make_config
-from mpdrec.models.data import Queries, RankingData
+from mpdrec.lists.inputs import Queries, RankingData
 from mpdrec.rank.blend import RRF_K, blend_scores, feature_names, fit_blend, fit_sample, labelled, with_features
 from mpdrec.rank.candidates import candidate_recall, candidate_table, ranked_list
 
 
 def _queries(spark, seeds: list[tuple[int, int]], playlists: list[tuple]) -> Queries:
-    return Queries(spark.createDataFrame(playlists, "pid long, playlist_idx int, name_norm string, category int, "
-                                                    "num_samples int"),
-                   spark.createDataFrame(seeds, "pid long, track_idx int"), 3)
+    return Queries(
+        spark.createDataFrame(playlists, "pid long, playlist_idx int, name_norm string, category int, num_samples int"),
+        spark.createDataFrame(seeds, "pid long, track_idx int"),
+        3,
+    )
 
 
 def _source(spark, rows: list[tuple[int, int, float]]):
@@ -34,10 +38,14 @@ def test_ranked_list_drops_seeds_breaks_ties_by_track_and_cuts(spark):
 
 
 def test_candidates_are_the_union_of_each_sources_top(spark):
-    lists = {"a": spark.createDataFrame([(1, 10, 3.0, 0), (1, 11, 2.0, 1), (1, 12, 1.0, 2)],
-                                        "pid long, track_idx int, score double, rank int"),
-             "b": spark.createDataFrame([(1, 12, 5.0, 0), (1, 13, 4.0, 1), (2, 10, 1.0, 0)],
-                                        "pid long, track_idx int, score double, rank int")}
+    lists = {
+        "a": spark.createDataFrame(
+            [(1, 10, 3.0, 0), (1, 11, 2.0, 1), (1, 12, 1.0, 2)], "pid long, track_idx int, score double, rank int"
+        ),
+        "b": spark.createDataFrame(
+            [(1, 12, 5.0, 0), (1, 13, 4.0, 1), (2, 10, 1.0, 0)], "pid long, track_idx int, score double, rank int"
+        ),
+    }
     rows = {(r.pid, r.track_idx): r.asDict() for r in candidate_table(lists, {"a": 2, "b": 3}).collect()}
     assert sorted(rows) == [(1, 10), (1, 11), (1, 12), (1, 13), (2, 10)]  # a's third is past its depth
     assert rows[(1, 12)]["a_rank"] is None and rows[(1, 12)]["b_rank"] == 0 and rows[(1, 12)]["b_score"] == 5.0
@@ -49,25 +57,38 @@ def test_candidates_are_the_union_of_each_sources_top(spark):
 
 
 def _data(spark) -> RankingData:
-    tracks = spark.createDataFrame([(0, "t0", "art:x", 50), (1, "t1", "art:x", 20), (2, "t2", "art:y", 5),
-                                    (3, "t3", "art:z", 1)],
-                                   "track_idx int, track_uri string, artist_uri string, playlist_count long")
-    playlists = spark.createDataFrame([(0, 100, "rock", "mpd", 3), (1, 101, "rock", "mpd", 2),
-                                       (2, 102, "jazz", "mpd", 2), (3, 103, "rock", "challenge", 0)],
-                                      "playlist_idx int, pid long, name_norm string, kind string, num_tracks int")
-    return RankingData(spark.createDataFrame([], "playlist_idx int, track_idx int, pos int, weight int"),
-                       tracks, playlists, 4)
+    tracks = spark.createDataFrame(
+        [(0, "t0", "art:x", 50), (1, "t1", "art:x", 20), (2, "t2", "art:y", 5), (3, "t3", "art:z", 1)],
+        "track_idx int, track_uri string, artist_uri string, playlist_count long",
+    )
+    playlists = spark.createDataFrame(
+        [
+            (0, 100, "rock", "mpd", 3),
+            (1, 101, "rock", "mpd", 2),
+            (2, 102, "jazz", "mpd", 2),
+            (3, 103, "rock", "challenge", 0),
+        ],
+        "playlist_idx int, pid long, name_norm string, kind string, num_tracks int",
+    )
+    return RankingData(
+        spark.createDataFrame([], "playlist_idx int, track_idx int, pos int, weight int"), tracks, playlists, 4
+    )
 
 
 def test_features_fill_missing_sources_and_describe_query_and_track(spark):
     data = _data(spark)
     q = _queries(spark, [(7, 0), (7, 2)], [(7, None, "rock", 3, 2), (8, None, None, 4, 0)])
-    lists = {"a": spark.createDataFrame([(7, 1, 0.5, 0), (7, 3, 0.2, 1), (8, 1, 0.9, 0)],
-                                        "pid long, track_idx int, score double, rank int"),
-             "b": spark.createDataFrame([(7, 3, 4.0, 0)], "pid long, track_idx int, score double, rank int")}
+    lists = {
+        "a": spark.createDataFrame(
+            [(7, 1, 0.5, 0), (7, 3, 0.2, 1), (8, 1, 0.9, 0)], "pid long, track_idx int, score double, rank int"
+        ),
+        "b": spark.createDataFrame([(7, 3, 4.0, 0)], "pid long, track_idx int, score double, rank int"),
+    }
     depth = {"a": 10, "b": 20}
-    rows = {(r.pid, r.track_idx): r.asDict()
-            for r in with_features(candidate_table(lists, depth), q, data, depth, 100, 1).to_frame().collect()}
+    rows = {
+        (r.pid, r.track_idx): r.asDict()
+        for r in with_features(candidate_table(lists, depth), q, data, depth, 100, 1).to_frame().collect()
+    }
     t1, t3, other = rows[(7, 1)], rows[(7, 3)], rows[(8, 1)]
     assert set(feature_names(["a", "b"])) <= set(t1)
     assert (t1["b_score"], t1["b_rel"], t1["b_rank"], t1["sources_hit"]) == (0.0, 0.0, 20, 1)  # b did not propose it
@@ -92,8 +113,11 @@ def test_feature_pass_over_the_cached_candidates_sorts_nothing_again(spark):
     counts it first) Spark drops the pass's own sort: nothing above the cache sorts the wide rows."""
     data = _data(spark)
     q = _queries(spark, [(7, 0), (7, 2)], [(7, None, "rock", 3, 2), (8, None, None, 4, 0)])
-    lists = {"a": spark.createDataFrame([(7, 1, 0.5, 0), (7, 3, 0.2, 1), (8, 1, 0.9, 0)],
-                                        "pid long, track_idx int, score double, rank int")}
+    lists = {
+        "a": spark.createDataFrame(
+            [(7, 1, 0.5, 0), (7, 3, 0.2, 1), (8, 1, 0.9, 0)], "pid long, track_idx int, score double, rank int"
+        )
+    }
     candidates = candidate_table(lists, {"a": 10}).persist()
     candidates.count()
     frame = with_features(candidates, q, data, {"a": 10}, 100, 1).to_frame()
@@ -138,8 +162,9 @@ def test_fitted_blend_learns_the_signal_and_is_deterministic(spark, method):
     shuffled = rows.repartition(3).orderBy(F.desc("track_idx"))
     again = fit_blend(fit_sample(shuffled, per_positive, seed=3), ["a", "b"], cfg.rank.blend, seed=3)
     again = again.score(rows).toPandas()
-    assert np.array_equal(scored.sort_values("track_idx").score.to_numpy(),
-                          again.sort_values("track_idx").score.to_numpy())
+    assert np.array_equal(
+        scored.sort_values("track_idx").score.to_numpy(), again.sort_values("track_idx").score.to_numpy()
+    )
 
 
 def test_ranker_fits_the_same_model_with_more_fit_partitions_than_task_slots(spark, monkeypatch):
@@ -152,8 +177,11 @@ def test_ranker_fits_the_same_model_with_more_fit_partitions_than_task_slots(spa
     cfg = make_config(["rank.blend.method=ranker", "rank.blend.trees=10", "rank.blend.negatives_per_positive=2"])
 
     def booster(df) -> bytes:
-        return fit_blend(fit_sample(df, 2, seed=3), ["a", "b"], cfg.rank.blend, seed=3).model.stages[-1] \
-            .get_booster().save_raw("json")
+        model = fit_blend(fit_sample(df, 2, seed=3), ["a", "b"], cfg.rank.blend, seed=3).model
+        assert model is not None
+        ranker: Any = model.stages[-1]
+        return ranker.get_booster().save_raw("json")
+
     first = booster(rows)
     for _ in range(3):  # more RDDs in between: other ids for the next fit's
         spark.range(10).rdd.count()
@@ -179,16 +207,23 @@ def test_labels_mark_hidden_tracks_only(spark):
 
 def _best(df, column: str, n: int) -> set[tuple[int, int]]:
     """Each playlist's n best (pid, track_idx) by `column` (descending, then track_idx)."""
-    return {(p, t) for p, g in df.groupby("pid")
-            for t in g.sort_values([column, "track_idx"], ascending=[False, True]).track_idx[:n]}
+    return {
+        (p, t)
+        for p, g in df.groupby("pid")
+        for t in g.sort_values([column, "track_idx"], ascending=[False, True]).track_idx[:n]
+    }
 
 
 def test_ranker_scores_are_xgboost_spark_transform_and_keep_cuts_to_a_superset_of_each_top(spark):
     rows = _training_rows(spark, 16_000)
     cfg = make_config(["rank.blend.method=ranker", "rank.blend.trees=10", "rank.blend.negatives_per_positive=2"])
     blend = fit_blend(fit_sample(rows, 2, seed=3), ["a", "b"], cfg.rank.blend, seed=3)
-    reference = (blend.model.transform(rows).select("pid", "track_idx", F.col("prediction").cast("double"))
-                 .toPandas().sort_values("track_idx"))
+    reference = (
+        blend.model.transform(rows)
+        .select("pid", "track_idx", F.col("prediction").cast("double"))
+        .toPandas()
+        .sort_values("track_idx")
+    )
     got = blend.score(rows).toPandas().sort_values("track_idx")
     np.testing.assert_array_equal(got.score.to_numpy(), reference.prediction.to_numpy())
     # each playlist's 7 best (score descending, then track_idx) survive the cut, where batches of 25
@@ -211,12 +246,23 @@ def test_blends_scored_in_one_pass_score_as_each_alone_and_keep_each_top(spark):
     together = blend_scores(rows, blends, carried=("ncf_score",)).toPandas().sort_values("track_idx")
     assert list(together.columns) == ["pid", "track_idx", "ranker", "logistic", "fixed", "ncf_score"]
     base = rows.toPandas().sort_values("track_idx")
-    transformed = {name: blends[name].model.transform(rows).select("track_idx", value.alias("v")).toPandas()
-                   .sort_values("track_idx").v.to_numpy()
-                   for name, value in [("ranker", F.col("prediction").cast("double")),
-                                       ("logistic", vector_to_array("probability")[1])]}
-    expected = {**transformed, "fixed": 1 / (RRF_K + base.a_rank) + 1 / (RRF_K + base.b_rank),
-                "ncf_score": base.ncf_score}
+    transformed = {
+        name: blends[name]
+        .model.transform(rows)
+        .select("track_idx", value.alias("v"))
+        .toPandas()
+        .sort_values("track_idx")
+        .v.to_numpy()
+        for name, value in [
+            ("ranker", F.col("prediction").cast("double")),
+            ("logistic", vector_to_array("probability")[1]),
+        ]
+    }
+    expected = {
+        **transformed,
+        "fixed": 1 / (RRF_K + base.a_rank) + 1 / (RRF_K + base.b_rank),
+        "ncf_score": base.ncf_score,
+    }
     for name, values in expected.items():
         np.testing.assert_array_equal(together[name].to_numpy(), np.asarray(values), err_msg=name)
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "25")  # batches split each playlist's 40 rows

@@ -1,17 +1,27 @@
 """Candidate-versus-seed features: co-occurrence shares by hand, and through Spark against a plain
 reading of their definition on random playlists; ALS's dot product for every candidate."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
-from mpdrec.models import als
-from mpdrec.models.data import Queries, RankingData
-from mpdrec.rank.feature_rows import FeatureRows
 from mpdrec.csr import csr_rows, distinct_rows, row_sums, transposed
-from mpdrec.rank.seed_features import (ARTIST_FEATURES, COOC_FEATURES, LAST_SEEDS, KnownDot, Scratch, artist_postings,
-                                       cooc_shares, with_als_dot, with_seed_cooc)
+from mpdrec.lists.inputs import Queries, RankingData
+from mpdrec.models import als
+from mpdrec.rank.feature_rows import FeatureRows
+from mpdrec.rank.seed_features import (
+    ARTIST_FEATURES,
+    COOC_FEATURES,
+    LAST_SEEDS,
+    KnownDot,
+    Scratch,
+    artist_postings,
+    cooc_shares,
+    with_als_dot,
+    with_seed_cooc,
+)
 
 
 def _csr(rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -58,10 +68,10 @@ def test_artist_postings_sample_popular_artists_the_same_way_every_time():
     playlist_artists = _csr(rows)
     postings, counts = artist_postings(playlist_artists, np.array([0, 5]), 20, 1000, seed=9)
     assert counts[0] == 4000
-    kept = set(postings[1][postings[0][0]:postings[0][1]].tolist())
+    kept = set(postings[1][postings[0][0] : postings[0][1]].tolist())
     assert 850 < len(kept) < 1150 and kept <= set(range(4000))
     five = {p for p, r in enumerate(rows) if 5 in r}
-    assert set(postings[1][postings[0][5]:postings[0][6]].tolist()) == five  # in about 630: all kept
+    assert set(postings[1][postings[0][5] : postings[0][6]].tolist()) == five  # in about 630: all kept
     assert postings[0][2] == postings[0][3]  # not asked for
     again, _ = artist_postings(playlist_artists, np.array([0, 5]), 20, 1000, seed=9)
     other, _ = artist_postings(playlist_artists, np.array([0, 5]), 20, 1000, seed=10)
@@ -75,21 +85,35 @@ def test_seed_cooc_through_spark_matches_the_definition(spark, small_arrow_batch
     rng = np.random.default_rng(5)
     playlists = [sorted(set(rng.integers(0, 40, size=rng.integers(3, 15)).tolist())) for _ in range(60)]
     inter = [(p, t, i, 1.0) for p, ts in enumerate(playlists) for i, t in enumerate(ts)]
-    data = RankingData(spark.createDataFrame(inter, "playlist_idx int, track_idx int, pos int, weight float"),
-                       spark.createDataFrame([(t, f"t{t}", f"a{t % 7}", 1) for t in range(40)],
-                                             "track_idx int, track_uri string, artist_uri string, playlist_count long"),
-                       spark.createDataFrame([], "playlist_idx int, pid long, name_norm string, kind string, num_tracks int"),
-                       40)
+    data = RankingData(
+        spark.createDataFrame(inter, "playlist_idx int, track_idx int, pos int, weight float"),
+        spark.createDataFrame(
+            [(t, f"t{t}", f"a{t % 7}", 1) for t in range(40)],
+            "track_idx int, track_uri string, artist_uri string, playlist_count long",
+        ),
+        spark.createDataFrame([], "playlist_idx int, pid long, name_norm string, kind string, num_tracks int"),
+        40,
+    )
     seeds = {100 + q: rng.choice(40, size=rng.integers(1, 9), replace=False).tolist() for q in range(12)}
     seeds[200] = []  # title only
     positions = [(pid, t, 10 - i) for pid, ts in seeds.items() for i, t in enumerate(ts)]  # reversed order
-    queries = Queries(spark.createDataFrame([(pid, None, None, 1, len(ts)) for pid, ts in seeds.items()],
-                                            "pid long, playlist_idx int, name_norm string, category int, num_samples int"),
-                      spark.createDataFrame([(p, t) for p, t, _ in positions], "pid long, track_idx int"), 8,
-                      spark.createDataFrame(positions, "pid long, track_idx int, pos int"))
-    rows = spark.createDataFrame([(pid, int(c), 1.5) for pid in seeds for c in rng.choice(40, 10, replace=False)],
-                                 "pid long, track_idx int, other double")
-    got = {(r.pid, r.track_idx): r.asDict() for r in with_seed_cooc(FeatureRows(rows), queries, data, 10_000, 3).to_frame().collect()}
+    queries = Queries(
+        spark.createDataFrame(
+            [(pid, None, None, 1, len(ts)) for pid, ts in seeds.items()],
+            "pid long, playlist_idx int, name_norm string, category int, num_samples int",
+        ),
+        spark.createDataFrame([(p, t) for p, t, _ in positions], "pid long, track_idx int"),
+        8,
+        spark.createDataFrame(positions, "pid long, track_idx int, pos int"),
+    )
+    rows = spark.createDataFrame(
+        [(pid, int(c), 1.5) for pid in seeds for c in rng.choice(40, 10, replace=False)],
+        "pid long, track_idx int, other double",
+    )
+    got = {
+        (r.pid, r.track_idx): r.asDict()
+        for r in with_seed_cooc(FeatureRows(rows), queries, data, 10_000, 3).to_frame().collect()
+    }
     assert len(got) == rows.count()
     holding = {t: {p for p, ts in enumerate(playlists) if t in ts} for t in range(40)}
     by_artist = {a: {p for p, ts in enumerate(playlists) if any(t % 7 == a for t in ts)} for a in range(7)}
@@ -97,21 +121,34 @@ def test_seed_cooc_through_spark_matches_the_definition(spark, small_arrow_batch
         assert r["other"] == 1.5  # the rows' own columns pass through
         ordered = seeds[pid][::-1]  # positions run backwards
         shares = [len(holding[s] & holding[cand]) / max(len(holding[s]), 1) for s in ordered]
-        expected = ([0.0] * 4 if not shares else
-                    [max(shares), np.mean(shares), np.mean([x > 0 for x in shares]), np.mean(shares[-LAST_SEEDS:])])
+        expected = (
+            [0.0] * 4
+            if not shares
+            else [max(shares), np.mean(shares), np.mean([x > 0 for x in shares]), np.mean(shares[-LAST_SEEDS:])]
+        )
         assert [r[f] for f in COOC_FEATURES] == pytest.approx(expected, abs=1e-12), (pid, cand)
         artist_shares = [len(by_artist[s % 7] & by_artist[cand % 7]) / max(len(by_artist[s % 7]), 1) for s in ordered]
-        expected = [max(artist_shares, default=0.0), float(np.mean(artist_shares)) if artist_shares else 0.0,
-                    np.log1p(len(by_artist[cand % 7]))]
+        expected = [
+            max(artist_shares, default=0.0),
+            float(np.mean(artist_shares)) if artist_shares else 0.0,
+            np.log1p(len(by_artist[cand % 7])),
+        ]
         assert [r[f] for f in ARTIST_FEATURES] == pytest.approx(expected, abs=1e-12), (pid, cand)
 
 
 def test_als_dot_scores_every_candidate(spark):
-    factors = als.Factors(spark.createDataFrame([(0, [1.0, 2.0])], "playlist_idx int, features array<float>"),
-                          spark.createDataFrame([(5, [3.0, -1.0]), (6, [0.5, 0.5])], "track_idx int, features array<float>"))
-    queries = Queries(spark.createDataFrame([(1, 0, None, 2, 1), (2, None, "x", 1, 0)],
-                                            "pid long, playlist_idx int, name_norm string, category int, num_samples int"),
-                      spark.createDataFrame([], "pid long, track_idx int"), 0)
+    factors = als.Factors(
+        spark.createDataFrame([(0, [1.0, 2.0])], "playlist_idx int, features array<float>"),
+        spark.createDataFrame([(5, [3.0, -1.0]), (6, [0.5, 0.5])], "track_idx int, features array<float>"),
+    )
+    queries = Queries(
+        spark.createDataFrame(
+            [(1, 0, None, 2, 1), (2, None, "x", 1, 0)],
+            "pid long, playlist_idx int, name_norm string, category int, num_samples int",
+        ),
+        spark.createDataFrame([], "pid long, track_idx int"),
+        0,
+    )
     rows = spark.createDataFrame([(1, 5), (1, 6), (1, 7), (2, 5)], "pid long, track_idx int")
     dots = with_als_dot(FeatureRows(rows), queries, factors, spark.sparkContext.broadcast).to_frame()
     got = {(r.pid, r.track_idx): r.als_dot for r in dots.collect()}
@@ -120,15 +157,28 @@ def test_als_dot_scores_every_candidate(spark):
 
 
 def test_als_dot_takes_the_known_dot_and_computes_the_rest(spark):
-    factors = als.Factors(spark.createDataFrame([(0, [1.0, 2.0])], "playlist_idx int, features array<float>"),
-                          spark.createDataFrame([(5, [3.0, -1.0]), (6, [0.5, 0.5])], "track_idx int, features array<float>"))
-    queries = Queries(spark.createDataFrame([(1, 0, None, 2, 1)],
-                                            "pid long, playlist_idx int, name_norm string, category int, num_samples int"),
-                      spark.createDataFrame([], "pid long, track_idx int"), 0)
-    rows = spark.createDataFrame([(1, 5, 7.0, 0), (1, 6, 0.0, 10), (1, 7, 0.0, 10)],
-                                 "pid long, track_idx int, known double, known_rank int")
+    factors = als.Factors(
+        spark.createDataFrame([(0, [1.0, 2.0])], "playlist_idx int, features array<float>"),
+        spark.createDataFrame([(5, [3.0, -1.0]), (6, [0.5, 0.5])], "track_idx int, features array<float>"),
+    )
+    queries = Queries(
+        spark.createDataFrame(
+            [(1, 0, None, 2, 1)], "pid long, playlist_idx int, name_norm string, category int, num_samples int"
+        ),
+        spark.createDataFrame([], "pid long, track_idx int"),
+        0,
+    )
+    rows = spark.createDataFrame(
+        [(1, 5, 7.0, 0), (1, 6, 0.0, 10), (1, 7, 0.0, 10)], "pid long, track_idx int, known double, known_rank int"
+    )
     # only tracks 6's and 7's factors are looked up: 5's dot is known (a wrong value here, to tell
     # the two apart); 7's is not known, and 7 has no factors
-    dots = with_als_dot(FeatureRows(rows), queries, factors, spark.sparkContext.broadcast,
-                        rows.where(F.col("known_rank") >= 10), KnownDot("known", "known_rank", 10)).to_frame()
+    dots = with_als_dot(
+        FeatureRows(rows),
+        queries,
+        factors,
+        spark.sparkContext.broadcast,
+        rows.where(F.col("known_rank") >= 10),
+        KnownDot("known", "known_rank", 10),
+    ).to_frame()
     assert {r.track_idx: r.als_dot for r in dots.collect()} == {5: 7.0, 6: pytest.approx(1.5), 7: 0.0}

@@ -1,5 +1,6 @@
 """Grouping sorted keys in numpy (`mpdrec.sorted_groups`), which cooc, the submission merge and the
 publisher rely on to split playlists."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,17 +24,24 @@ def test_group_starts_of_no_keys_has_no_groups() -> None:
 
 def test_whole_groups_never_splits_a_group_across_batches() -> None:
     keys = [[1, 1, 2], [2, 2], [], [2, 3, 3], [4]]
-    batches = [pa.RecordBatch.from_pydict({"pid": pa.array(k, pa.int64()), "v": pa.array(range(len(k)), pa.int64())})
-               for k in keys]
+    batches = [
+        pa.RecordBatch.from_pydict({"pid": pa.array(k, pa.int64()), "v": pa.array(range(len(k)), pa.int64())})
+        for k in keys
+    ]
     out = [cols["pid"].tolist() for cols in whole_groups(iter(batches), "pid")]
     assert out == [[1, 1], [2, 2, 2, 2], [3, 3], [4]]
 
 
 def test_whole_groups_keeps_vectors_as_arrow_arrays_across_batches() -> None:
-    batches = [pa.RecordBatch.from_pydict({"pid": pa.array(k, pa.int64()),
-                                           "v": pa.array([[float(p), 1.0] if p else None for p in k],
-                                                         pa.list_(pa.float32()))})
-               for k in ([0, 1], [1, 2])]
+    batches = [
+        pa.RecordBatch.from_pydict(
+            {
+                "pid": pa.array(k, pa.int64()),
+                "v": pa.array([[float(p), 1.0] if p else None for p in k], pa.list_(pa.float32())),
+            }
+        )
+        for k in ([0, 1], [1, 2])
+    ]
     out = list(whole_groups(iter(batches), "pid"))
     assert [cols["pid"].tolist() for cols in out] == [[0], [1, 1], [2]]
     assert all(isinstance(cols["v"], pa.Array) for cols in out)

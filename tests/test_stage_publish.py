@@ -1,6 +1,7 @@
 """Publishing a stage on an object store, interrupted at every operation: what is left is the old
 output, the whole new one or no valid output (rebuilt by the next run), never a manifest over
 partial data."""
+
 from __future__ import annotations
 
 import shutil
@@ -77,6 +78,7 @@ def _build(files: dict[str, str]):
         for name, text in files.items():
             LocalFS().write_text(f"{staging}/{name}", text)
         return {"files": len(files)}
+
     return build
 
 

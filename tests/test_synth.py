@@ -1,4 +1,5 @@
 """The MPD-format generator: exact layout, determinism, statistics, calibration, reruns."""
+
 from __future__ import annotations
 
 import json
@@ -10,16 +11,26 @@ import pytest
 
 from conftest import make_config
 from mpdrec.categories import CATEGORIES, infer_category
-from mpdrec.synth.catalogue import build_catalogue
 from mpdrec.io.paths import local_path, to_uri
 from mpdrec.io.stage import staging_uri
+from mpdrec.synth.catalogue import build_catalogue
 from mpdrec.synth.generate import generate, synth_fingerprint
 from mpdrec.synth.stats import MPD_FULL, expected_stats
 
-PLAYLIST_KEYS = ["name", "collaborative", "pid", "modified_at", "num_tracks", "num_albums",
-                 "num_followers", "tracks", "num_edits", "duration_ms", "num_artists"]
-TRACK_KEYS = ["pos", "artist_name", "track_uri", "artist_uri", "track_name", "album_uri",
-              "duration_ms", "album_name"]
+PLAYLIST_KEYS = [
+    "name",
+    "collaborative",
+    "pid",
+    "modified_at",
+    "num_tracks",
+    "num_albums",
+    "num_followers",
+    "tracks",
+    "num_edits",
+    "duration_ms",
+    "num_artists",
+]
+TRACK_KEYS = ["pos", "artist_name", "track_uri", "artist_uri", "track_name", "album_uri", "duration_ms", "album_name"]
 
 
 def _slices(d):
@@ -28,8 +39,7 @@ def _slices(d):
 
 def test_slice_layout_is_the_mpds(synth_dir):
     files = _slices(synth_dir)
-    assert [f.name for f in files] == ["mpd.slice.0-999.json", "mpd.slice.1000-1999.json",
-                                       "mpd.slice.2000-2999.json"]
+    assert [f.name for f in files] == ["mpd.slice.0-999.json", "mpd.slice.1000-1999.json", "mpd.slice.2000-2999.json"]
     for i, f in enumerate(files):
         doc = orjson.loads(f.read_bytes())
         assert list(doc) == ["info", "playlists"]
@@ -70,8 +80,11 @@ def test_challenge_set_has_ten_equal_categories(synth_dir):
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(synth_dir, tmp_path):
-    again = generate(make_config(synth_overrides={
-        "num_slices": 2, "challenge_size": 30, "out_dir": str(tmp_path / "a"), "workers": 1}).synth)
+    again = generate(
+        make_config(
+            synth_overrides={"num_slices": 2, "challenge_size": 30, "out_dir": str(tmp_path / "a"), "workers": 1}
+        ).synth
+    )
     assert not again.get("skipped")
     for name in ("mpd.slice.0-999.json", "mpd.slice.1000-1999.json"):
         assert (tmp_path / "a" / name).read_bytes() == (synth_dir / name).read_bytes()
@@ -91,7 +104,11 @@ def test_rerun_is_skipped_and_interrupted_run_resumes(synth_dir, tmp_path):
     first = generate(cfg)
     assert first["files"]["reused_slices"] == 1
     assert sorted(p.name for p in out.iterdir()) == [
-        "_manifest.json", "challenge_set.json", "mpd.slice.0-999.json", "mpd.slice.1000-1999.json"]
+        "_manifest.json",
+        "challenge_set.json",
+        "mpd.slice.0-999.json",
+        "mpd.slice.1000-1999.json",
+    ]
     assert (out / "mpd.slice.1000-1999.json").read_bytes() == (synth_dir / "mpd.slice.1000-1999.json").read_bytes()
     assert not staging.exists()
     assert generate(cfg)["skipped"] is True

@@ -1,4 +1,5 @@
 """The Book-Crossing generator writes the real file's format and quirks, deterministically."""
+
 from __future__ import annotations
 
 import csv

@@ -1,10 +1,13 @@
 """ALS on an interaction table (jobs/ingest_table.py): the held-out users' split, their scores against a
 brute-force ranking of the same factors, and the whole table path from a CSV to the report."""
+
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,6 +25,7 @@ from mpdrec.metrics.recsys2018 import per_playlist_scores
 from mpdrec.models import als
 from mpdrec.models.als_grid import run_als
 from mpdrec.models.als_leave_one_out import run_als_leave_one_out
+from mpdrec.models.leave_one_out import read_leave_one_out
 from mpdrec.models.table_holdout import HoldoutScorer, split
 
 USERS, ITEMS, N = 80, 60, 10
@@ -34,8 +38,14 @@ def interactions(spark):
     rows = []
     for u in range(USERS):
         taste = np.arange(u % 2, ITEMS, 2)
-        items = np.unique(np.concatenate([rng.choice(taste, rng.integers(3, 15), replace=False),
-                                          rng.choice(4, rng.integers(0, 3), replace=False)]))
+        items = np.unique(
+            np.concatenate(
+                [
+                    rng.choice(taste, rng.integers(3, 15), replace=False),
+                    rng.choice(4, rng.integers(0, 3), replace=False),
+                ]
+            )
+        )
         rows += [(u, int(t), pos, 1.0) for pos, t in enumerate(rng.permutation(items))]
     rows.append((USERS, 0, 0, 1.0))  # a user with one item: never held out
     return spark.createDataFrame(rows, "playlist_idx int, track_idx int, pos int, weight float")
@@ -92,8 +102,10 @@ def test_scores_equal_a_brute_force_ranking_of_the_same_factors(spark, interacti
         assert got[metric] == pytest.approx(expected[metric].mean(), abs=1e-6), metric
     assert got["mpr_pairs"] == len(percentiles) and got["mpr"] == pytest.approx(np.mean(percentiles), abs=1e-5)
     # R-precision by hand: the hidden items among the first |G| (a table has no artists to credit)
-    hand = [len(set(r[2] for r in recs if r[0] == pid and r[1] < len(g)) & set(g.track)) / len(g)
-            for pid, g in truth.groupby("pid")]
+    hand = [
+        len(set(r[2] for r in recs if r[0] == pid and r[1] < len(g)) & set(g.track)) / len(g)
+        for pid, g in truth.groupby("pid")
+    ]
     assert got["r_precision"] == pytest.approx(np.mean(hand), abs=1e-9)
 
     counts = train.groupby("track_idx").size()
@@ -107,13 +119,15 @@ def test_scores_equal_a_brute_force_ranking_of_the_same_factors(spark, interacti
     compared = scorer.against_popularity(factors, seed=1)
     assert compared["users"] == 30 and compared["hidden"] == len(truth)
     assert compared["als_minus_popularity"]["ndcg"]["difference"] == pytest.approx(
-        expected["ndcg"].mean() - pop["ndcg"].mean(), abs=1e-6)
+        expected["ndcg"].mean() - pop["ndcg"].mean(), abs=1e-6
+    )
     h.release()
 
 
 def test_no_user_with_two_items_is_a_clear_error(spark):
-    single = spark.createDataFrame([(u, u, 0, 1.0) for u in range(5)],
-                                   "playlist_idx int, track_idx int, pos int, weight float")
+    single = spark.createDataFrame(
+        [(u, u, 0, 1.0) for u in range(5)], "playlist_idx int, track_idx int, pos int, weight float"
+    )
     with pytest.raises(InputError, match="no user with two or more items"):
         split(single, users=3, share=0.2, seed=1)
 
@@ -124,8 +138,12 @@ def test_without_a_time_a_users_order_is_a_seeded_draw(spark, tmp_path):
     (tmp_path / "t.csv").write_text("user,item\n" + rows)
 
     def last_items(seed: int, run: str) -> list[int]:
-        cfg = load_config(CONF_DIR, "local", [], [f"paths.run_dir={tmp_path / run}", f"table.path={tmp_path / 't.csv'}",
-                                                  f"seed={seed}"])
+        cfg = load_config(
+            CONF_DIR,
+            "local",
+            [],
+            [f"paths.run_dir={tmp_path / run}", f"table.path={tmp_path / 't.csv'}", f"seed={seed}"],
+        )
         run_table(spark, cfg)
         run_table_index(spark, cfg)
         data = spark.read.parquet(str(tmp_path / run / "interactions" / "data")).toPandas()
@@ -133,10 +151,34 @@ def test_without_a_time_a_users_order_is_a_seeded_draw(spark, tmp_path):
         return data.sort_values("pos").groupby("playlist_idx").track_idx.last().tolist()
 
     first = last_items(1, "a")
-    highest = spark.read.parquet(str(tmp_path / "a" / "interactions" / "data")).groupBy("playlist_idx").max(
-        "track_idx").toPandas().sort_values("playlist_idx")["max(track_idx)"].tolist()
+    highest = (
+        spark.read.parquet(str(tmp_path / "a" / "interactions" / "data"))
+        .groupBy("playlist_idx")
+        .max("track_idx")
+        .toPandas()
+        .sort_values("playlist_idx")["max(track_idx)"]
+        .tolist()
+    )
     assert sum(a != b for a, b in zip(first, highest)) >= 15  # not the least popular item
     assert last_items(1, "b") == first and last_items(2, "c") != first
+
+
+def _popularity_by_hand(spark, run: Path) -> dict[str, float]:
+    """Popularity on the leave-one-out set, by hand: each candidate scored by its rows among the
+    interactions that are not a held-out pair; the held-out track's place uniform over its ties."""
+    loo = read_leave_one_out(str(run / "negatives" / "eval"))
+    held = set(zip(loo.playlists.tolist(), loo.candidates[:, 0].tolist()))
+    data = spark.read.parquet(str(run / "interactions" / "data")).select("playlist_idx", "track_idx").collect()
+    counts = Counter(t for p, t in data if (p, t) not in held)
+    hr = ndcg = auc = 0.0
+    for held_track, *negatives in loo.candidates.tolist():
+        mine, others = counts[held_track], [counts[t] for t in negatives]
+        higher, ties = sum(c > mine for c in others), sum(c == mine for c in others)
+        places = range(higher, higher + ties + 1)
+        hr += sum(r < 10 for r in places) / len(places)
+        ndcg += sum(1 / np.log2(r + 2) for r in places if r < 10) / len(places)
+        auc += (sum(c < mine for c in others) + ties / 2) / len(others)
+    return {"hr@10": hr / len(loo.playlists), "ndcg@10": ndcg / len(loo.playlists), "auc": auc / len(loo.playlists)}
 
 
 def test_table_run_from_csv_to_report(spark, tmp_path):
@@ -149,11 +191,26 @@ def test_table_run_from_csv_to_report(spark, tmp_path):
         for d, t in enumerate(rng.choice(taste, rng.integers(4, 20), replace=False)):
             lines.append(f"u{u},t{t},{rng.integers(1, 30)},{d}")
     (tmp_path / "plays.csv").write_text("\n".join(lines) + "\n")
-    cfg = load_config(CONF_DIR, "local", [], [
-        f"paths.run_dir={tmp_path / 'run'}", f"table.path={tmp_path / 'plays.csv'}", "table.user=listener",
-        "table.item=track", "table.value=plays", "table.time=day", "als.grid_rank=[4,8]", "als.max_iter=4",
-        "als.holdout_users=40", "rank.als_top_n=20", "negatives.eval_playlists=50", "negatives.eval_negatives=20",
-        "negatives.shards=2"])
+    cfg = load_config(
+        CONF_DIR,
+        "local",
+        [],
+        [
+            f"paths.run_dir={tmp_path / 'run'}",
+            f"table.path={tmp_path / 'plays.csv'}",
+            "table.user=listener",
+            "table.item=track",
+            "table.value=plays",
+            "table.time=day",
+            "als.grid_rank=[4,8]",
+            "als.max_iter=4",
+            "als.holdout_users=40",
+            "rank.als_top_n=20",
+            "negatives.eval_playlists=50",
+            "negatives.eval_negatives=20",
+            "negatives.shards=2",
+        ],
+    )
     run_table(spark, cfg)
     run_table_index(spark, cfg)
     run_negatives(spark, cfg)
@@ -176,15 +233,25 @@ def test_table_run_from_csv_to_report(spark, tmp_path):
     assert run_als(spark, cfg)["skipped"]
 
     loo = run_als_leave_one_out(spark, cfg)
-    assert loo["playlists"] == 50 and 0 <= loo["metrics"]["hr@10"] <= 1
+    assert loo["playlists"] == 50 and loo["negatives"] == 20
+    assert loo["popularity"] == pytest.approx(_popularity_by_hand(spark, tmp_path / "run"), abs=1e-9)
+    # listeners of three disjoint tastes: ALS ranks a held-out track among its taste's few candidates
+    # (a third of the 21), popularity among all of them (near random: HR@10 about 10/21, AUC 0.5)
+    a, pop = loo["metrics"], loo["popularity"]
+    assert a["hr@10"] >= 0.9 and a["auc"] >= 0.8
+    assert a["hr@10"] - pop["hr@10"] > 0.3 and a["ndcg@10"] - pop["ndcg@10"] > 0.2 and a["auc"] - pop["auc"] > 0.2
     report = evaluate_table(spark, str(tmp_path / "run"), cfg.as_dict(), ("als", "gmf"))
     assert report["figures"] == ["report_als_holdout.png"] and set(report["leave_one_out"]) == {"popularity", "als"}
 
     run = [f"paths.run_dir={tmp_path / 'run'}", "ncf.epochs=2", "ncf.factors=8", "ncf.batch_size=1024", "ncf.lr=0.25"]
     for job in ("train_ncf.py", "evaluate.py"):  # NCF on the table's negatives (one rank), then the report job
-        proc = subprocess.run([sys.executable, str(ROOT / "jobs" / job), *[a for s in run for a in ("--set", s)]],
-                              capture_output=True, text=True, env={**python_env(), "CUDA_VISIBLE_DEVICES": ""},
-                              timeout=600)
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "jobs" / job), *[a for s in run for a in ("--set", s)]],
+            capture_output=True,
+            text=True,
+            env={**python_env(), "CUDA_VISIBLE_DEVICES": ""},
+            timeout=600,
+        )
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "held-out users 40: als" in proc.stdout and "leave-one-out gmf" in proc.stdout
     report = json.loads((tmp_path / "run" / "report.json").read_text())

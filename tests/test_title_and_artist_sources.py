@@ -1,13 +1,14 @@
 """The title source (title words weighted by idf) and the artist source (the seeds' artists'
 tracks) against their definitions, on hand-made data."""
+
 from __future__ import annotations
 
 import math
 
 import pytest
 
+from mpdrec.lists.inputs import Queries, RankingData
 from mpdrec.models import artist, title
-from mpdrec.models.data import Queries, RankingData
 
 
 def _data(spark, playlists: dict[int, tuple[str, list[int]]], artists: dict[int, str]) -> RankingData:
@@ -16,23 +17,39 @@ def _data(spark, playlists: dict[int, tuple[str, list[int]]], artists: dict[int,
     counts = {t: sum(t in ts for _, ts in playlists.values()) for t in artists}
     return RankingData(
         spark.createDataFrame(rows, "playlist_idx int, track_idx int, pos int, weight double"),
-        spark.createDataFrame([(t, f"t{t}", a, counts[t]) for t, a in artists.items()],
-                              "track_idx int, track_uri string, artist_uri string, playlist_count long"),
-        spark.createDataFrame([(p, 1000 + p, name, "mpd", len(ts)) for p, (name, ts) in playlists.items()],
-                              "playlist_idx int, pid long, name_norm string, kind string, num_tracks int"),
-        len(artists))
+        spark.createDataFrame(
+            [(t, f"t{t}", a, counts[t]) for t, a in artists.items()],
+            "track_idx int, track_uri string, artist_uri string, playlist_count long",
+        ),
+        spark.createDataFrame(
+            [(p, 1000 + p, name, "mpd", len(ts)) for p, (name, ts) in playlists.items()],
+            "playlist_idx int, pid long, name_norm string, kind string, num_tracks int",
+        ),
+        len(artists),
+    )
 
 
 def _queries(spark, names: dict[int, str | None], seeds: dict[int, list[int]]) -> Queries:
     pairs = [(pid, t) for pid, ts in seeds.items() for t in ts]
-    return Queries(spark.createDataFrame([(pid, None, name, 1, 0) for pid, name in names.items()],
-                                         "pid long, playlist_idx int, name_norm string, category int, num_samples int"),
-                   spark.createDataFrame(pairs, "pid long, track_idx int"), max((len(s) for s in seeds.values()), default=0))
+    return Queries(
+        spark.createDataFrame(
+            [(pid, None, name, 1, 0) for pid, name in names.items()],
+            "pid long, playlist_idx int, name_norm string, category int, num_samples int",
+        ),
+        spark.createDataFrame(pairs, "pid long, track_idx int"),
+        max((len(s) for s in seeds.values()), default=0),
+    )
 
 
 def test_title_scores_are_the_idf_weighted_share_of_each_words_playlists(spark):
-    playlists = {0: ("summer hits", [1, 2]), 1: ("summer", [1, 3]), 2: ("hits 2017", [2, 4]), 3: ("rock", [5]),
-                 4: ("rock", [5, 6]), 5: ("empty", [])}
+    playlists = {
+        0: ("summer hits", [1, 2]),
+        1: ("summer", [1, 3]),
+        2: ("hits 2017", [2, 4]),
+        3: ("rock", [5]),
+        4: ("rock", [5, 6]),
+        5: ("empty", []),
+    }
     data = _data(spark, playlists, {t: "a" for t in range(7)})
     queries = _queries(spark, {1: "summer hits 2017", 2: "polka", 3: None, 4: "rock summer"}, {})
     got = {(r.pid, r.track_idx): r.score for r in title.recommend(data, queries, 10, 2).collect()}
@@ -43,8 +60,10 @@ def test_title_scores_are_the_idf_weighted_share_of_each_words_playlists(spark):
         tracks = {t for w in words for t in share[w]}
         return {t: sum(idf[w] * share[w].get(t, 0.0) for w in words) / sum(idf[w] for w in words) for t in tracks}
 
-    want = {**{(1, t): s for t, s in expected(["summer", "hits"]).items()},
-            **{(4, t): s for t, s in expected(["rock", "summer"]).items()}}
+    want = {
+        **{(1, t): s for t, s in expected(["summer", "hits"]).items()},
+        **{(4, t): s for t, s in expected(["rock", "summer"]).items()},
+    }
     assert got == pytest.approx(want)  # "2017" (one playlist) does not count; "polka" and no title get nothing
 
 

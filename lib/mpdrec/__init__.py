@@ -1,2 +1,3 @@
 """mpdrec: batch recommender for the Spotify Million Playlist Dataset."""
+
 __version__ = "0.1.0"

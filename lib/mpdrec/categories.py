@@ -3,10 +3,11 @@
 The synthetic challenge set, the ingest (which infers each challenge playlist's category) and the
 validation challenge all use this table, so a category means the same thing everywhere.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 MIN_HOLDOUTS = 5  # a playlist joins a category only if it keeps at least this many hidden tracks
 
@@ -45,8 +46,10 @@ def infer_category(has_title: bool, num_samples: int, seed_positions: Sequence[i
     """
     first_k = sorted(seed_positions) == list(range(num_samples))
     for cat in CATEGORIES:
-        if cat.num_samples == num_samples and cat.has_title == has_title and (
-            cat.num_samples == 0 or cat.random_seeds != first_k
+        if (
+            cat.num_samples == num_samples
+            and cat.has_title == has_title
+            and (cat.num_samples == 0 or cat.random_seeds != first_k)
         ):
             return cat.id
     return None

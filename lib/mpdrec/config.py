@@ -4,6 +4,7 @@
 there, and every value is checked against the dataclass field's type. Any mistake raises
 ConfigError naming the key and the layer it came from, before a SparkSession is started.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -11,10 +12,11 @@ import hashlib
 import json
 import types
 import typing
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import yaml
 
@@ -43,8 +45,11 @@ class SynthConfig:
         _require(self.num_slices >= 1, "synth.num_slices", "must be at least 1")
         _require(self.num_slices <= 1_000, "synth.num_slices", "the MPD has 1,000 slices at most")
         size = self.challenge_size
-        _require(size is None or (size >= 10 and size % 10 == 0), "synth.challenge_size",
-                 "must be a positive multiple of 10 (ten categories in equal shares)")
+        _require(
+            size is None or (size >= 10 and size % 10 == 0),
+            "synth.challenge_size",
+            "must be a positive multiple of 10 (ten categories in equal shares)",
+        )
         _require(self.workers >= 0, "synth.workers", "must be >= 0")
 
 
@@ -55,8 +60,7 @@ class IngestConfig:
 
     def __post_init__(self) -> None:
         _require(self.files_per_task >= 0, "ingest.files_per_task", "must be >= 0")
-        _require(0.0 <= self.max_quarantine_share <= 1.0, "ingest.max_quarantine_share",
-                 "must be within [0, 1]")
+        _require(0.0 <= self.max_quarantine_share <= 1.0, "ingest.max_quarantine_share", "must be within [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -140,8 +144,11 @@ class BlendConfig:
 
     def __post_init__(self) -> None:
         _require(self.method in BLEND_METHODS, "rank.blend.method", f"must be one of {', '.join(BLEND_METHODS)}")
-        _require(self.objective in RANKER_OBJECTIVES, "rank.blend.objective",
-                 f"must be one of {', '.join(RANKER_OBJECTIVES)}")
+        _require(
+            self.objective in RANKER_OBJECTIVES,
+            "rank.blend.objective",
+            f"must be one of {', '.join(RANKER_OBJECTIVES)}",
+        )
         _require(0.0 < self.learning_rate <= 1.0, "rank.blend.learning_rate", "must be within (0, 1]")
         _require(self.trees >= 1, "rank.blend.trees", "must be at least 1")
         _require(1 <= self.depth <= 30, "rank.blend.depth", "must be within 1..30")
@@ -173,8 +180,11 @@ class RankConfig:
         _require(bool(self.models), "rank.models", "needs at least one model")
         for key in ("team_name", "team_email"):
             value = getattr(self, key)
-            _require(bool(value) and "," not in value and "\n" not in value, f"rank.{key}",
-                     "must be non-empty, without commas or newlines")
+            _require(
+                bool(value) and "," not in value and "\n" not in value,
+                f"rank.{key}",
+                "must be non-empty, without commas or newlines",
+            )
         _require(self.title_min_playlists >= 1, "rank.title_min_playlists", "must be at least 1")
         _require(self.cooc_neighbours >= 1, "rank.cooc_neighbours", "must be at least 1")
         _require(self.cooc_max_playlists_per_seed >= 1, "rank.cooc_max_playlists_per_seed", "must be >= 1")
@@ -182,10 +192,14 @@ class RankConfig:
         _require(self.dice_neighbours >= 1, "rank.dice_neighbours", "must be at least 1")
         _require(1 <= self.als_top_n <= 10_000, "rank.als_top_n", "must be within 1..10000")
         _require(self.block_rows >= 1, "rank.block_rows", "must be at least 1")
-        _require(self.ncf_model in (None, *NCF_MODELS), "rank.ncf_model",
-                 f"must be null or one of {', '.join(NCF_MODELS)}")
-        _require("kmeans" not in self.models or self.ncf_model is not None, "rank.models",
-                 "kmeans clusters the NCF model's playlist embeddings: set rank.ncf_model too")
+        _require(
+            self.ncf_model in (None, *NCF_MODELS), "rank.ncf_model", f"must be null or one of {', '.join(NCF_MODELS)}"
+        )
+        _require(
+            "kmeans" not in self.models or self.ncf_model is not None,
+            "rank.models",
+            "kmeans clusters the NCF model's playlist embeddings: set rank.ncf_model too",
+        )
         _require(self.kmeans_clusters >= 2, "rank.kmeans_clusters", "must be at least 2")
         _require(1 <= self.kmeans_tracks <= 10_000, "rank.kmeans_tracks", "must be within 1..10000")
 
@@ -263,8 +277,11 @@ class NcfConfig:
     def __post_init__(self) -> None:
         _require(self.model in NCF_MODELS, "ncf.model", "must be gmf, mlp, neumf or nncf")
         _require(self.factors >= 1, "ncf.factors", "must be at least 1")
-        _require(len(self.layers) >= 1 and all(u >= 1 for u in self.layers) and self.layers[0] % 2 == 0,
-                 "ncf.layers", "must be positive sizes, the first even (split between playlist and track)")
+        _require(
+            len(self.layers) >= 1 and all(u >= 1 for u in self.layers) and self.layers[0] % 2 == 0,
+            "ncf.layers",
+            "must be positive sizes, the first even (split between playlist and track)",
+        )
         _require(self.l2 >= 0, "ncf.l2", "must be >= 0")
         _require(0 <= self.dropout < 1, "ncf.dropout", "must be within [0, 1)")
         _require(self.epochs >= 1, "ncf.epochs", "must be at least 1")
@@ -293,8 +310,11 @@ class CsvConfig:
     def __post_init__(self) -> None:
         _require(len(self.sep) >= 1, "table.csv.sep", "must be non-empty")
         _require(len(self.quote) == 1, "table.csv.quote", "must be one character")
-        _require(self.header or bool(self.names), "table.csv.names",
-                 "a file without a header (table.csv.header=false) needs its column names here")
+        _require(
+            self.header or bool(self.names),
+            "table.csv.names",
+            "a file without a header (table.csv.header=false) needs its column names here",
+        )
 
 
 @dataclass(frozen=True)
@@ -352,12 +372,18 @@ class ExplicitConfig:
     lr: float  # Adam
 
     def __post_init__(self) -> None:
-        _require(len(self.split) == 3 and all(s > 0 for s in self.split) and abs(sum(self.split) - 1) < 1e-9,
-                 "explicit.split", "must be three positive shares summing to 1")
+        _require(
+            len(self.split) == 3 and all(s > 0 for s in self.split) and abs(sum(self.split) - 1) < 1e-9,
+            "explicit.split",
+            "must be three positive shares summing to 1",
+        )
         for key, known in (("models", EXPLICIT_MODELS), ("targets", EXPLICIT_TARGETS), ("losses", EXPLICIT_LOSSES)):
             values = getattr(self, key)
-            _require(bool(values) and all(v in known for v in values), f"explicit.{key}",
-                     f"must be a non-empty list of {', '.join(known)}")
+            _require(
+                bool(values) and all(v in known for v in values),
+                f"explicit.{key}",
+                f"must be a non-empty list of {', '.join(known)}",
+            )
         _require(bool(self.sigmoid_a) and bool(self.sigmoid_b), "explicit.sigmoid_a", "the grid needs a and b values")
         _require(all(b > 0 for b in self.sigmoid_b), "explicit.sigmoid_b", "steepness must be > 0")
         _require(self.jaccard_max_raters >= 2, "explicit.jaccard_max_raters", "must be at least 2")
@@ -419,10 +445,16 @@ class ChartsConfig:
         _require(self.eps > 0, "charts.eps", "must be > 0")
         _require(0 < self.validation_share < 1, "charts.validation_share", "must be within (0, 1)")
         _require(self.min_songs >= 1, "charts.min_songs", "must be at least 1")
-        _require(bool(self.grid_rank) and bool(self.grid_alpha) and bool(self.grid_reg_param), "charts.grid_rank",
-                 "the grid needs rank, alpha and reg_param values")
-        _require(all(n in CHARTS_NETWORKS for n in self.networks), "charts.networks",
-                 f"must be a list of {', '.join(CHARTS_NETWORKS)}")
+        _require(
+            bool(self.grid_rank) and bool(self.grid_alpha) and bool(self.grid_reg_param),
+            "charts.grid_rank",
+            "the grid needs rank, alpha and reg_param values",
+        )
+        _require(
+            all(n in CHARTS_NETWORKS for n in self.networks),
+            "charts.networks",
+            f"must be a list of {', '.join(CHARTS_NETWORKS)}",
+        )
         _require(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "charts.hidden", "must be positive sizes")
         _require(0 <= self.dropout < 1, "charts.dropout", "must be within [0, 1)")
         for key in ("max_iter", "factors", "title_tokens", "text_units", "epochs", "batch_size", "arithmetic_top"):
@@ -504,10 +536,13 @@ class Config:
 
     def __post_init__(self) -> None:
         """Keys of different sections that must agree, checked before any job does any work."""
-        _require(self.rank.ncf_model in (None, self.ncf.model), "rank.ncf_model",
-                 f"is {self.rank.ncf_model} but ncf.model is {self.ncf.model}: the rank stage scores with the "
-                 f"model jobs/train_ncf.py trains (ncf.model); set both to the same model, or rank.ncf_model "
-                 f"to null for no NCF score")
+        _require(
+            self.rank.ncf_model in (None, self.ncf.model),
+            "rank.ncf_model",
+            f"is {self.rank.ncf_model} but ncf.model is {self.ncf.model}: the rank stage scores with the "
+            f"model jobs/train_ncf.py trains (ncf.model); set both to the same model, or rank.ncf_model "
+            f"to null for no NCF score",
+        )
 
     def section_digest(self, *sections: str) -> str:
         """Stable digest of some sections: a stage's outputs depend on these and nothing else."""
@@ -523,7 +558,7 @@ def stable_digest(payload: Any) -> str:
 
 
 def _plain(obj: Any) -> Any:
-    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) and not isinstance(obj, type) else obj
 
 
 def _require(ok: bool, key: str, problem: str) -> None:
@@ -537,6 +572,7 @@ class SetValue:
     the text as it is (`,`, `#`, `yes`, `10`: YAML would make them an error, null, true and 10);
     other keys take it as YAML (`10`, `true`, `[a, b]`). Quotes are YAML's either way (`'","'` is
     `,`); an empty value is null (it clears a key)."""
+
     text: str
 
     def resolve(self, tp: Any, key: str) -> Any:
@@ -627,8 +663,14 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if origin is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"config key '{key}': expected a mapping, got {value!r}")
-        return {str(k): _coerce(v, str, f"{key}.{k}") if isinstance(v, SetValue)
-                else str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
+        return {
+            str(k): _coerce(v, str, f"{key}.{k}")
+            if isinstance(v, SetValue)
+            else str(v).lower()
+            if isinstance(v, bool)
+            else str(v)
+            for k, v in value.items()
+        }
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"config key '{key}': expected true or false, got {value!r}")
@@ -656,7 +698,7 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
         if f.name not in data:
             raise ConfigError(f"config key '{key}' is missing from conf/base.yaml")
         tp = hints[f.name]
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             kwargs[f.name] = _build(tp, data[f.name], key + ".")
         else:
             kwargs[f.name] = _coerce(data[f.name], tp, key)

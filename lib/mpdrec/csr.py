@@ -1,6 +1,7 @@
 """Sparse rows as numpy (offsets, values) pairs, built from two int columns of a table: how the
 co-occurrence source and the seed features hold each track's playlists and each playlist's tracks
 on the executors (broadcast) and look many rows up at once."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,7 +33,7 @@ def csr_rows(matrix: Csr, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     offsets, values = matrix
     starts, lengths = offsets[keys], offsets[keys + 1] - offsets[keys]
     total = int(lengths.sum())
-    dtype = np.int32 if max(len(values), total) < 2 ** 31 else np.int64
+    dtype = np.int32 if max(len(values), total) < 2**31 else np.int64
     shift = (starts - np.cumsum(lengths) + lengths).astype(dtype)
     return values[np.repeat(shift, lengths) + np.arange(total, dtype=dtype)], lengths
 

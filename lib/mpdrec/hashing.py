@@ -1,5 +1,6 @@
 """Counter-based randomness: a value is a pure function of its key, so results do not depend on how
 work is split across processes or partitions (the generator and negative sampling rely on it)."""
+
 from __future__ import annotations
 
 import numpy as np

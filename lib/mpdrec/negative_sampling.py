@@ -6,9 +6,10 @@ positives jobs/sample_negatives.py wrote (`mpdrec.models.ncf.data`). Draws are c
 (seed, epoch, playlist, draw, round), so a playlist's negatives depend on nothing else: not on the
 number of ranks, the order rows are read in, or a resume.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -38,8 +39,9 @@ def _taken(keys: np.ndarray, sorted_sets: Sequence[np.ndarray]) -> np.ndarray:
     return hit
 
 
-def draw_negatives(playlists: np.ndarray, draws: np.ndarray, taken: Sequence[np.ndarray], cdf: np.ndarray,
-                   seed: int, epoch: int) -> np.ndarray:
+def draw_negatives(
+    playlists: np.ndarray, draws: np.ndarray, taken: Sequence[np.ndarray], cdf: np.ndarray, seed: int, epoch: int
+) -> np.ndarray:
     """One track per (playlist, draw) pair, none of them a positive.
 
     `taken` are sorted `pair_keys` arrays that together hold every positive of these playlists (the
@@ -56,5 +58,7 @@ def draw_negatives(playlists: np.ndarray, draws: np.ndarray, taken: Sequence[np.
         todo = todo[_taken(pair_keys(pl[todo], tracks[todo], n_tracks), taken)]
         if not len(todo):
             return tracks
-    raise ValueError(f"playlists {sorted(set(pl[todo].tolist()))[:5]} could not be given negatives: "
-                     "their positives cover (almost) all sampled tracks")
+    raise ValueError(
+        f"playlists {sorted(set(pl[todo].tolist()))[:5]} could not be given negatives: "
+        "their positives cover (almost) all sampled tracks"
+    )

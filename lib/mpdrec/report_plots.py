@@ -1,5 +1,6 @@
 """The report's figures: metrics by category per model, the candidates' recall by source, and the
 NCF models' training curves. Each is PNG bytes, so the caller writes it wherever the run lives."""
+
 from __future__ import annotations
 
 import io
@@ -18,25 +19,40 @@ def png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def figure(columns: int, width: float) -> tuple[Any, Any]:
+def figure(columns: int, width: float, height: float = 4) -> tuple[Any, Any]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    return plt.subplots(1, columns, figsize=(width, 4), squeeze=False)
+    return plt.subplots(1, columns, figsize=(width, height), squeeze=False)
 
 
 def by_category(models: dict[str, dict[str, Any]]) -> bytes:
-    """R-precision and NDCG per challenge category, one line per model."""
-    fig, axes = figure(2, 13)
-    ids = [c.id for c in CATEGORIES]
+    """R-precision and NDCG per challenge category as a dot plot: the categories are named rows (not
+    points of a series, so no line joins them), each model a marker on every row, `final` the largest."""
+    fig, axes = figure(2, 14, height=0.45 * len(CATEGORIES) + 1.5)
+    rows = range(len(CATEGORIES))
+    labels = [f"{c.id}: {c.label}" for c in CATEGORIES]
+    markers = "oDs^v<>pPX*h"
     for ax, metric in zip(axes[0], ("r_precision", "ndcg")):
-        for name, m in models.items():
-            ax.plot(ids, [m["by_category"].get(str(i), {}).get(metric) for i in ids], marker="o", label=name,
-                    linewidth=2.5 if name == "final" else 1.2)
-        ax.set(title=f"{metric} by challenge category", xlabel="category", xticks=ids)
-        ax.legend(fontsize=8)
+        for i, (name, m) in enumerate(models.items()):
+            values = [m["by_category"].get(str(c.id), {}).get(metric, float("nan")) for c in CATEGORIES]
+            final = name == "final"
+            ax.scatter(
+                values,
+                rows,
+                label=name,
+                marker=markers[i % len(markers)],
+                s=70 if final else 28,
+                zorder=3 if final else 2,
+                edgecolors="black" if final else "none",
+            )
+        ax.set_yticks(list(rows), labels)
+        ax.invert_yaxis()  # category 1 on top, as in the report's table
+        ax.grid(axis="y", color="0.9", zorder=0)
+        ax.set(title=f"{metric} by challenge category", xlabel=metric)
+    axes[0][1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return png(fig)
 
 

@@ -3,6 +3,7 @@
 Tables written under `<run_dir>/ingest/`: playlists, playlist_tracks, tracks, challenge_playlists,
 challenge_tracks, quarantine. PARSED_* are the intermediate rows the slice parser hands to Spark.
 """
+
 from __future__ import annotations
 
 import pyarrow as pa
@@ -15,16 +16,18 @@ def _schema(*fields: tuple[str, pa.DataType, bool]) -> pa.Schema:
 
 
 # a track as it appears in a slice or challenge file, in the MPD's field names
-TRACK_ENTRY = pa.struct([
-    pa.field("pos", I32, False),
-    pa.field("track_uri", STR, False),
-    pa.field("artist_uri", STR, False),
-    pa.field("album_uri", STR, False),
-    pa.field("duration_ms", I64, False),
-    pa.field("track_name", STR, False),
-    pa.field("artist_name", STR, False),
-    pa.field("album_name", STR, False),
-])
+TRACK_ENTRY = pa.struct(
+    [
+        pa.field("pos", I32, False),
+        pa.field("track_uri", STR, False),
+        pa.field("artist_uri", STR, False),
+        pa.field("album_uri", STR, False),
+        pa.field("duration_ms", I64, False),
+        pa.field("track_name", STR, False),
+        pa.field("artist_name", STR, False),
+        pa.field("album_name", STR, False),
+    ]
+)
 
 _QUARANTINE_FIELDS = (
     ("reason", STR, True),  # null on good rows; a short code such as count_mismatch
@@ -109,10 +112,3 @@ QUARANTINE = _schema(
     *_QUARANTINE_FIELDS[:2],
     ("raw", STR, True),
 )
-
-
-def spark_schema(schema: pa.Schema):  # noqa: ANN201 - pyspark is imported lazily
-    """The Spark StructType of an Arrow schema (pyspark imported only where Spark runs)."""
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    return from_arrow_schema(schema)

@@ -1,9 +1,11 @@
 """Grouped work in numpy over Arrow batches of many groups at once (`mapInArrow`), where a grouped
 pandas UDF (`applyInPandas`) makes one Python call, one pandas frame and one Arrow stream per group:
-with ten thousand playlists that machinery alone cost some 15 s at 100 slices."""
+with ten thousand playlists that machinery alone is a noticeable cost at 100 slices."""
+
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -15,7 +17,7 @@ def sorted_by(df: DataFrame, key: str) -> DataFrame:
     return df.repartition(key).sortWithinPartitions(key)
 
 
-def whole_groups(batches: Iterator[pa.RecordBatch], key: str) -> Iterator[dict[str, Any]]:
+def whole_groups(batches: Iterable[pa.RecordBatch], key: str) -> Iterator[dict[str, Any]]:
     """The columns of a partition of `sorted_by(df, key)`, batch by batch, each holding only whole
     groups: a group's rows can go on in the next batch, so a batch's last group waits for it.
     Columns of plain values come as numpy arrays, nested ones (vectors) as Arrow arrays
@@ -38,8 +40,10 @@ def whole_groups(batches: Iterator[pa.RecordBatch], key: str) -> Iterator[dict[s
 def batch_columns(batch: pa.RecordBatch) -> dict[str, Any]:
     """A batch's columns: plain values as numpy arrays, nested types (vectors) kept as Arrow arrays,
     since numpy would hold a Python object per row (`mpdrec.vectors` reads them as matrices)."""
-    return {name: column if pa.types.is_nested(column.type) else column.to_numpy(zero_copy_only=False)
-            for name, column in zip(batch.schema.names, batch.columns)}
+    return {
+        name: column if pa.types.is_nested(column.type) else column.to_numpy(zero_copy_only=False)
+        for name, column in zip(batch.schema.names, batch.columns)
+    }
 
 
 def _joined(first: Any, then: Any) -> Any:

@@ -1,4 +1,5 @@
 """The SparkSession every job uses, configured from the `spark` config section."""
+
 from __future__ import annotations
 
 import logging
@@ -7,10 +8,10 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from mpdrec.config import SparkConfig
@@ -82,6 +83,7 @@ def job_step(spark: SparkSession, description: str, every: float = PROGRESS_EVER
     """Name the Spark jobs of a step, so the Spark UI shows which stage and step is running, and
     while it runs log every `every` seconds, at INFO, how long it has run and its stages' tasks: at
     full MPD size a step can run for many minutes, and a user without the UI sees it move."""
+
     def heartbeat(seconds: float) -> None:
         stages = running_stages(spark)
         log.info("%s: running for %.0fs%s", description, seconds, f" ({stages})" if stages else "")
@@ -91,7 +93,7 @@ def job_step(spark: SparkSession, description: str, every: float = PROGRESS_EVER
         with ticking(every, heartbeat):
             yield
     finally:
-        spark.sparkContext.setJobDescription(None)
+        spark.sparkContext.setJobDescription(None)  # type: ignore[arg-type]  # None clears it; the stub says str
 
 
 ROWS_PER_FIT_PARTITION = 250_000
@@ -118,3 +120,12 @@ def fixed_layout(df: DataFrame, keys: list[str], rows: int) -> DataFrame:
 def fit_partitions(rows: int) -> int:
     """How many partitions a model's `rows` fit rows are laid out in: ceil(rows / 250,000)."""
     return max(1, math.ceil(rows / ROWS_PER_FIT_PARTITION))
+
+
+def one_row(df: DataFrame) -> Row:
+    """The first row of `df`: an aggregate's only row, or the first of rows known to exist. Spark's
+    `first()` gives None for an empty frame; that is a bug here, so it is an error, not a None."""
+    row = df.first()
+    if row is None:
+        raise RuntimeError("expected at least one row, found an empty DataFrame")
+    return row

@@ -12,6 +12,7 @@ Every job runs in YARN cluster mode: the driver is a YARN container too, so the 
 executors both run `./env/bin/python` from the unpacked `--archives` environment (`--no-env`: the
 cluster's own Python, with the dependencies pre-installed). `--dry-run` prints the exact commands.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,17 +40,18 @@ PYTHON_IN_ENV = "./env/bin/python"
 # The driver's container, set at submit time: a running driver cannot resize itself, so these cannot
 # come from the profile as the executors' sizes do (conf/dataproc.yaml, conf/emr.yaml). Sized from
 # the 1,000-slice runs (docs/scale.md, "Cluster sizing"): every job's driver JVM fitted the 6g heap
-# it was given (7.2 GiB resident at most, in the rank stage), and the overhead holds the Python driver
-# (2.9 GiB at most, the rank stage's) and the JVM's own memory beyond its heap (1.2 GiB).
+# it was given, and the overhead holds the Python driver and the JVM's own memory beyond its heap (the
+# rank stage needs the most of both).
 DRIVER = {"spark.driver.memory": "6g", "spark.driver.memoryOverhead": "5g"}
-# NCF on CPU executors: one Horovod rank per executor (the profiles' 4 cores), since a rank at full MPD
-# size holds 2.1 GiB (docs/scale.md) and four of them would overrun the executor's memoryOverhead.
+# NCF on CPU executors: one Horovod rank per executor (the profiles' 4 cores), since four ranks at full
+# MPD size would overrun the executor's memoryOverhead (docs/scale.md).
 NCF_TASK_CPUS = "4"
 
 
 @dataclass(frozen=True)
 class Plan:
     """What to submit: the same for both platforms."""
+
     platform: str  # dataproc | emr
     stages: list[str]
     staging: str  # gs://... or s3://... where the artifacts are copied
@@ -92,17 +94,29 @@ def upload_commands(plan: Plan, dist: Path) -> list[list[str]]:
     sources = [dist / CODE_ZIP, *([dist / ENV_ARCHIVE] if plan.with_env else []), *plan.config_files]
     jobs = [dist / "jobs" / STAGES[s] for s in plan.stages]
     if plan.platform == "dataproc":
-        return [["gcloud", "storage", "cp", *map(str, sources), plan.staging.rstrip("/") + "/"],
-                ["gcloud", "storage", "cp", *map(str, jobs), plan.uri("jobs") + "/"]]
-    return ([["aws", "s3", "cp", str(src), plan.uri(src.name)] for src in sources]
-            + [["aws", "s3", "cp", str(job), plan.uri(f"jobs/{job.name}")] for job in jobs])
+        return [
+            ["gcloud", "storage", "cp", *map(str, sources), plan.staging.rstrip("/") + "/"],
+            ["gcloud", "storage", "cp", *map(str, jobs), plan.uri("jobs") + "/"],
+        ]
+    return [["aws", "s3", "cp", str(src), plan.uri(src.name)] for src in sources] + [
+        ["aws", "s3", "cp", str(job), plan.uri(f"jobs/{job.name}")] for job in jobs
+    ]
 
 
 def dataproc_commands(plan: Plan, cluster: str, region: str) -> list[list[str]]:
     commands = []
     for stage in plan.stages:
-        cmd = ["gcloud", "dataproc", "jobs", "submit", "pyspark", plan.uri(f"jobs/{STAGES[stage]}"),
-               f"--cluster={cluster}", f"--region={region}", f"--py-files={plan.uri(CODE_ZIP)}"]
+        cmd = [
+            "gcloud",
+            "dataproc",
+            "jobs",
+            "submit",
+            "pyspark",
+            plan.uri(f"jobs/{STAGES[stage]}"),
+            f"--cluster={cluster}",
+            f"--region={region}",
+            f"--py-files={plan.uri(CODE_ZIP)}",
+        ]
         if plan.archives():
             cmd.append(f"--archives={','.join(plan.archives())}")
         if plan.files():
@@ -125,8 +139,15 @@ def emr_steps(plan: Plan) -> list[dict]:
         for key, value in plan.spark_properties(stage).items():
             args += ["--conf", f"{key}={value}"]
         args += [plan.uri(f"jobs/{STAGES[stage]}"), *plan.args_for(stage)]
-        steps.append({"Type": "CUSTOM_JAR", "Name": f"mpdrec-{stage}", "ActionOnFailure": "CANCEL_AND_WAIT",
-                      "Jar": "command-runner.jar", "Args": args})
+        steps.append(
+            {
+                "Type": "CUSTOM_JAR",
+                "Name": f"mpdrec-{stage}",
+                "ActionOnFailure": "CANCEL_AND_WAIT",
+                "Jar": "command-runner.jar",
+                "Args": args,
+            }
+        )
     return steps
 
 
@@ -140,7 +161,8 @@ def _parser(platform: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=f"scripts/submit_{platform}.sh",
         description=f"Run mpdrec's stages on {'Dataproc' if platform == 'dataproc' else 'EMR'} with {tool}; "
-                    "build the artifacts first with scripts/package.sh. Arguments after -- go to every job.")
+        "build the artifacts first with scripts/package.sh. Arguments after -- go to every job.",
+    )
     if platform == "dataproc":
         p.add_argument("--cluster", required=True, help="Dataproc cluster name")
         p.add_argument("--region", required=True, help="Dataproc region, e.g. europe-west1")
@@ -152,15 +174,24 @@ def _parser(platform: str) -> argparse.ArgumentParser:
     p.add_argument("--run-dir", required=True, help=f"paths.run_dir, e.g. {scheme}://BUCKET/runs/r1")
     p.add_argument("--mpd", help=f"paths.mpd: the slice files, e.g. {scheme}://BUCKET/mpd/data")
     p.add_argument("--challenge", help="paths.challenge: a challenge_set.json")
-    p.add_argument("--stages", default="all",
-                   help=f"comma-separated, in pipeline order, or 'all' (default): {','.join(STAGES)}")
-    p.add_argument("--config", action="append", default=[], type=Path, metavar="FILE",
-                   help="a YAML config for every job (shipped with --files; repeatable)")
+    p.add_argument(
+        "--stages", default="all", help=f"comma-separated, in pipeline order, or 'all' (default): {','.join(STAGES)}"
+    )
+    p.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="a YAML config for every job (shipped with --files; repeatable)",
+    )
     p.add_argument("--dist", type=Path, default=Path("dist"), help="what scripts/package.sh built (default dist/)")
-    p.add_argument("--no-env", action="store_true",
-                   help="the cluster has the dependencies pre-installed: ship only mpdrec.zip")
-    p.add_argument("--gpu", action="store_true",
-                   help="NCF on GPU executors: one Horovod rank per GPU (see README, 'GPU')")
+    p.add_argument(
+        "--no-env", action="store_true", help="the cluster has the dependencies pre-installed: ship only mpdrec.zip"
+    )
+    p.add_argument(
+        "--gpu", action="store_true", help="NCF on GPU executors: one Horovod rank per GPU (see README, 'GPU')"
+    )
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     return p
 
@@ -181,12 +212,15 @@ def _check_dist(plan: Plan, dist: Path) -> None:
         needed.append(dist / ENV_ARCHIVE)
     missing = [str(p) for p in needed if not p.is_file()]
     if missing:
-        raise SystemExit(f"error: missing {', '.join(missing)}: run scripts/package.sh"
-                         + ("" if plan.with_env else " --no-env") + " (or pass --dist)")
+        raise SystemExit(
+            f"error: missing {', '.join(missing)}: run scripts/package.sh"
+            + ("" if plan.with_env else " --no-env")
+            + " (or pass --dist)"
+        )
 
 
 def plan_from_args(platform: str, argv: list[str]) -> tuple[Plan, argparse.Namespace]:
-    own, extra = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    own, extra = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
     args = _parser(platform).parse_args(own)
     job_args = ["--profile", platform, "--set", f"paths.run_dir={args.run_dir}"]
     if args.mpd:
@@ -195,8 +229,9 @@ def plan_from_args(platform: str, argv: list[str]) -> tuple[Plan, argparse.Names
         job_args += ["--set", f"paths.challenge={args.challenge}"]
     for f in args.config:
         job_args += ["--config", f.name]  # --files puts it in the driver's working directory
-    plan = Plan(platform, _stages(args.stages), args.staging, [*job_args, *extra], list(args.config),
-                not args.no_env, args.gpu)
+    plan = Plan(
+        platform, _stages(args.stages), args.staging, [*job_args, *extra], list(args.config), not args.no_env, args.gpu
+    )
     _check_dist(plan, args.dist)
     return plan, args
 
@@ -221,8 +256,11 @@ def main(argv: list[str]) -> int:
         print("+ " + shlex.join(cmd), flush=True)
         done = subprocess.run(cmd)
         if done.returncode:
-            print(f"error: exit status {done.returncode} from `{shlex.join(cmd[:3])} ...`; finished stages are "
-                  "skipped when you run the same command again", file=sys.stderr)
+            print(
+                f"error: exit status {done.returncode} from `{shlex.join(cmd[:3])} ...`; finished stages are "
+                "skipped when you run the same command again",
+                file=sys.stderr,
+            )
             return done.returncode
     return 0
 

@@ -1,6 +1,7 @@
 """Arrow list<float> columns of equal-length vectors as numpy matrices: how factor and embedding
 rows reach numpy in the executors (one copy of the flat values, no Python object per row); and
 rows of such tables looked up by id (`VectorRows`)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ class VectorRows:
     in that order. Collected for the ids a query set needs (its playlists, its candidates' tracks)
     and broadcast, so that a feature step looks a batch's rows up in numpy: joined to the candidate
     rows in Spark instead, every vector crossed to Python in Arrow with every row."""
+
     ids: np.ndarray
     tables: dict[str, np.ndarray]
 
@@ -42,8 +44,18 @@ class VectorRows:
         rows = frame.toPandas()
         ids = rows[key].to_numpy(np.int64)
         order = np.argsort(ids, kind="stable")
-        return cls(ids[order], {c: (np.stack(rows[c].to_numpy()[order]).astype(np.float32) if len(rows)
-                                    else np.zeros((0, 0), np.float32)) for c in rows.columns if c != key})
+        return cls(
+            ids[order],
+            {
+                c: (
+                    np.stack(list(rows[c].to_numpy()[order])).astype(np.float32)
+                    if len(rows)
+                    else np.zeros((0, 0), np.float32)
+                )
+                for c in rows.columns
+                if c != key
+            },
+        )
 
     def positions(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(the row of each id, whether it has one)."""

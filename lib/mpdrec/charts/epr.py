@@ -6,6 +6,7 @@ songs, 0 at the top and 1 at the bottom. EPR = sum(r' x percentile) / sum(r') ov
 every song is ranked; on validation the country's training songs are left out of the ranking (the
 model was fitted to them), so a held-out song competes with the songs the country did not stream.
 """
+
 from __future__ import annotations
 
 import numpy as np

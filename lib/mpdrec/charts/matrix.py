@@ -7,6 +7,7 @@ A country with more than `min_songs` songs gets `validation_share` of them (draw
 country and song) moved from its training row to the validation matrix. Both matrices are dense
 numpy arrays on the driver: the charts have at most a few dozen countries and `top_songs` columns.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,29 +31,38 @@ class ChartsData:
     train: np.ndarray  # countries x songs, r' (0: not charted there, or moved to validation)
     validation: np.ndarray  # countries x songs, r' of the held-out songs
 
-    @property
-    def charted(self) -> np.ndarray:
-        """Every (country, song) the charts hold: train and validation together."""
-        return self.train + self.validation
-
 
 def load(spark: SparkSession, interactions_dir: str, cfg: ChartsConfig, seed: int) -> ChartsData:
     items = spark.read.parquet(join(interactions_dir, "item_ids"))
     missing = [c for c in (cfg.title, cfg.artist) if c not in items.columns]
     if missing:
-        raise InputError(f"charts: {join(interactions_dir, 'item_ids')} has no attribute {missing}; ingest the table "
-                         f"with table.attributes including them (conf/charts.yaml does)")
+        raise InputError(
+            f"charts: {join(interactions_dir, 'item_ids')} has no attribute {missing}; ingest the table "
+            f"with table.attributes including them (conf/charts.yaml does)"
+        )
     users = spark.read.parquet(join(interactions_dir, "user_ids")).where(~F.col("user").isin(cfg.exclude))
     data = spark.read.parquet(join(interactions_dir, "data")).join(users.select("playlist_idx", "user"), "playlist_idx")
-    top = (data.groupBy("track_idx").agg(F.sum("weight").alias("streams"))
-           .orderBy(F.desc("streams"), "track_idx").limit(cfg.top_songs))
-    songs = (top.join(items.select("track_idx", "item", F.col(f"`{cfg.title}`").alias("title"),
-                                   F.col(f"`{cfg.artist}`").alias("artist")), "track_idx")
-             .orderBy(F.desc("streams"), "track_idx").toPandas())
+    top = (
+        data.groupBy("track_idx")
+        .agg(F.sum("weight").alias("streams"))
+        .orderBy(F.desc("streams"), "track_idx")
+        .limit(cfg.top_songs)
+    )
+    songs = (
+        top.join(
+            items.select(
+                "track_idx", "item", F.col(f"`{cfg.title}`").alias("title"), F.col(f"`{cfg.artist}`").alias("artist")
+            ),
+            "track_idx",
+        )
+        .orderBy(F.desc("streams"), "track_idx")
+        .toPandas()
+    )
     if songs.empty:
         raise InputError(f"charts: no songs left in {interactions_dir} once {cfg.exclude} are excluded")
-    pairs = (data.join(F.broadcast(top.select("track_idx")), "track_idx")
-             .select("user", "track_idx", "weight").toPandas())
+    pairs = (
+        data.join(F.broadcast(top.select("track_idx")), "track_idx").select("user", "track_idx", "weight").toPandas()
+    )
     countries = sorted(pairs["user"].unique())
     col = {t: j for j, t in enumerate(songs["track_idx"])}
     row = {c: i for i, c in enumerate(countries)}
@@ -64,7 +74,13 @@ def load(spark: SparkSession, interactions_dir: str, cfg: ChartsConfig, seed: in
     for i in range(len(countries)):
         held = np.flatnonzero(scaled[i] > 0)
         if len(held) > cfg.min_songs:
-            moved = held[np.argsort(draw[i, held], kind="stable")[:round(cfg.validation_share * len(held))]]
+            moved = held[np.argsort(draw[i, held], kind="stable")[: round(cfg.validation_share * len(held))]]
             validation[i, moved] = scaled[i, moved]
-    return ChartsData(countries, list(songs["item"]), [t or "" for t in songs["title"]],
-                      [a or "" for a in songs["artist"]], scaled - validation, validation)
+    return ChartsData(
+        countries,
+        list(songs["item"]),
+        [t or "" for t in songs["title"]],
+        [a or "" for a in songs["artist"]],
+        scaled - validation,
+        validation,
+    )

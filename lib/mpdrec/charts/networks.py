@@ -8,6 +8,7 @@ through ReLU layers with batch norm (dropout after the first) + the biases. `tex
 + an artist embedding into the MLP. One process: a charts matrix is at most a few dozen countries by
 `top_songs`, seconds an epoch on one CPU.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -81,14 +82,28 @@ def fit_scores(kind: str, data: ChartsData, alpha: float, cfg: ChartsConfig, see
     tokens, vocab = title_tokens(data.titles, cfg.title_tokens)
     artist, n_artists = artist_ids(data.artists)
     rows, cols = np.divmod(np.arange(n_c * n_s), n_s)
-    inputs = {"country": rows.astype(np.int32), "song": cols.astype(np.int32), "title": tokens[cols],
-              "artist": artist[cols]}
+    inputs = {
+        "country": rows.astype(np.int32),
+        "song": cols.astype(np.int32),
+        "title": tokens[cols],
+        "artist": artist[cols],
+    }
     r = data.train.reshape(-1)
     model = build(kind, n_c, n_s, vocab, n_artists, cfg, seed)
     model.compile(optimizer=tf.keras.optimizers.Adam(cfg.lr), loss="mse")
-    history = model.fit(inputs, (r > 0).astype(np.float32), sample_weight=(1.0 + alpha * r).astype(np.float32),
-                        batch_size=cfg.batch_size, epochs=cfg.epochs, shuffle=True, verbose=0)
+    history = model.fit(
+        inputs,
+        (r > 0).astype(np.float32),
+        sample_weight=(1.0 + alpha * r).astype(np.float32),
+        batch_size=cfg.batch_size,
+        epochs=cfg.epochs,
+        shuffle=True,
+        verbose=0,
+    )
     scores = model.predict(inputs, batch_size=16384, verbose=0).reshape(n_c, n_s).astype(np.float64)
-    return {"epr_train": expected_percentile_rank(scores, data.train),
-            "epr_validation": expected_percentile_rank(scores, data.validation, data.train > 0),
-            "loss": float(history.history["loss"][-1]), "parameters": int(model.count_params())}
+    return {
+        "epr_train": expected_percentile_rank(scores, data.train),
+        "epr_validation": expected_percentile_rank(scores, data.validation, data.train > 0),
+        "loss": float(history.history["loss"][-1]),
+        "parameters": int(model.count_params()),
+    }

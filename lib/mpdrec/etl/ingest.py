@@ -13,6 +13,7 @@ A slice file that gives no record counts as all the playlists it should hold, an
 is named. The challenge set must be readable and its pids must not be MPD pids (its playlists
 would merge with theirs): either fails the job before anything is published.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -21,20 +22,21 @@ import math
 import os
 import time
 from collections import Counter
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from mpdrec import schemas
 from mpdrec.config import Config
 from mpdrec.errors import InputError
-from mpdrec.etl.slice_tables import (TRACK_META, TRACK_STATS, FileSummary, output_name, process_file,
-                                     write_empty)
-from mpdrec.io.fs import FileInfo, FileStore, HadoopFS, LocalFS, files_named
+from mpdrec.etl.rejection import reject
+from mpdrec.etl.slice_tables import TRACK_META, TRACK_STATS, FileSummary, output_name, process_file, write_empty
+from mpdrec.io.fs import FileInfo, FileStore, HadoopFS, LocalFS, input_files
 from mpdrec.io.paths import basename, is_local, join, local_path, to_uri
 from mpdrec.io.stage import fingerprint, run_stage
-from mpdrec.spark import job_step
+from mpdrec.spark import job_step, one_row
 
 log = logging.getLogger("mpdrec.ingest")
 SLICE_PATTERN = "mpd.slice.*.json"
@@ -47,17 +49,7 @@ def resolve_slice_files(fs: FileStore, specs: list[str]) -> list[FileInfo]:
     """Every slice file named by `paths.mpd` (directories, globs, files), sorted, each once. A
     directory may not hold compressed slices (mpd.slice.*.json.gz, ...), nor, on a local disk,
     slice names that are not files (a broken link, a directory): they would be left out unseen."""
-    found: dict[str, FileInfo] = {}
-    for spec in specs:
-        hits = files_named(fs, spec, SLICE_PATTERN)
-        if hits is None:
-            raise InputError(f"config key 'paths.mpd': {spec} does not exist")
-        if fs.is_dir(to_uri(spec)):
-            _check_slice_dir(fs, spec)
-        if not hits:
-            raise InputError(f"config key 'paths.mpd': no MPD slice files ({SLICE_PATTERN}) in {spec}")
-        found.update((f.uri, f) for f in hits)
-    return [found[k] for k in sorted(found)]
+    return input_files(fs, "paths.mpd", specs, f"MPD slice files ({SLICE_PATTERN})", SLICE_PATTERN, _check_slice_dir)
 
 
 def _check_slice_dir(fs: FileStore, spec: str) -> None:
@@ -65,15 +57,19 @@ def _check_slice_dir(fs: FileStore, spec: str) -> None:
     packed = fs.list_files(uri, SLICE_PATTERN + ".*")
     if packed:
         names = ", ".join(basename(f.uri) for f in packed[:5])
-        raise InputError(f"config key 'paths.mpd': {spec} holds {len(packed)} compressed slice files ({names}"
-                         f"{', ...' if len(packed) > 5 else ''}): decompress them first")
+        raise InputError(
+            f"config key 'paths.mpd': {spec} holds {len(packed)} compressed slice files ({names}"
+            f"{', ...' if len(packed) > 5 else ''}): decompress them first"
+        )
     if is_local(uri):
         d = local_path(uri)
         odd = sorted(n for n in os.listdir(d) if fnmatch.fnmatch(n, SLICE_PATTERN) and not (d / n).is_file())
         if odd:
-            raise InputError(f"config key 'paths.mpd': in {spec}, {', '.join(odd)} "
-                             f"{'is not a file' if len(odd) == 1 else 'are not files'} "
-                             f"(a broken link or a directory): fix or remove {'it' if len(odd) == 1 else 'them'}")
+            raise InputError(
+                f"config key 'paths.mpd': in {spec}, {', '.join(odd)} "
+                f"{'is not a file' if len(odd) == 1 else 'are not files'} "
+                f"(a broken link or a directory): fix or remove {'it' if len(odd) == 1 else 'them'}"
+            )
 
 
 def resolve_challenge(fs: FileStore, spec: str | None) -> FileInfo | None:
@@ -94,20 +90,25 @@ def check_local_inputs(cfg: Config) -> None:
         resolve_challenge(LocalFS(), cfg.paths.challenge)
 
 
-def _task_runner(out_dir: str) -> Callable[[Iterator[tuple[str, str]]], Iterator[dict[str, Any]]]:
-    def run(items: Iterator[tuple[str, str]]) -> Iterator[dict[str, Any]]:
+def _task_runner(out_dir: str) -> Callable[[Iterable[tuple[str, str]]], Iterator[dict[str, Any]]]:
+    def run(items: Iterable[tuple[str, str]]) -> Iterator[dict[str, Any]]:
         for source, kind in items:
             yield process_file(source, kind, out_dir).as_dict()
+
     return run
 
 
-def _process_files(spark: SparkSession, items: list[tuple[str, str]], out_dir: str,
-                   files_per_task: int) -> list[FileSummary]:
+def _process_files(
+    spark: SparkSession, items: list[tuple[str, str]], out_dir: str, files_per_task: int
+) -> list[FileSummary]:
     # from the files as well as the cores: under dynamic allocation a job starts with about 2 cores
     # and grows, and 1,000 slice files in 8 tasks would stay 8 tasks however many executors come
     cores = spark.sparkContext.defaultParallelism
-    tasks = (math.ceil(len(items) / files_per_task) if files_per_task else
-             max(math.ceil(len(items) / FILES_PER_TASK), min(len(items), TASKS_PER_CORE * cores)))
+    tasks = (
+        math.ceil(len(items) / files_per_task)
+        if files_per_task
+        else max(math.ceil(len(items) / FILES_PER_TASK), min(len(items), TASKS_PER_CORE * cores))
+    )
     with job_step(spark, f"ingest: parse {len(items)} files in {tasks} tasks"):
         rows = spark.sparkContext.parallelize(items, tasks).mapPartitions(_task_runner(out_dir)).collect()
     return [FileSummary(**r) for r in rows]
@@ -116,7 +117,9 @@ def _process_files(spark: SparkSession, items: list[tuple[str, str]], out_dir: s
 def _pid_ranges_overlap(summaries: list[FileSummary]) -> bool:
     """Whether any two MPD files' pid ranges overlap; if not, no pid can repeat across files (the
     real MPD's slices hold disjoint ranges, so the Spark check below is then skipped, exactly)."""
-    ranges = sorted((s.pid_min, s.pid_max) for s in summaries if s.kind == "mpd" and s.pid_min is not None)
+    ranges = sorted(
+        (s.pid_min, s.pid_max) for s in summaries if s.kind == "mpd" and s.pid_min is not None and s.pid_max is not None
+    )
     return any(lo <= prev_hi for (_, prev_hi), (lo, _) in zip(ranges, ranges[1:]))
 
 
@@ -124,8 +127,12 @@ def _duplicates(spark: SparkSession, staging: str) -> DataFrame:
     """Playlists whose pid is also in an earlier file (by URI): to be dropped. Within one file the
     parser already keeps the first occurrence, so across files the first file wins."""
     pl = spark.read.parquet(join(staging, "playlists"))
-    firsts = (pl.groupBy("pid").agg(F.count("*").alias("n"), F.min("source").alias("first_source"))
-              .where("n > 1").select("pid", "first_source"))
+    firsts = (
+        pl.groupBy("pid")
+        .agg(F.count("*").alias("n"), F.min("source").alias("first_source"))
+        .where("n > 1")
+        .select("pid", "first_source")
+    )
     return pl.join(F.broadcast(firsts), "pid").where(F.col("source") != F.col("first_source"))
 
 
@@ -141,8 +148,9 @@ def _file_counts(summaries: list[FileSummary], dups_by_file: dict[str, int]) -> 
 
 def _lost_files(summaries: list[FileSummary]) -> str:
     """Every file that gave no record, with why: named in full, however many."""
-    return ", ".join(f"{basename(s.source)} ({s.records:,} playlists: {s.problem})"
-                     for s in summaries if s.problem is not None)
+    return ", ".join(
+        f"{basename(s.source)} ({s.records:,} playlists: {s.problem})" for s in summaries if s.problem is not None
+    )
 
 
 def _check_challenge(spark: SparkSession, staging: str, summaries: list[FileSummary]) -> None:
@@ -153,17 +161,29 @@ def _check_challenge(spark: SparkSession, staging: str, summaries: list[FileSumm
         return
     if challenge.problem is not None:
         raise InputError(f"challenge set {challenge.source}: {challenge.problem}")
-    mpd = [s for s in summaries if s.kind == "mpd" and s.pid_min is not None]
-    if challenge.pid_min is None or not any(s.pid_min <= challenge.pid_max and challenge.pid_min <= s.pid_max
-                                            for s in mpd):
+    lo, hi = challenge.pid_min, challenge.pid_max
+    if (
+        lo is None
+        or hi is None
+        or not any(
+            s.pid_min is not None and s.pid_max is not None and s.pid_min <= hi and lo <= s.pid_max
+            for s in summaries
+            if s.kind == "mpd"
+        )
+    ):
         return
-    clash = (spark.read.parquet(join(staging, "challenge_playlists")).select("pid")
-             .join(spark.read.parquet(join(staging, "playlists")).select("pid", "source"), "pid"))
+    clash = (
+        spark.read.parquet(join(staging, "challenge_playlists"))
+        .select("pid")
+        .join(spark.read.parquet(join(staging, "playlists")).select("pid", "source"), "pid")
+    )
     n = clash.count()
     if n:
-        first = clash.orderBy("pid").first()
-        raise InputError(f"challenge set {challenge.source}: {n} of its pids are also MPD pids (pid {first.pid} "
-                         f"is in {basename(first.source)}); a challenge playlist must have a pid of its own")
+        first = one_row(clash.orderBy("pid"))
+        raise InputError(
+            f"challenge set {challenge.source}: {n} of its pids are also MPD pids (pid {first.pid} "
+            f"is in {basename(first.source)}); a challenge playlist must have a pid of its own"
+        )
 
 
 def _replace_table(fs: FileStore, df: DataFrame, uri: str) -> None:
@@ -173,8 +193,9 @@ def _replace_table(fs: FileStore, df: DataFrame, uri: str) -> None:
     fs.rename(tmp, uri)
 
 
-def _drop_duplicates(spark: SparkSession, fs: FileStore, staging: str, dups: DataFrame,
-                     sources: list[str]) -> DataFrame:
+def _drop_duplicates(
+    spark: SparkSession, fs: FileStore, staging: str, dups: DataFrame, sources: list[str]
+) -> DataFrame:
     """Remove repeated pids from playlists and playlist_tracks; quarantine them with their tracks.
 
     Returns (track_uri, n) to subtract from the per-file track statistics.
@@ -183,47 +204,63 @@ def _drop_duplicates(spark: SparkSession, fs: FileStore, staging: str, dups: Dat
     # checkpointed: the playlists files they come from are rewritten below
     dups = dups.localCheckpoint()
     dup_keys = dups.select("pid", "source").join(F.broadcast(files), "source").localCheckpoint()
-    pt = (spark.read.parquet(join(staging, "playlist_tracks"))
-          .withColumn("file", F.element_at(F.split(F.input_file_name(), "/"), -1)))
+    pt = spark.read.parquet(join(staging, "playlist_tracks")).withColumn(
+        "file", F.element_at(F.split(F.input_file_name(), "/"), -1)
+    )
     dup_entries = pt.join(F.broadcast(dup_keys), ["pid", "file"]).localCheckpoint()
-    tracks = (dup_entries.groupBy("pid", "source")
-              .agg(F.sort_array(F.collect_list(F.struct(*[f.name for f in schemas.TRACK_ENTRY
-                                                          if f.name in schemas.PLAYLIST_TRACKS.names])))
-                   .alias("tracks")))
-    quarantined = (dups.join(tracks, ["pid", "source"], "left").select(
-        "source", F.lit(None).cast("int").alias("index"), "pid", F.lit("duplicate_pid").alias("reason"),
-        F.concat(F.lit("pid "), F.col("pid").cast("string"), F.lit(" already ingested from "),
-                 F.col("first_source")).alias("detail"),
-        F.to_json(F.struct(*schemas.PLAYLISTS.names, "tracks")).alias("raw")))
+    tracks = dup_entries.groupBy("pid", "source").agg(
+        F.sort_array(
+            F.collect_list(F.struct(*[f.name for f in schemas.TRACK_ENTRY if f.name in schemas.PLAYLIST_TRACKS.names]))
+        ).alias("tracks")
+    )
+    quarantined = dups.join(tracks, ["pid", "source"], "left").select(
+        "source",
+        F.lit(None).cast("int").alias("index"),
+        "pid",
+        F.lit("duplicate_pid").alias("reason"),
+        F.concat(
+            F.lit("pid "), F.col("pid").cast("string"), F.lit(" already ingested from "), F.col("first_source")
+        ).alias("detail"),
+        F.to_json(F.struct(*schemas.PLAYLISTS.names, "tracks")).alias("raw"),
+    )
     quarantined.write.mode("append").parquet(join(staging, "quarantine"))
     minus = dup_entries.select("pid", "track_uri").distinct().groupBy("track_uri").agg(F.count("*").alias("n"))
     minus = minus.localCheckpoint()  # computed before playlist_tracks is rewritten under it
     pl = spark.read.parquet(join(staging, "playlists"))
-    _replace_table(fs, pl.join(dups.select("pid", "source"), ["pid", "source"], "left_anti"),
-                   join(staging, "playlists"))
-    _replace_table(fs, pt.join(dup_keys.select("pid", "file"), ["pid", "file"], "left_anti").drop("file"),
-                   join(staging, "playlist_tracks"))
+    _replace_table(
+        fs, pl.join(dups.select("pid", "source"), ["pid", "source"], "left_anti"), join(staging, "playlists")
+    )
+    _replace_table(
+        fs,
+        pt.join(dup_keys.select("pid", "file"), ["pid", "file"], "left_anti").drop("file"),
+        join(staging, "playlist_tracks"),
+    )
     return minus
 
 
 def _write_tracks(spark: SparkSession, fs: FileStore, staging: str, minus: DataFrame | None) -> None:
     """Merge the per-file track statistics into the catalogue. Metadata: the smallest per track
     (deterministic even if files disagree). Grouping by a hash of the URI first gives Spark's sorter
-    a prefix that discriminates (every URI starts with "spotify:"): about 25% faster here."""
+    a prefix that discriminates (every URI starts with "spotify:"), which made the merge faster."""
     stats = spark.read.parquet(join(staging, TRACK_STATS))
     tracks = stats.groupBy(F.xxhash64("track_uri").alias("h"), "track_uri").agg(
-        F.sum("playlist_count").alias("playlist_count"), F.min(F.struct(*TRACK_META)).alias("m"))
+        F.sum("playlist_count").alias("playlist_count"), F.min(F.struct(*TRACK_META)).alias("m")
+    )
     if minus is not None:
-        tracks = (tracks.join(minus, "track_uri", "left")
-                  .withColumn("playlist_count", F.col("playlist_count") - F.coalesce("n", F.lit(0)))
-                  .where("playlist_count > 0"))
-    tracks.select("track_uri", *[F.col(f"m.{c}").alias(c) for c in TRACK_META],
-                  F.col("playlist_count").cast("long")).write.mode("overwrite").parquet(join(staging, "tracks"))
+        tracks = (
+            tracks.join(minus, "track_uri", "left")
+            .withColumn("playlist_count", F.col("playlist_count") - F.coalesce("n", F.lit(0)))
+            .where("playlist_count > 0")
+        )
+    tracks.select(
+        "track_uri", *[F.col(f"m.{c}").alias(c) for c in TRACK_META], F.col("playlist_count").cast("long")
+    ).write.mode("overwrite").parquet(join(staging, "tracks"))
     fs.delete(join(staging, TRACK_STATS))
 
 
-def _row_counts(spark: SparkSession, fs: FileStore, staging: str, summaries: list[FileSummary],
-                n_dups: int) -> dict[str, int]:
+def _row_counts(
+    spark: SparkSession, fs: FileStore, staging: str, summaries: list[FileSummary], n_dups: int
+) -> dict[str, int]:
     """Rows per table: from the tasks' summaries where they are exact, else from the Parquet footers."""
     per_kind: dict[str, Counter] = {"mpd": Counter(), "challenge": Counter()}
     for s in summaries:
@@ -245,44 +282,44 @@ def _row_counts(spark: SparkSession, fs: FileStore, staging: str, summaries: lis
 def _unknown_seeds(spark: SparkSession, staging: str) -> int:
     """Challenge seeds whose track no MPD playlist holds: kept (the ranking drops what it cannot
     know, so such a playlist is ranked from its other seeds, or as one without seeds), counted."""
-    n = (spark.read.parquet(join(staging, "challenge_tracks")).select("track_uri")
-         .join(spark.read.parquet(join(staging, "tracks")).select("track_uri"), "track_uri", "left_anti").count())
+    n = (
+        spark.read.parquet(join(staging, "challenge_tracks"))
+        .select("track_uri")
+        .join(spark.read.parquet(join(staging, "tracks")).select("track_uri"), "track_uri", "left_anti")
+        .count()
+    )
     if n:
         log.warning("ingest: %d challenge seeds are tracks no MPD playlist holds; the ranking ignores them", n)
     return n
 
 
-def _reject(spark: SparkSession, fs: FileStore, run_dir: str, staging: str, records: int, total: int,
-            share: float, limit: float, by_file: dict[str, dict[str, int]], lost_files: str) -> None:
-    """Move the quarantine aside, publish nothing, and fail naming files and first reasons."""
-    rejected = join(run_dir, "ingest_rejected")
-    fs.delete(rejected)
-    fs.rename(join(staging, "quarantine"), join(rejected, "quarantine"))
-    q = spark.read.parquet(join(rejected, "quarantine"))
-    first = q.orderBy("source", "index").limit(5).collect()
-    worst = sorted(by_file.items(), key=lambda kv: (-kv[1]["quarantined"], kv[0]))[:10]
-    files = ", ".join(f"{basename(source)} ({n['quarantined']})" for source, n in worst)
-    reasons = "; ".join(
-        basename(r["source"]) + (f" pid {r['pid']}" if r["pid"] is not None else "")
-        + f": {r['reason']}: {r['detail']}" for r in first)
-    unreadable = f"Files that gave no record: {lost_files}. " if lost_files else ""
-    raise InputError(
-        f"ingest: {records} of {total} records quarantined ({share:.4%}), above "
-        f"ingest.max_quarantine_share={limit}. Files: {files}. {unreadable}First reasons: {reasons}. "
-        f"All of them are in {join(rejected, 'quarantine')}; nothing was published. Fix the input "
-        f"or allow it with --set ingest.max_quarantine_share=<share>.")
+def _reason(r: Row) -> str:
+    return (
+        basename(r["source"]) + (f" pid {r['pid']}" if r["pid"] is not None else "") + f": {r['reason']}: {r['detail']}"
+    )
 
 
-def _ingest_into(spark: SparkSession, fs: FileStore, cfg: Config, slices: list[FileInfo],
-                 challenge: FileInfo | None, staging: str, run_dir: str) -> dict[str, Any]:
+def _ingest_into(
+    spark: SparkSession,
+    fs: FileStore,
+    cfg: Config,
+    slices: list[FileInfo],
+    challenge: FileInfo | None,
+    staging: str,
+    run_dir: str,
+) -> dict[str, Any]:
     seconds: dict[str, float] = {}
     t0 = time.time()
     items = [(f.uri, "mpd") for f in slices] + ([(challenge.uri, "challenge")] if challenge else [])
     summaries = _process_files(spark, items, staging, cfg.ingest.files_per_task)
     seconds["parse_and_write"] = time.time() - t0
     mpd_bytes = sum(s.bytes for s in summaries if s.kind == "mpd")
-    log.info("ingest: %d files (%.0f MB) parsed and written in %.1fs", len(summaries), mpd_bytes / 1e6,
-             seconds["parse_and_write"])
+    log.info(
+        "ingest: %d files (%.0f MB) parsed and written in %.1fs",
+        len(summaries),
+        mpd_bytes / 1e6,
+        seconds["parse_and_write"],
+    )
 
     t0 = time.time()
     if not fs.exists(join(staging, "quarantine")):
@@ -298,7 +335,7 @@ def _ingest_into(spark: SparkSession, fs: FileStore, cfg: Config, slices: list[F
     for s in summaries:
         by_reason.update(s.by_reason)
     dups_by_file: dict[str, int] = {}
-    if n_dups:
+    if dups is not None and n_dups:
         by_reason["duplicate_pid"] += n_dups
         dups_by_file = {r.source: r["count"] for r in dups.groupBy("source").count().collect()}
     by_file = _file_counts(summaries, dups_by_file)
@@ -308,21 +345,44 @@ def _ingest_into(spark: SparkSession, fs: FileStore, cfg: Config, slices: list[F
     limit = cfg.ingest.max_quarantine_share
     lost_files = _lost_files(summaries)
     minus = None
-    if n_dups:
+    if dups is not None and n_dups:
         with job_step(spark, f"ingest: drop {n_dups} repeated pids"):
             minus = _drop_duplicates(spark, fs, staging, dups, [f.uri for f in slices])
     if dups is not None:
         dups.unpersist()
     seconds["repeated_pids"] = time.time() - t1
     if share > limit:
-        _reject(spark, fs, run_dir, staging, records, total, share, limit, by_file, lost_files)
+        worst = sorted(((source, n["quarantined"]) for source, n in by_file.items()), key=lambda kv: (-kv[1], kv[0]))
+        reject(
+            spark,
+            fs,
+            run_dir,
+            staging,
+            stage="ingest",
+            counted=f"{records} of {total} records quarantined",
+            share=share,
+            key="ingest.max_quarantine_share",
+            limit=limit,
+            by_file=worst,
+            order="index",
+            reason=_reason,
+            fix="the input",
+            lost=lost_files,
+        )
     if not any(s.good for s in summaries if s.kind == "mpd"):
-        raise InputError(f"ingest: no playlist could be read from the {len(slices)} slice files of paths.mpd "
-                         f"({lost_files or 'every record was quarantined'}); nothing was published")
+        raise InputError(
+            f"ingest: no playlist could be read from the {len(slices)} slice files of paths.mpd "
+            f"({lost_files or 'every record was quarantined'}); nothing was published"
+        )
     if records:
-        log.warning("ingest: %d records quarantined (%.4f%%, allowed %.4f%%): %s%s",
-                    records, 100 * share, 100 * limit, dict(by_reason),
-                    f"; files that gave no record: {lost_files}" if lost_files else "")
+        log.warning(
+            "ingest: %d records quarantined (%.4f%%, allowed %.4f%%): %s%s",
+            records,
+            100 * share,
+            100 * limit,
+            dict(by_reason),
+            f"; files that gave no record: {lost_files}" if lost_files else "",
+        )
     t1 = time.time()
     with job_step(spark, "ingest: tracks catalogue"):
         _write_tracks(spark, fs, staging, minus)
@@ -340,9 +400,15 @@ def _ingest_into(spark: SparkSession, fs: FileStore, cfg: Config, slices: list[F
         },
         **({"challenge_seeds_not_in_mpd": unknown} if unknown is not None else {}),
         "tables": rows,
-        "quarantine": {"records": records, "of_records": total, "share": share, "by_reason": dict(by_reason),
-                       "max_share": limit, "by_file": by_file,
-                       "files_without_records": {s.source: s.problem for s in summaries if s.problem is not None}},
+        "quarantine": {
+            "records": records,
+            "of_records": total,
+            "share": share,
+            "by_reason": dict(by_reason),
+            "max_share": limit,
+            "by_file": by_file,
+            "files_without_records": {s.source: s.problem for s in summaries if s.problem is not None},
+        },
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
     }
 
@@ -355,6 +421,11 @@ def run_ingest(spark: SparkSession, cfg: Config, force: bool = False) -> dict[st
     inputs = slices + ([challenge] if challenge else [])
     run_dir = to_uri(cfg.paths.run_dir)
     fp = fingerprint(inputs, cfg.section_digest("ingest"))
-    return run_stage(fs, run_dir, "ingest", fp,
-                     lambda staging: _ingest_into(spark, fs, cfg, slices, challenge, staging, run_dir),
-                     force=force)
+    return run_stage(
+        fs,
+        run_dir,
+        "ingest",
+        fp,
+        lambda staging: _ingest_into(spark, fs, cfg, slices, challenge, staging, run_dir),
+        force=force,
+    )

@@ -17,13 +17,15 @@ FileProblem: the caller counts it as every playlist it should have held. The slo
 file with the standard library's JSON parser, which also takes UTF-16/32, integers of any size,
 NaN/Infinity and lone surrogates, so that one odd value costs its record, not its file.
 """
+
 from __future__ import annotations
 
 import codecs
 import json
+from collections.abc import Callable, Sequence
 from itertools import chain
 from operator import attrgetter
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -36,8 +38,16 @@ from mpdrec.etl.mpd_records import SLICE_DECODER, ChallengePlaylist, Playlist, T
 from mpdrec.text import normalize_name
 
 TRACK_URI_PREFIX = "spotify:track:"
-_PLAYLIST_INTS = ("pid", "modified_at", "num_tracks", "num_albums", "num_followers", "num_edits",
-                  "duration_ms", "num_artists")
+_PLAYLIST_INTS = (
+    "pid",
+    "modified_at",
+    "num_tracks",
+    "num_albums",
+    "num_followers",
+    "num_edits",
+    "duration_ms",
+    "num_artists",
+)
 
 
 class _Invalid(Exception):
@@ -52,8 +62,13 @@ class FileProblem(Exception):
         self.reason, self.detail = reason, detail
 
 
-_MAGIC = {b"\x1f\x8b": "a gzip archive", b"PK\x03\x04": "a zip archive", b"BZh": "a bzip2 archive",
-          b"\xfd7zXZ": "an xz archive", b"(\xb5/\xfd": "a zstd archive"}
+_MAGIC = {
+    b"\x1f\x8b": "a gzip archive",
+    b"PK\x03\x04": "a zip archive",
+    b"BZh": "a bzip2 archive",
+    b"\xfd7zXZ": "an xz archive",
+    b"(\xb5/\xfd": "a zstd archive",
+}
 
 
 # ---------------------------------------------------------------- building Arrow columns
@@ -116,8 +131,10 @@ def _challenge_table(source: str, pls: list[ChallengePlaylist], indices: list[in
     data = {
         "source": pa.array([source] * len(pls), pa.string()),
         "index": pa.array(indices, pa.int32()),
-        **{k: _column(pls, k, schemas.PARSED_CHALLENGE.field(k).type)
-           for k in ("pid", "name", "num_holdouts", "num_samples", "num_tracks")},
+        **{
+            k: _column(pls, k, schemas.PARSED_CHALLENGE.field(k).type)
+            for k in ("pid", "name", "num_holdouts", "num_samples", "num_tracks")
+        },
         "name_norm": pa.array([normalize_name(x) if x else None for x in names], pa.string()),
         "category": pa.array([_category(p) for p in pls], pa.int32()),
         "tracks": tracks,
@@ -184,8 +201,9 @@ def _category(p: ChallengePlaylist) -> int | None:
     return infer_category(bool(p.name), p.num_samples, [t.pos for t in p.tracks])
 
 
-def _quarantine_table(source: str, rows: list[tuple[int | None, Any, str, str, str | None]],
-                      schema: pa.Schema) -> pa.Table:
+def _quarantine_table(
+    source: str, rows: list[tuple[int | None, Any, str, str, str | None]], schema: pa.Schema
+) -> pa.Table:
     """Rows (index, pid, reason, detail, raw) in a parsed schema; every playlist column null."""
     cols: dict[str, list] = {f.name: [None] * len(rows) for f in schema}
     cols["source"] = [source] * len(rows)
@@ -254,14 +272,22 @@ def _is_text(value: Any) -> bool:
     return True
 
 
-def _record_by_record(source: str, content: bytes, record_type: type, schema: pa.Schema,
-                      build: Callable[[str, list, list[int]], pa.Table],
-                      problem: Callable[[Any], tuple[str, str] | None]) -> pa.Table:
+def _record_by_record(
+    source: str,
+    content: bytes,
+    record_type: type,
+    schema: pa.Schema,
+    build: Callable[[str, list, list[int]], pa.Table],
+    problem: Callable[[Any], tuple[str, str] | None],
+) -> pa.Table:
     pls = _playlists(_document(content))
-    good, good_idx, bad, seen = [], [], [], {}
+    good: list[Any] = []
+    good_idx: list[int] = []
+    bad: list[tuple[int | None, Any, str, str, str | None]] = []
+    seen: dict[int, int] = {}
     for i, raw in enumerate(pls):
         try:
-            rec = msgspec.convert(raw, record_type)
+            rec: Any = msgspec.convert(raw, record_type)
             issue = problem(rec)
         except msgspec.ValidationError as exc:
             rec, issue = None, (_reason(exc), str(exc))
@@ -301,5 +327,6 @@ def parse_challenge(source: str, content: bytes) -> pa.Table:
     """challenge_set.json -> PARSED_CHALLENGE rows (small file: every record checked one by one);
     FileProblem when it gives none."""
     content = content.removeprefix(codecs.BOM_UTF8)
-    return _record_by_record(source, content, ChallengePlaylist, schemas.PARSED_CHALLENGE,
-                             _challenge_table, _challenge_problem)
+    return _record_by_record(
+        source, content, ChallengePlaylist, schemas.PARSED_CHALLENGE, _challenge_table, _challenge_problem
+    )

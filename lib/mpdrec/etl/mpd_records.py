@@ -6,9 +6,10 @@ checking Python dicts. Rules that span fields (positions, counts, URIs) are chec
 Counts, pids and durations cannot be negative; text is bounded (MAX_TEXT characters, far above any
 playlist name or description the MPD holds) so that one runaway field cannot swell a task or a row.
 """
+
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -43,7 +44,7 @@ class Playlist(msgspec.Struct):
     num_edits: Count
     duration_ms: Long
     num_artists: Count
-    description: Optional[Text] = None
+    description: Text | None = None
 
 
 class ChallengePlaylist(msgspec.Struct):
@@ -52,7 +53,7 @@ class ChallengePlaylist(msgspec.Struct):
     num_samples: Count
     num_tracks: Count
     tracks: list[Track]
-    name: Optional[Text] = None
+    name: Text | None = None
 
 
 class SliceFile(msgspec.Struct):

@@ -10,6 +10,7 @@ A file that cannot be read or gives no record (`mpd_parse.FileProblem`) becomes 
 and counts as every playlist it should hold (`implied_playlists`): an unreadable slice is a
 thousand lost playlists, not one bad record, against `ingest.max_quarantine_share`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,8 +31,7 @@ from mpdrec.io.paths import basename, join
 
 TRACK_STATS = "track_stats_partial"  # intermediate; Spark ignores paths starting with "_"
 TRACK_STATS_SCHEMA = pa.schema(
-    [f for f in schemas.TRACKS if f.name != "playlist_count"]
-    + [pa.field("playlist_count", pa.int64(), nullable=False)]
+    [f for f in schemas.TRACKS if f.name != "playlist_count"] + [pa.field("playlist_count", pa.int64(), nullable=False)]
 )
 TRACK_META = [f.name for f in schemas.TRACKS if f.name not in ("track_uri", "playlist_count")]
 SLICE_SIZE = 1000  # playlists per MPD slice file
@@ -68,8 +68,8 @@ def output_name(source: str) -> str:
     return f"{stem}-{digest}.parquet"
 
 
-# Dictionary-encode only the columns that repeat within a file: encoding unique URIs costs time
-# (40% of the write) and saves nothing.
+# Dictionary-encode only the columns that repeat within a file: encoding unique URIs costs a large
+# share of the write's time and saves nothing.
 _DICTIONARY_COLUMNS = {
     "playlists": ["name", "name_norm", "description", "source"],
     "playlist_tracks": ["artist_uri", "album_uri"],
@@ -82,8 +82,7 @@ _DICTIONARY_COLUMNS = {
 
 def _write(table: pa.Table, out_dir: str, table_name: str, file_name: str) -> None:
     fs, path = resolve_for_write(join(out_dir, table_name, file_name))
-    pq.write_table(table, path, filesystem=fs, compression="snappy",
-                   use_dictionary=_DICTIONARY_COLUMNS[table_name])
+    pq.write_table(table, path, filesystem=fs, compression="snappy", use_dictionary=_DICTIONARY_COLUMNS[table_name])
 
 
 def _entries(good: pa.Table) -> pa.Table:
@@ -91,8 +90,7 @@ def _entries(good: pa.Table) -> pa.Table:
     tracks = good.column("tracks").combine_chunks()
     flat = tracks.flatten()
     pids = np.repeat(good.column("pid").to_numpy(), tracks.value_lengths().to_numpy())
-    return pa.table({"pid": pa.array(pids, pa.int64()),
-                     **{f.name: flat.field(f.name) for f in schemas.TRACK_ENTRY}})
+    return pa.table({"pid": pa.array(pids, pa.int64()), **{f.name: flat.field(f.name) for f in schemas.TRACK_ENTRY}})
 
 
 def _track_stats(entries: pa.Table) -> pa.Table:
@@ -104,8 +102,14 @@ def _track_stats(entries: pa.Table) -> pa.Table:
     counts = np.bincount(pairs % n, minlength=n)
     _, first = np.unique(idx, return_index=True)  # dictionary order: entry k first occurs at first[k]
     meta = entries.select(TRACK_META).take(pa.array(first))
-    return pa.table({"track_uri": encoded.dictionary, **{c: meta.column(c) for c in TRACK_META},
-                     "playlist_count": pa.array(counts, pa.int64())}, schema=TRACK_STATS_SCHEMA)
+    return pa.table(
+        {
+            "track_uri": encoded.dictionary,
+            **{c: meta.column(c) for c in TRACK_META},
+            "playlist_count": pa.array(counts, pa.int64()),
+        },
+        schema=TRACK_STATS_SCHEMA,
+    )
 
 
 def implied_playlists(source: str) -> int:
@@ -118,7 +122,7 @@ def _lost_file(summary: FileSummary, problem: FileProblem, out_dir: str) -> File
     """`summary` for a file that gave no record: one quarantine row, every implied playlist lost."""
     n = implied_playlists(summary.source) if summary.kind == "mpd" else 0
     detail = f"{problem.detail} (counted as the {n:,} playlists its name implies)" if n else problem.detail
-    row = {f.name: [None] for f in schemas.QUARANTINE}
+    row: dict[str, list[Any]] = {f.name: [None] for f in schemas.QUARANTINE}
     row.update(source=[summary.source], reason=[problem.reason], detail=[detail])
     _write(pa.Table.from_pydict(row, schema=schemas.QUARANTINE), out_dir, "quarantine", output_name(summary.source))
     summary.records = summary.quarantined = n
@@ -155,14 +159,26 @@ def process_file(source: str, kind: str, out_dir: str) -> FileSummary:
     entries = _entries(good)
     if kind == "mpd":
         _write(good.select(schemas.PLAYLISTS.names).cast(schemas.PLAYLISTS), out_dir, "playlists", name)
-        _write(entries.select(schemas.PLAYLIST_TRACKS.names).cast(schemas.PLAYLIST_TRACKS),
-               out_dir, "playlist_tracks", name)
+        _write(
+            entries.select(schemas.PLAYLIST_TRACKS.names).cast(schemas.PLAYLIST_TRACKS),
+            out_dir,
+            "playlist_tracks",
+            name,
+        )
         _write(_track_stats(entries), out_dir, TRACK_STATS, name)
     else:
-        _write(good.select(schemas.CHALLENGE_PLAYLISTS.names).cast(schemas.CHALLENGE_PLAYLISTS),
-               out_dir, "challenge_playlists", name)
-        _write(entries.select(schemas.CHALLENGE_TRACKS.names).cast(schemas.CHALLENGE_TRACKS),
-               out_dir, "challenge_tracks", name)
+        _write(
+            good.select(schemas.CHALLENGE_PLAYLISTS.names).cast(schemas.CHALLENGE_PLAYLISTS),
+            out_dir,
+            "challenge_playlists",
+            name,
+        )
+        _write(
+            entries.select(schemas.CHALLENGE_TRACKS.names).cast(schemas.CHALLENGE_TRACKS),
+            out_dir,
+            "challenge_tracks",
+            name,
+        )
     if quarantine.num_rows:
         _write(quarantine, out_dir, "quarantine", name)
     summary.records = parsed.num_rows

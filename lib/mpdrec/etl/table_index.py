@@ -13,6 +13,7 @@ id), and every hold-out would test only the long tail.
 Outputs: data (playlist_idx, track_idx, pos, weight, rows), item_ids (track_idx, item, users, the
 attribute columns: the smallest value per item), user_ids (playlist_idx, user, items).
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,22 +25,29 @@ from pyspark.sql import functions as F
 
 from mpdrec.config import Config, TableConfig
 from mpdrec.etl.index import ROWS_PER_FILE, dense_ids
-from mpdrec.etl.stages import run_after
 from mpdrec.etl.table_source import STAGE as TABLE_STAGE
 from mpdrec.io.fs import FileStore
 from mpdrec.io.paths import join
 from mpdrec.spark import job_step, seeded_share
+from mpdrec.upstream import run_after
 
 log = logging.getLogger("mpdrec.table_index")
 COMBINE = {"sum": F.sum, "mean": F.avg, "max": F.max}
 
 
-def build_table_interactions(spark: SparkSession, t: TableConfig, table_dir: str, out_dir: str,
-                             files: int, seed: int) -> dict[str, Any]:
+def build_table_interactions(
+    spark: SparkSession, t: TableConfig, table_dir: str, out_dir: str, files: int, seed: int
+) -> dict[str, Any]:
     rows = spark.read.parquet(join(table_dir, "data"))
-    pairs = rows.groupBy("user", "item").agg(COMBINE[t.combine]("value").cast("float").alias("weight"),
-                                             F.count("*").cast("int").alias("rows"),
-                                             F.min("time").alias("time")).cache()
+    pairs = (
+        rows.groupBy("user", "item")
+        .agg(
+            COMBINE[t.combine]("value").cast("float").alias("weight"),
+            F.count("*").cast("int").alias("rows"),
+            F.min("time").alias("time"),
+        )
+        .cache()
+    )
     items = pairs.groupBy("item").agg(F.count("*").alias("users"))
     if t.attributes:
         items = items.join(rows.groupBy("item").agg(*[F.min(a).alias(a) for a in t.attributes]), "item")
@@ -51,15 +59,20 @@ def build_table_interactions(spark: SparkSession, t: TableConfig, table_dir: str
 
     item_ids = spark.read.parquet(join(out_dir, "item_ids")).select("item", "track_idx")
     user_ids = spark.read.parquet(join(out_dir, "user_ids")).select("user", "playlist_idx")
-    order = Window.partitionBy("playlist_idx").orderBy(F.col("time").asc_nulls_last(),
-                                                       seeded_share(seed, "playlist_idx", "track_idx"), "track_idx")
-    data = (pairs.join(item_ids, "item").join(user_ids, "user")
-            .withColumn("pos", (F.row_number().over(order) - 1).cast("int"))
-            .select("playlist_idx", "track_idx", "pos", "weight", "rows"))
+    order = Window.partitionBy("playlist_idx").orderBy(
+        F.col("time").asc_nulls_last(), seeded_share(seed, "playlist_idx", "track_idx"), "track_idx"
+    )
+    data = (
+        pairs.join(item_ids, "item")
+        .join(user_ids, "user")
+        .withColumn("pos", (F.row_number().over(order) - 1).cast("int"))
+        .select("playlist_idx", "track_idx", "pos", "weight", "rows")
+    )
     n = pairs.count()
     parts = files or max(4 * spark.sparkContext.defaultParallelism, math.ceil(n / ROWS_PER_FILE))
     data.repartition(parts, "playlist_idx").sortWithinPartitions("playlist_idx", "pos").write.parquet(
-        join(out_dir, "data"))
+        join(out_dir, "data")
+    )
     pairs.unpersist()
     tables = {name: spark.read.parquet(join(out_dir, name)).count() for name in ("data", "item_ids", "user_ids")}
     log.info("table interactions: %s", ", ".join(f"{k}={v:,}" for k, v in tables.items()))
@@ -75,9 +88,11 @@ def is_table_run(fs: FileStore, run_dir: str) -> bool:
 
 def run_table_index(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:
     """Index `<run_dir>/table` into `<run_dir>/interactions`; skipped when nothing it reads changed."""
+
     def build(table_dir: str, staging: str) -> dict[str, Any]:
         with job_step(spark, "ingest_table: ids and interactions"):
             return build_table_interactions(spark, cfg.table, table_dir, staging, cfg.interactions.files, cfg.seed)
 
-    return run_after(spark, cfg, "interactions", TABLE_STAGE, "jobs/ingest_table.py",
-                     ("seed", "table", "interactions"), build, force)
+    return run_after(
+        spark, cfg, "interactions", TABLE_STAGE, "jobs/ingest_table.py", ("seed", "table", "interactions"), build, force
+    )

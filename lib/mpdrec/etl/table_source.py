@@ -14,6 +14,7 @@ own header: the same columns in another order are mapped by name).
 Outputs: `data` (user, item strings; value, time doubles; the attribute columns; source) and
 `quarantine` (source, reason, detail, raw).
 """
+
 from __future__ import annotations
 
 import csv
@@ -29,8 +30,9 @@ from pyspark.sql import functions as F
 
 from mpdrec.config import Config, TableConfig
 from mpdrec.errors import InputError
+from mpdrec.etl.rejection import reject
 from mpdrec.io.arrow_fs import resolve
-from mpdrec.io.fs import FileInfo, FileStore, HadoopFS, files_named
+from mpdrec.io.fs import FileInfo, FileStore, HadoopFS, input_files
 from mpdrec.io.paths import basename, join, to_uri
 from mpdrec.io.stage import fingerprint, run_stage
 from mpdrec.spark import job_step
@@ -42,25 +44,18 @@ QUARANTINE_COLUMNS = ("source", "reason", "detail", "raw")
 
 
 def resolve_table_files(fs: FileStore, specs: list[str]) -> list[FileInfo]:
-    """Every data file named by `table.path` (files, globs, directories), sorted, each once; names
-    starting with `_` or `.` (markers, manifests, checksums) are not data."""
-    if not specs:
-        raise InputError("config key 'table.path': no input table given (a CSV or Parquet file, directory or glob)")
-    found: dict[str, FileInfo] = {}
-    for spec in specs:
-        hits = files_named(fs, spec)
-        if hits is None:
-            raise InputError(f"config key 'table.path': {spec} does not exist")
-        hits = [f for f in hits if not basename(f.uri).startswith(("_", "."))]
-        if not hits:
-            raise InputError(f"config key 'table.path': no data files in {spec}")
-        found.update((f.uri, f) for f in hits)
-    return [found[k] for k in sorted(found)]
+    """Every data file named by `table.path` (files, globs, directories), sorted, each once."""
+    return input_files(fs, "table.path", specs, "data files (CSV or Parquet)")
 
 
 def _csv_reader(spark: SparkSession, t: TableConfig):  # noqa: ANN202 - a DataFrameReader
-    return (spark.read.option("sep", t.csv.sep).option("quote", t.csv.quote).option("escape", t.csv.quote)
-            .option("encoding", t.csv.encoding).option("header", t.csv.header))
+    return (
+        spark.read.option("sep", t.csv.sep)
+        .option("quote", t.csv.quote)
+        .option("escape", t.csv.quote)
+        .option("encoding", t.csv.encoding)
+        .option("header", t.csv.header)
+    )
 
 
 def _header(uri: str, t: TableConfig) -> tuple[str, ...]:
@@ -97,9 +92,11 @@ def _layouts(t: TableConfig, files: list[str]) -> dict[tuple[str, ...], list[str
 def _check_columns(t: TableConfig, file: str, found: list[str]) -> None:
     missing = [c for c in t.columns().values() if c not in found]
     if missing:
-        raise InputError(f"table: {file} has no column {', '.join(map(repr, missing))} (its columns: "
-                         f"{', '.join(map(repr, found))}); map them with table.user, table.item, table.value, "
-                         f"table.time, table.attributes")
+        raise InputError(
+            f"table: {file} has no column {', '.join(map(repr, missing))} (its columns: "
+            f"{', '.join(map(repr, found))}); map them with table.user, table.item, table.value, "
+            f"table.time, table.attributes"
+        )
 
 
 def _read_layout(spark: SparkSession, t: TableConfig, found: list[str], files: list[str]) -> DataFrame:
@@ -112,8 +109,13 @@ def _read_layout(spark: SparkSession, t: TableConfig, found: list[str], files: l
         malformed: Column = F.lit(False)
     else:
         schema = ", ".join(f"`{c}` string" for c in found) + f", {CORRUPT} string"
-        df = (_csv_reader(spark, t).option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT)
-              .schema(schema).csv(files))
+        df = (
+            _csv_reader(spark, t)
+            .option("mode", "PERMISSIVE")
+            .option("columnNameOfCorruptRecord", CORRUPT)
+            .schema(schema)
+            .csv(files)
+        )
         fields = F.concat_ws(t.csv.sep, *[F.coalesce(F.col(f"`{c}`"), F.lit("")) for c in found])
         raw = F.coalesce(F.col(CORRUPT), fields)
         malformed = F.col(CORRUPT).isNotNull()
@@ -122,8 +124,12 @@ def _read_layout(spark: SparkSession, t: TableConfig, found: list[str], files: l
         trimmed = F.trim(F.col(f"`{c}`").cast("string"))
         return F.when(trimmed != "", trimmed) if c in t.attributes else trimmed
 
-    return df.select(*[text(c).alias(role) for role, c in roles.items()],
-                     F.input_file_name().alias("source"), raw.alias("raw"), malformed.alias("malformed"))
+    return df.select(
+        *[text(c).alias(role) for role, c in roles.items()],
+        F.input_file_name().alias("source"),
+        raw.alias("raw"),
+        malformed.alias("malformed"),
+    )
 
 
 def read_table(spark: SparkSession, t: TableConfig, files: list[str]) -> DataFrame:
@@ -143,48 +149,55 @@ def _number(col: str) -> Column:
 def validated(rows: DataFrame, t: TableConfig) -> DataFrame:
     """`rows` with typed value and time, and `reason` (null for a good row) and `detail`."""
     value = _number("value") if t.value else F.lit(1.0)
-    time = (F.coalesce(_number("time"), F.expr("cast(try_to_timestamp(`time`) as double)"))
-            if t.time else F.lit(None).cast("double"))
-    checks = [(F.col("malformed"), "malformed_line", F.lit("wrong number of fields")),
-              (F.coalesce(F.col("user"), F.lit("")) == "", "missing_user", F.lit("no user")),
-              (F.coalesce(F.col("item"), F.lit("")) == "", "missing_item", F.lit("no item"))]
+    time = (
+        F.coalesce(_number("time"), F.expr("cast(try_to_timestamp(`time`) as double)"))
+        if t.time
+        else F.lit(None).cast("double")
+    )
+    checks = [
+        (F.col("malformed"), "malformed_line", F.lit("wrong number of fields")),
+        (F.coalesce(F.col("user"), F.lit("")) == "", "missing_user", F.lit("no user")),
+        (F.coalesce(F.col("item"), F.lit("")) == "", "missing_item", F.lit("no item")),
+    ]
     if t.value:
-        checks.append((value.isNull(), "bad_value",
-                       F.concat(F.lit(f"{t.value} '"), F.coalesce("value", F.lit("")), F.lit("' is not a number"))))
+        checks.append(
+            (
+                value.isNull(),
+                "bad_value",
+                F.concat(F.lit(f"{t.value} '"), F.coalesce("value", F.lit("")), F.lit("' is not a number")),
+            )
+        )
     if t.time:
-        checks.append((time.isNull(), "bad_time",
-                       F.concat(F.lit(f"{t.time} '"), F.coalesce("time", F.lit("")),
-                                F.lit("' is neither a number nor a timestamp"))))
+        checks.append(
+            (
+                time.isNull(),
+                "bad_time",
+                F.concat(
+                    F.lit(f"{t.time} '"), F.coalesce("time", F.lit("")), F.lit("' is neither a number nor a timestamp")
+                ),
+            )
+        )
     reason, detail = F.lit(None).cast("string"), F.lit(None).cast("string")
     for bad, name, why in reversed(checks):  # the first failing check names the row
         reason, detail = F.when(bad, F.lit(name)).otherwise(reason), F.when(bad, why).otherwise(detail)
     # reason and detail read the raw strings, so they are added before value and time become numbers
-    return rows.withColumn("reason", reason).withColumn("detail", detail).withColumn("value", value).withColumn(
-        "time", time)
+    return (
+        rows.withColumn("reason", reason)
+        .withColumn("detail", detail)
+        .withColumn("value", value)
+        .withColumn("time", time)
+    )
 
 
-def _reject(spark: SparkSession, fs: FileStore, run_dir: str, staging: str, bad: int, total: int,
-            limit: float) -> None:
-    rejected = join(run_dir, "table_rejected")
-    fs.delete(rejected)
-    fs.rename(join(staging, "quarantine"), join(rejected, "quarantine"))
-    q = spark.read.parquet(join(rejected, "quarantine"))
-    by_file = Counter({basename(r["source"]): r["count"] for r in q.groupBy("source").count().collect()})
-    first = q.orderBy("source", "raw").limit(5).collect()
-    raise InputError(
-        f"table: {bad} of {total} rows are bad ({bad / total:.4%}), above table.max_quarantine_share={limit}. "
-        f"Files: {', '.join(f'{n} ({c})' for n, c in by_file.most_common(10))}. First reasons: "
-        + "; ".join(f"{basename(r['source'])}: {r['reason']}: {r['detail']} in {r['raw']!r}" for r in first)
-        + f". All of them are in {join(rejected, 'quarantine')}; nothing was published. Fix the input, the "
-        f"column mapping (table.*), or allow it with --set table.max_quarantine_share=<share>.")
-
-
-def ingest_table(spark: SparkSession, fs: FileStore, t: TableConfig, files: list[FileInfo], staging: str,
-                 run_dir: str) -> dict[str, Any]:
+def ingest_table(
+    spark: SparkSession, fs: FileStore, t: TableConfig, files: list[FileInfo], staging: str, run_dir: str
+) -> dict[str, Any]:
     rows = validated(read_table(spark, t, [f.uri for f in files]), t).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         with job_step(spark, f"ingest_table: read {len(files)} files"):
-            by_reason = Counter(dict(rows.where("reason is not null").groupBy("reason").count().collect()))
+            by_reason: Counter[str] = Counter(
+                dict(rows.where("reason is not null").groupBy("reason").count().collect())
+            )
             rows.where("reason is not null").select(*QUARANTINE_COLUMNS).write.parquet(join(staging, "quarantine"))
             good = rows.where("reason is null").select("user", "item", "value", "time", *t.attributes, "source")
             good.write.parquet(join(staging, "data"))
@@ -194,13 +207,36 @@ def ingest_table(spark: SparkSession, fs: FileStore, t: TableConfig, files: list
     kept = spark.read.parquet(join(staging, "data")).count()
     total = kept + bad
     if total and bad / total > t.max_quarantine_share:
-        _reject(spark, fs, run_dir, staging, bad, total, t.max_quarantine_share)
+        by_file: dict[str, int] = dict(
+            spark.read.parquet(join(staging, "quarantine")).groupBy("source").count().collect()
+        )
+        reject(
+            spark,
+            fs,
+            run_dir,
+            staging,
+            stage=STAGE,
+            counted=f"{bad} of {total} rows are bad",
+            share=bad / total,
+            key="table.max_quarantine_share",
+            limit=t.max_quarantine_share,
+            by_file=Counter(by_file).most_common(),
+            order="raw",
+            reason=lambda r: f"{basename(r['source'])}: {r['reason']}: {r['detail']} in {r['raw']!r}",
+            fix="the input, the column mapping (table.*)",
+        )
     if bad:
         log.warning("table: %d of %d rows quarantined: %s", bad, total, dict(by_reason))
-    return {"inputs": {"files": [{"uri": f.uri, "bytes": f.size} for f in files]},
-            "tables": {"data": kept, "quarantine": bad},
-            "quarantine": {"records": bad, "share": bad / total if total else 0.0, "by_reason": dict(by_reason),
-                           "max_share": t.max_quarantine_share}}
+    return {
+        "inputs": {"files": [{"uri": f.uri, "bytes": f.size} for f in files]},
+        "tables": {"data": kept, "quarantine": bad},
+        "quarantine": {
+            "records": bad,
+            "share": bad / total if total else 0.0,
+            "by_reason": dict(by_reason),
+            "max_share": t.max_quarantine_share,
+        },
+    }
 
 
 def run_table(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:
@@ -208,5 +244,6 @@ def run_table(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str
     fs, run_dir = HadoopFS(spark), to_uri(cfg.paths.run_dir)
     files = resolve_table_files(fs, cfg.table.path)
     fp = fingerprint(files, cfg.section_digest("table"))
-    return run_stage(fs, run_dir, STAGE, fp,
-                     lambda staging: ingest_table(spark, fs, cfg.table, files, staging, run_dir), force=force)
+    return run_stage(
+        fs, run_dir, STAGE, fp, lambda staging: ingest_table(spark, fs, cfg.table, files, staging, run_dir), force=force
+    )

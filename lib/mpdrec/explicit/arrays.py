@@ -5,6 +5,7 @@ rating, or no Jaccard neighbour voted) gets the user's mean training target, els
 The driver holds these arrays: the networks train in this process, and scoring needs the validation
 and test rows (10% each by default; Book-Crossing's 433,671 ratings are 5 MB).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ class Ratings:
     ratings: np.ndarray  # float64
 
     @classmethod
-    def read(cls, split_dir: str, name: str) -> "Ratings":
+    def read(cls, split_dir: str, name: str) -> Ratings:
         """One split, in (user, item) order, so every run scores the rows in the same order."""
         fs, path = resolve(join(split_dir, name))
         t = ds.dataset(path, filesystem=fs, format="parquet").to_table().to_pandas()
@@ -45,12 +46,13 @@ class Ratings:
 @dataclass(frozen=True)
 class Fallback:
     """Per-user mean target and the global mean, from the training ratings."""
+
     user_mean: np.ndarray  # NaN for users without training ratings
     global_mean: float
     known_items: np.ndarray  # bool per item id
 
     @classmethod
-    def of(cls, train: Ratings, target: Target, num_users: int, num_items: int) -> "Fallback":
+    def of(cls, train: Ratings, target: Target, num_users: int, num_items: int) -> Fallback:
         t = target.of(train.ratings)
         n = np.bincount(train.users, minlength=num_users)
         with np.errstate(invalid="ignore", divide="ignore"):

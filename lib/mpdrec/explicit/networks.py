@@ -8,6 +8,7 @@ with MSE or MAE, the binary target with cross-entropy. Training stops when the v
 improved for `patience` epochs and keeps the best epoch's weights; the validation loss is over the
 ratings the model can predict (user and item seen in training), the rest take the shared fallback.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -21,17 +22,26 @@ from mpdrec.explicit.targets import Target
 NETWORKS = ("dot", "deep")
 
 
-def build(kind: str, num_users: int, num_items: int, cfg: ExplicitConfig, binary: bool, mean_target: float,
-          seed: int) -> Any:
+def build(
+    kind: str, num_users: int, num_items: int, cfg: ExplicitConfig, binary: bool, mean_target: float, seed: int
+) -> Any:
     """An uncompiled Keras model: inputs `user` and `item` (int ids), one output."""
     import tensorflow as tf
 
     layers = tf.keras.layers
     user, item = layers.Input((), dtype="int32", name="user"), layers.Input((), dtype="int32", name="item")
-    u = layers.Embedding(num_users, cfg.factors, embeddings_initializer=tf.keras.initializers.RandomNormal(
-        0.0, 0.05, seed=seed), name="user_embedding")(user)
-    i = layers.Embedding(num_items, cfg.factors, embeddings_initializer=tf.keras.initializers.RandomNormal(
-        0.0, 0.05, seed=seed + 1), name="item_embedding")(item)
+    u = layers.Embedding(
+        num_users,
+        cfg.factors,
+        embeddings_initializer=tf.keras.initializers.RandomNormal(0.0, 0.05, seed=seed),
+        name="user_embedding",
+    )(user)
+    i = layers.Embedding(
+        num_items,
+        cfg.factors,
+        embeddings_initializer=tf.keras.initializers.RandomNormal(0.0, 0.05, seed=seed + 1),
+        name="item_embedding",
+    )(item)
     if kind == "dot":
         h = layers.Dot(axes=1)([u, i])
     else:
@@ -46,14 +56,25 @@ def build(kind: str, num_users: int, num_items: int, cfg: ExplicitConfig, binary
     # the output starts at the mean target (its logit for the binary target): early epochs learn the
     # pattern, not the offset
     bias = float(np.log(mean_target / (1 - mean_target))) if binary else mean_target
-    out = layers.Dense(1, activation="sigmoid" if binary else None,
-                       bias_initializer=tf.keras.initializers.Constant(bias))(h)
+    out = layers.Dense(
+        1, activation="sigmoid" if binary else None, bias_initializer=tf.keras.initializers.Constant(bias)
+    )(h)
     return tf.keras.Model([user, item], layers.Reshape(())(out), name=kind)
 
 
-def fit_predict(kind: str, loss: str, target: Target, train: Ratings, validation: Ratings, test: Ratings,
-                fallback: Fallback, num_users: int, num_items: int, cfg: ExplicitConfig,
-                seed: int) -> dict[str, Any]:
+def fit_predict(
+    kind: str,
+    loss: str,
+    target: Target,
+    train: Ratings,
+    validation: Ratings,
+    test: Ratings,
+    fallback: Fallback,
+    num_users: int,
+    num_items: int,
+    cfg: ExplicitConfig,
+    seed: int,
+) -> dict[str, Any]:
     """Train one network on `target` with `loss`; raw predictions (NaN-free) for validation and test."""
     import tensorflow as tf
 
@@ -70,14 +91,26 @@ def fit_predict(kind: str, loss: str, target: Target, train: Ratings, validation
         return {"user": r.users[rows].astype(np.int32), "item": r.items[rows].astype(np.int32)}
 
     stop = tf.keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True)
-    history = model.fit(inputs(train), y, batch_size=cfg.batch_size, epochs=cfg.epochs, verbose=0, shuffle=True,
-                        validation_data=(inputs(validation, warm),
-                                         target.of(validation.ratings[warm]).astype(np.float32)),
-                        callbacks=[stop] if cfg.patience else [])
+    history = model.fit(
+        inputs(train),
+        y,
+        batch_size=cfg.batch_size,
+        epochs=cfg.epochs,
+        verbose=0,
+        shuffle=True,
+        validation_data=(inputs(validation, warm), target.of(validation.ratings[warm]).astype(np.float32)),
+        callbacks=[stop] if cfg.patience else [],
+    )
     losses = [float(v) for v in history.history["val_loss"]]
 
     def predict(r: Ratings) -> np.ndarray:
         return model.predict(inputs(r), batch_size=8192, verbose=0).astype(np.float64)
 
-    return {"validation": predict(validation), "test": predict(test), "epochs": len(losses),
-            "best_epoch": int(np.argmin(losses)) + 1, "val_loss": losses, "parameters": int(model.count_params())}
+    return {
+        "validation": predict(validation),
+        "test": predict(test),
+        "epochs": len(losses),
+        "best_epoch": int(np.argmin(losses)) + 1,
+        "val_loss": losses,
+        "parameters": int(model.count_params()),
+    }

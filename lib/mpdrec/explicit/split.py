@@ -5,6 +5,7 @@ out, as the study did. Each remaining (user, item) rating goes to a split by a h
 item): the same config gives the same split on any partitioning, and a rating's split does not depend
 on the other rows.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -15,7 +16,7 @@ from pyspark.sql import functions as F
 from mpdrec.config import ExplicitConfig
 from mpdrec.errors import InputError
 from mpdrec.io.paths import join
-from mpdrec.spark import seeded_share
+from mpdrec.spark import one_row, seeded_share
 
 SPLITS = ("train", "validation", "test")
 
@@ -25,26 +26,33 @@ def ratings(spark: SparkSession, interactions_dir: str, implicit_value: float | 
     data = spark.read.parquet(join(interactions_dir, "data"))
     if implicit_value is not None:
         data = data.where(F.col("weight") != F.lit(implicit_value))
-    return data.select(F.col("playlist_idx").alias("user_idx"), F.col("track_idx").alias("item_idx"),
-                       F.col("weight").cast("double").alias("rating"))
+    return data.select(
+        F.col("playlist_idx").alias("user_idx"),
+        F.col("track_idx").alias("item_idx"),
+        F.col("weight").cast("double").alias("rating"),
+    )
 
 
 def assign(rated: DataFrame, shares: list[float], seed: int) -> DataFrame:
     """`rated` with `split`: train, validation or test, drawn per (user, item) from the seed."""
     u = seeded_share(seed, "user_idx", "item_idx")
-    return rated.withColumn("split", F.when(u < shares[0], "train").when(u < shares[0] + shares[1], "validation")
-                            .otherwise("test"))
+    return rated.withColumn(
+        "split", F.when(u < shares[0], "train").when(u < shares[0] + shares[1], "validation").otherwise("test")
+    )
 
 
-def write_splits(spark: SparkSession, interactions_dir: str, out_dir: str, cfg: ExplicitConfig,
-                 seed: int) -> dict[str, Any]:
+def write_splits(
+    spark: SparkSession, interactions_dir: str, out_dir: str, cfg: ExplicitConfig, seed: int
+) -> dict[str, Any]:
     rated = assign(ratings(spark, interactions_dir, cfg.implicit_value), cfg.split, seed).cache()
-    counts = dict(rated.groupBy("split").count().collect())
+    counts: dict[str, int] = dict(rated.groupBy("split").count().collect())
     if not counts.get("train") or not counts.get("validation") or not counts.get("test"):
-        raise InputError(f"explicit: {join(interactions_dir, 'data')} has too few explicit ratings to split "
-                         f"({counts or 'none'}; implicit value {cfg.implicit_value} left out)")
+        raise InputError(
+            f"explicit: {join(interactions_dir, 'data')} has too few explicit ratings to split "
+            f"({counts or 'none'}; implicit value {cfg.implicit_value} left out)"
+        )
     for name in SPLITS:
         rated.where(F.col("split") == name).drop("split").write.parquet(join(out_dir, name))
     rated.unpersist()
-    values = spark.read.parquet(join(out_dir, "train")).agg(F.min("rating"), F.max("rating")).first()
+    values = one_row(spark.read.parquet(join(out_dir, "train")).agg(F.min("rating"), F.max("rating")))
     return {"tables": {s: int(counts[s]) for s in SPLITS}, "rating_range": [float(values[0]), float(values[1])]}

@@ -9,27 +9,30 @@ per target: the user-mean and global-mean baselines, Jaccard, explicit ALS (Spar
 (one per loss). Every model's unpredictable ratings take the same fallback. Test F1 comes with a
 bootstrap interval over the test ratings. Outputs: report.json, report.md and two figures.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 import numpy as np
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from mpdrec.config import Config
-from mpdrec.etl.stages import TABLE_INTERACTIONS, run_after
 from mpdrec.explicit import als_explicit, jaccard, networks, report
 from mpdrec.explicit.arrays import Fallback, Ratings
 from mpdrec.explicit.split import SPLITS, write_splits
 from mpdrec.explicit.targets import Target, score
-from mpdrec.io.study_report import write_report
 from mpdrec.io.fs import HadoopFS
 from mpdrec.io.paths import MANIFEST, join
+from mpdrec.io.report import write_report
 from mpdrec.spark import job_step
+from mpdrec.upstream import TABLE_INTERACTIONS, run_after
 
 log = logging.getLogger("mpdrec.explicit")
 SPLIT_STAGE, STAGE = "explicit_split", "explicit"
@@ -58,24 +61,36 @@ class _Study:
         self.num_users = int(max(r.users.max() for r in self.splits.values())) + 1
         self.num_items = int(max(r.items.max() for r in self.splits.values())) + 1
         self.train_df = spark.read.parquet(join(split_dir, "train")).persist(StorageLevel.MEMORY_AND_DISK)
-        self.queries = (spark.read.parquet(join(split_dir, "validation"))
-                        .unionByName(spark.read.parquet(join(split_dir, "test"))).select("user_idx", "item_idx"))
+        self.queries = (
+            spark.read.parquet(join(split_dir, "validation"))
+            .unionByName(spark.read.parquet(join(split_dir, "test")))
+            .select("user_idx", "item_idx")
+        )
         self.train_rows = len(self.splits["train"])
 
-    def scored(self, model: str, target: Target, raw: dict[str, np.ndarray], fallback: Fallback,
-               **extra: Any) -> dict[str, Any]:
+    def scored(
+        self, model: str, target: Target, raw: dict[str, np.ndarray], fallback: Fallback, **extra: Any
+    ) -> dict[str, Any]:
         row: dict[str, Any] = {"model": model, "target": target.as_dict(), **extra}
         for name in ("validation", "test"):
             split = self.splits[name]
             predicted = fallback.fill(split, raw[name])
             cold = float(np.mean(~fallback.warm(split)))
             row[name] = score(split.ratings, predicted, target) | {"fallback_share": cold}
-        low, high = f1_interval(self.splits["test"].ratings, fallback.fill(self.splits["test"], raw["test"]), target,
-                                self.seed)
+        low, high = f1_interval(
+            self.splits["test"].ratings, fallback.fill(self.splits["test"], raw["test"]), target, self.seed
+        )
         row["test"] |= {"f1_low": low, "f1_high": high}
-        log.info("explicit %s / %s%s: validation F1 %.4f RMSE %.4f; test F1 %.4f RMSE %.4f", model, target.name,
-                 f" / {extra['loss']}" if extra.get("loss") else "", row["validation"]["f1"], row["validation"]["rmse"],
-                 row["test"]["f1"], row["test"]["rmse"])
+        log.info(
+            "explicit %s / %s%s: validation F1 %.4f RMSE %.4f; test F1 %.4f RMSE %.4f",
+            model,
+            target.name,
+            f" / {extra['loss']}" if extra.get("loss") else "",
+            row["validation"]["f1"],
+            row["validation"]["rmse"],
+            row["test"]["f1"],
+            row["test"]["rmse"],
+        )
         return row
 
     def from_spark(self, predicted: DataFrame) -> dict[str, np.ndarray]:
@@ -83,7 +98,8 @@ class _Study:
         return {s: self.splits[s].aligned(table) for s in ("validation", "test")}
 
     def grid(self, votes: DataFrame) -> tuple[list[dict[str, Any]], Target]:
-        points, best = [], None
+        points: list[dict[str, Any]] = []
+        best: tuple[float, Target] | None = None
         for a in self.e.sigmoid_a:
             for b in self.e.sigmoid_b:
                 target = Target("adjusted", self.e.threshold, a, b)
@@ -93,6 +109,7 @@ class _Study:
                 points.append({"a": a, "b": b, **score(split.ratings, predicted, target)})
                 if best is None or points[-1]["f1"] > best[0]:
                     best = (points[-1]["f1"], target)
+        assert best is not None, "the config requires a and b values"
         return points, best[1]
 
     def rows_for(self, target: Target, votes: DataFrame) -> list[dict[str, Any]]:
@@ -100,26 +117,63 @@ class _Study:
         empty = {s: np.full(len(self.splits[s]), np.nan) for s in ("validation", "test")}
         everyone = {s: np.zeros(len(self.splits[s])) for s in ("validation", "test")}
         global_only = Fallback(np.full(self.num_users, np.nan), fallback.global_mean, fallback.known_items)
-        rows = [self.scored("global_mean", target, everyone, global_only),
-                self.scored("user_mean", target, empty, fallback)]
+        rows = [
+            self.scored("global_mean", target, everyone, global_only),
+            self.scored("user_mean", target, empty, fallback),
+        ]
         timed: list[tuple[str, Callable[[], dict[str, Any]], dict[str, Any]]] = []
         if "jaccard" in self.e.models:
             timed.append(("jaccard", lambda: self.from_spark(jaccard.predict(votes, target)), {}))
         if "als" in self.e.models:
-            timed.append(("als", lambda: self.from_spark(als_explicit.predict(
-                self.train_df, self.queries, target, self.e.als_rank, self.e.als_reg_param, self.e.als_max_iter,
-                self.seed, self.train_rows)), {}))
+            timed.append(
+                (
+                    "als",
+                    lambda: self.from_spark(
+                        als_explicit.predict(
+                            self.train_df,
+                            self.queries,
+                            target,
+                            self.e.als_rank,
+                            self.e.als_reg_param,
+                            self.e.als_max_iter,
+                            self.seed,
+                            self.train_rows,
+                        )
+                    ),
+                    {},
+                )
+            )
         for kind in (m for m in self.e.models if m in networks.NETWORKS):
-            for loss in (["cross-entropy"] if target.kind == "binary" else self.e.losses):
-                timed.append((kind, lambda kind=kind, loss=loss: networks.fit_predict(
-                    kind, loss, target, self.splits["train"], self.splits["validation"], self.splits["test"],
-                    fallback, self.num_users, self.num_items, self.e, self.seed), {"loss": loss}))
+            for loss in ["cross-entropy"] if target.kind == "binary" else self.e.losses:
+                timed.append(
+                    (
+                        kind,
+                        partial(
+                            networks.fit_predict,
+                            kind,
+                            loss,
+                            target,
+                            self.splits["train"],
+                            self.splits["validation"],
+                            self.splits["test"],
+                            fallback,
+                            self.num_users,
+                            self.num_items,
+                            self.e,
+                            self.seed,
+                        ),
+                        {"loss": loss},
+                    )
+                )
         for model, run, extra in timed:
             started = time.perf_counter()
             raw = run()
             info = {k: v for k, v in raw.items() if k not in ("validation", "test")}
-            rows.append(self.scored(model, target, raw, fallback, **extra, **info,
-                                    seconds=round(time.perf_counter() - started, 2)))
+            rows.append(
+                self.scored(
+                    model, target, raw, fallback, **extra, **info, seconds=round(time.perf_counter() - started, 2)
+                )
+            )
         return rows
 
 
@@ -138,30 +192,46 @@ def run_study(spark: SparkSession, cfg: Config, split_dir: str, out_dir: str, ta
     with job_step(spark, "explicit: Jaccard similarities"):
         sims = jaccard.similarities(study.train_df, e.jaccard_max_raters, cfg.seed)
         votes = jaccard.neighbour_votes(study.train_df, study.queries, sims)
-        log.info("explicit: %d neighbour votes for %d query ratings", votes.count(),
-                 len(study.splits["validation"]) + len(study.splits["test"]))
+        log.info(
+            "explicit: %d neighbour votes for %d query ratings",
+            votes.count(),
+            len(study.splits["validation"]) + len(study.splits["test"]),
+        )
     with job_step(spark, "explicit: sigmoid grid"):
         grid, best = study.grid(votes)
-    targets = [{"original": Target("original", e.threshold), "adjusted": best,
-                "binary": Target("binary", e.threshold)}[k] for k in e.targets]
+    targets = [
+        {"original": Target("original", e.threshold), "adjusted": best, "binary": Target("binary", e.threshold)}[k]
+        for k in e.targets
+    ]
     results = []
     for target in targets:
         with job_step(spark, f"explicit: models on {target.name}"):
             results += study.rows_for(target, votes)
     votes.unpersist()
     study.train_df.unpersist()
-    body = {"tables": tables, "threshold": e.threshold, "sigmoid": {"a": best.a, "b": best.b}, "grid": grid,
-            "always_recommend_f1": _always_recommend_f1(e.threshold, study.splits),
-            "results": results}
-    write_report(out_dir, body, report.markdown(body), {"report_explicit_f1.png": report.f1_figure(body),
-                                                         "report_explicit_grid.png": report.grid_figure(body)})
+    body = {
+        "tables": tables,
+        "threshold": e.threshold,
+        "sigmoid": {"a": best.a, "b": best.b},
+        "grid": grid,
+        "always_recommend_f1": _always_recommend_f1(e.threshold, study.splits),
+        "results": results,
+    }
+    figures = {"report_explicit_f1.png": report.f1_figure(body), "report_explicit_grid.png": report.grid_figure(body)}
+    write_report(HadoopFS(spark), out_dir, body, report.markdown(body), figures)
     return body
 
 
 def run_explicit_split(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:
-    return run_after(spark, cfg, SPLIT_STAGE, *TABLE_INTERACTIONS, ("seed", "explicit"),
-                     lambda interactions, staging: write_splits(spark, interactions, staging, cfg.explicit, cfg.seed),
-                     force)
+    return run_after(
+        spark,
+        cfg,
+        SPLIT_STAGE,
+        *TABLE_INTERACTIONS,
+        ("seed", "explicit"),
+        lambda interactions, staging: write_splits(spark, interactions, staging, cfg.explicit, cfg.seed),
+        force,
+    )
 
 
 def run_explicit(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:

@@ -7,6 +7,7 @@ steepness b, and keeps the 1..10 range), and `binary` (1 when x >= threshold). A
 into its target's space (the transform is increasing, so this is the same decision rule on every
 target; 0.5 for the binary target's probability). The same functions serve numpy and Spark columns.
 """
+
 from __future__ import annotations
 
 import math
@@ -67,6 +68,10 @@ def score(ratings: np.ndarray, predictions: np.ndarray, target: Target) -> dict[
     truth, said = ratings >= target.threshold, predictions >= target.cut
     tp = int(np.sum(truth & said))
     f1_den = 2 * tp + int(np.sum(~truth & said)) + int(np.sum(truth & ~said))
-    return {"rmse": math.sqrt(float(np.mean(err ** 2))), "mae": float(np.mean(np.abs(err))),
-            "accuracy": float(np.mean(truth == said)), "f1": 2 * tp / f1_den if f1_den else 0.0,
-            "ratings": int(len(ratings))}
+    return {
+        "rmse": math.sqrt(float(np.mean(err**2))),
+        "mae": float(np.mean(np.abs(err))),
+        "accuracy": float(np.mean(truth == said)),
+        "f1": 2 * tp / f1_den if f1_den else 0.0,
+        "ratings": int(len(ratings)),
+    }

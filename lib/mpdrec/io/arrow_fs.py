@@ -1,5 +1,6 @@
 """pyarrow filesystems for URIs, so Python tasks read and write file://, gs://, s3://, hdfs://
 directly (on Dataproc and EMR with the machine's default credentials)."""
+
 from __future__ import annotations
 
 import pyarrow.fs as pafs

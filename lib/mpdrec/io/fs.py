@@ -5,19 +5,22 @@ Hadoop FileSystem, so the same code reads and writes file://, hdfs://, gs:// (Da
 and s3:// (EMRFS) exactly as Spark itself does; `ArrowFS` reaches the same remote stores through
 pyarrow, for processes with no JVM (Horovod ranks). `store_for` picks LocalFS or ArrowFS for a URI.
 """
+
 from __future__ import annotations
 
 import fnmatch
 import glob as pyglob
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow.fs as pafs
 
+from mpdrec.errors import InputError
 from mpdrec.io.arrow_fs import resolve, resolve_for_write
-from mpdrec.io.paths import GLOB_CHARS, MANIFEST, is_local, join, local_path, to_uri
+from mpdrec.io.paths import GLOB_CHARS, MANIFEST, basename, is_local, join, local_path, to_uri
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -98,8 +101,8 @@ class LocalFS:
 class HadoopFS:
     """FileStore through the JVM's Hadoop FileSystem of a running SparkSession."""
 
-    def __init__(self, spark: "SparkSession") -> None:
-        self._jvm = spark.sparkContext._jvm
+    def __init__(self, spark: SparkSession) -> None:
+        self._jvm: Any = spark.sparkContext._jvm
         self._conf = spark.sparkContext._jsc.hadoopConfiguration()
 
     def _p(self, uri: str):  # noqa: ANN202 - a py4j JavaObject
@@ -209,7 +212,7 @@ class ArrowFS:
             pass  # object stores: copy, manifest last
         files = [i.path for i in fs.get_file_info(pafs.FileSelector(s, recursive=True)) if i.type == pafs.FileType.File]
         for f in sorted(files, key=lambda f: f.endswith("/" + MANIFEST)):
-            fs.copy_file(f, d + f[len(s):])
+            fs.copy_file(f, d + f[len(s) :])
         fs.delete_dir(s)
 
     def mkdirs(self, uri: str) -> None:
@@ -243,12 +246,18 @@ class ArrowFS:
             return [] if info.type == pafs.FileType.NotFound else [(prefix + base, info)]
         path = "/".join([base.rstrip("/"), *parts[fixed:]])
         selector = pafs.FileSelector(base, recursive=True, allow_not_found=True)
-        return sorted((prefix + i.path, i) for i in fs.get_file_info(selector)
-                      if i.path.count("/") == path.count("/") and fnmatch.fnmatchcase(i.path, path))
+        return sorted(
+            (prefix + i.path, i)
+            for i in fs.get_file_info(selector)
+            if i.path.count("/") == path.count("/") and fnmatch.fnmatchcase(i.path, path)
+        )
 
     def glob(self, pattern: str) -> list[FileInfo]:
-        return [FileInfo(uri, i.size, int(i.mtime_ns // 1_000_000))
-                for uri, i in self._matches(pattern) if i.type == pafs.FileType.File]
+        return [
+            FileInfo(uri, i.size, int(i.mtime_ns // 1_000_000))
+            for uri, i in self._matches(pattern)
+            if i.type == pafs.FileType.File
+        ]
 
     def list_files(self, uri: str, name_pattern: str = "*") -> list[FileInfo]:
         return self.glob(join(uri, name_pattern))
@@ -272,3 +281,31 @@ def files_named(fs: FileStore, spec: str, name_pattern: str = "*") -> list[FileI
     if fs.is_dir(uri):
         return fs.list_files(uri, name_pattern)
     return fs.glob(uri) if fs.exists(uri) else None
+
+
+def input_files(
+    fs: FileStore,
+    key: str,
+    specs: list[str],
+    what: str,
+    name_pattern: str = "*",
+    check_dir: Callable[[FileStore, str], None] | None = None,
+) -> list[FileInfo]:
+    """Every file that config key `key` names (`specs`: files, globs, directories; a directory's
+    files matching `name_pattern`), sorted, each once, or an InputError naming the key and the spec.
+    Names starting with `_` or `.` (markers, manifests, checksums) are never data; `what` names the
+    files in the errors, and `check_dir(fs, spec)` vets a directory before its files are taken."""
+    if not specs:
+        raise InputError(f"config key '{key}': no input given (the {what}: files, directories or globs)")
+    found: dict[str, FileInfo] = {}
+    for spec in specs:
+        hits = files_named(fs, spec, name_pattern)
+        if hits is None:
+            raise InputError(f"config key '{key}': {spec} does not exist")
+        if check_dir is not None and fs.is_dir(to_uri(spec)):
+            check_dir(fs, spec)
+        hits = [f for f in hits if not basename(f.uri).startswith(("_", "."))]
+        if not hits:
+            raise InputError(f"config key '{key}': no {what} in {spec}")
+        found.update((f.uri, f) for f in hits)
+    return [found[k] for k in sorted(found)]

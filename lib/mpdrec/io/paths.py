@@ -1,4 +1,5 @@
 """URIs for every path the pipeline touches: local paths become absolute file:// URIs."""
+
 from __future__ import annotations
 
 import re
@@ -26,7 +27,7 @@ def is_local(uri: str) -> bool:
 def local_path(uri: str) -> Path:
     """The filesystem path of a local URI or path."""
     if uri.startswith("file:"):
-        return Path("/" + uri[len("file:"):].lstrip("/"))
+        return Path("/" + uri[len("file:") :].lstrip("/"))
     return Path(uri).expanduser().absolute()
 
 

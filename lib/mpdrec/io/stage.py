@@ -11,6 +11,7 @@ only); a crashed run leaves nothing to clean by hand (its staging directory is r
 generator, emptied by Spark stages, removed once published), and a rerun whose inputs, config and
 code are unchanged is skipped.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,11 +21,12 @@ import os
 import platform
 import signal
 import time
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from functools import lru_cache
 from importlib import resources
 from importlib.resources.abc import Traversable
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import mpdrec
 from mpdrec.io.fs import FileInfo, FileStore
@@ -103,8 +105,9 @@ def versions() -> dict[str, str]:
     return out
 
 
-def up_to_date(fs: FileStore, parent_dir: str, name: str, fp: dict[str, Any], force: bool = False
-               ) -> dict[str, Any] | None:
+def up_to_date(
+    fs: FileStore, parent_dir: str, name: str, fp: dict[str, Any], force: bool = False
+) -> dict[str, Any] | None:
     """The published manifest of `<parent_dir>/<name>` when it has this fingerprint (and not `force`)."""
     final = join(parent_dir, name)
     existing = read_manifest(fs, final)
@@ -123,8 +126,9 @@ def begin_stage(fs: FileStore, parent_dir: str, name: str, fp: dict[str, Any], r
     return staging
 
 
-def publish_stage(fs: FileStore, parent_dir: str, name: str, fp: dict[str, Any], staging: str,
-                  body: dict[str, Any], started: float) -> dict[str, Any]:
+def publish_stage(
+    fs: FileStore, parent_dir: str, name: str, fp: dict[str, Any], staging: str, body: dict[str, Any], started: float
+) -> dict[str, Any]:
     """Replace `<parent_dir>/<name>` by staging, its manifest written last; drop stale tries; the manifest."""
     failpoint(name, "built")
     final = join(parent_dir, name)

@@ -5,6 +5,7 @@ order as the differences between models; the per-playlist scores of two models a
 playlists, same hidden tracks), so resampling the playlists and taking the mean difference each time
 gives an interval for "A minus B" that accounts for how hard each playlist is.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +14,9 @@ RESAMPLES = 2000
 LEVEL = 0.95
 
 
-def paired_difference(a: np.ndarray, b: np.ndarray, seed: int, resamples: int = RESAMPLES,
-                      level: float = LEVEL) -> dict[str, float]:
+def paired_difference(
+    a: np.ndarray, b: np.ndarray, seed: int, resamples: int = RESAMPLES, level: float = LEVEL
+) -> dict[str, float]:
     """Mean of a - b over the playlists and its percentile bootstrap interval at `level`.
 
     a[i] and b[i] are two models' scores of playlist i. Returns {"difference", "low", "high",
@@ -27,8 +29,13 @@ def paired_difference(a: np.ndarray, b: np.ndarray, seed: int, resamples: int = 
     means = diff[picks].mean(axis=1)
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(means, [tail, 1.0 - tail])
-    return {"difference": float(diff.mean()), "low": float(low), "high": float(high), "level": level,
-            "playlists": int(len(diff))}
+    return {
+        "difference": float(diff.mean()),
+        "low": float(low),
+        "high": float(high),
+        "level": level,
+        "playlists": int(len(diff)),
+    }
 
 
 def mean_interval(a: np.ndarray, seed: int, resamples: int = RESAMPLES, level: float = LEVEL) -> dict[str, float]:
@@ -36,4 +43,10 @@ def mean_interval(a: np.ndarray, seed: int, resamples: int = RESAMPLES, level: f
     difference against zero)."""
     a = np.asarray(a, dtype=np.float64)
     out = paired_difference(a, np.zeros_like(a), seed, resamples, level)
-    return {"mean": out["difference"], "low": out["low"], "high": out["high"], "level": level, "queries": out["playlists"]}
+    return {
+        "mean": out["difference"],
+        "low": out["low"],
+        "high": out["high"],
+        "level": level,
+        "queries": out["playlists"],
+    }

@@ -8,6 +8,7 @@ be anywhere among the candidates with its score. A model that scores everything 
 with its many equal counts) then gets exactly what a random order would, neither the optimistic nor
 the pessimistic extreme.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -47,8 +48,15 @@ def balanced(positives: np.ndarray, negatives: np.ndarray) -> dict[str, float]:
     tp, tn = int(np.sum(pos >= 0)), int(np.sum(neg < 0))
     values, inverse, counts = np.unique(np.concatenate([pos, neg]), return_inverse=True, return_counts=True)
     mid_rank = np.cumsum(counts) - (counts - 1) / 2.0  # 1-based average ranks of tied values
-    pos_ranks = mid_rank[inverse[:len(pos)]].sum()
+    pos_ranks = mid_rank[inverse[: len(pos)]].sum()
     pairs = len(pos) * len(neg)
     auc = (pos_ranks - len(pos) * (len(pos) + 1) / 2.0) / pairs if pairs else float("nan")
-    return {"accuracy": (tp + tn) / max(len(pos) + len(neg), 1), "roc_auc": float(auc), "true_positive": tp,
-            "false_negative": len(pos) - tp, "true_negative": tn, "false_positive": len(neg) - tn, "pairs": len(pos)}
+    return {
+        "accuracy": (tp + tn) / max(len(pos) + len(neg), 1),
+        "roc_auc": float(auc),
+        "true_positive": tp,
+        "false_negative": len(pos) - tp,
+        "true_negative": tn,
+        "false_positive": len(neg) - tn,
+        "pairs": len(pos),
+    }

@@ -13,8 +13,8 @@ track neither scores twice nor pushes later tracks down. Positions below are 1-b
   R-precision 0.2241, NDCG 0.3946).
 * `ndcg_rules`, the rules page's text: DCG = rel_1 + sum_{i=2..|R|} rel_i / log2(i); IDCG over the
   |G ∩ R| hits alone (1 + sum_{i=2..|G ∩ R|} 1 / log2(i)); 0 without hits. It rewards a list for
-  ranking its few hits first whatever it missed, so it runs far above `ndcg` (0.42 against 0.27 on
-  one run) and compares with no published number: kept as a second column only.
+  ranking its few hits first whatever it missed, so it runs far above `ndcg` (docs/ranking.md) and
+  compares with no published number: kept as a second column only.
 * Recommended Songs clicks: floor(((first i with R_i in G) - 1) / 10), the 10-track pages a user
   refreshes before seeing a hit; max_recommendations // 10 + 1 (51 for 500) when R has no hit.
 
@@ -46,14 +46,15 @@ Sources, and where they disagree (the organisers' code wins, since it produced t
   dedup-before-scoring rule above is the metrics module's DCG ("truncated at first, THEN
   deduplication").
 """
+
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from bisect import bisect_left
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import compress, count
-from typing import Hashable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -72,9 +73,13 @@ class PlaylistMetrics:
     ndcg_rules: float  # the rules page's text: IDCG over |G ∩ R|
 
 
-def playlist_metrics(recommended: Sequence[Hashable], recommended_artists: Sequence[Hashable],
-                     truth: Sequence[Hashable], truth_artists: Sequence[Hashable],
-                     max_recommendations: int = MAX_RECOMMENDATIONS) -> PlaylistMetrics:
+def playlist_metrics(
+    recommended: Sequence[Hashable],
+    recommended_artists: Sequence[Hashable],
+    truth: Sequence[Hashable],
+    truth_artists: Sequence[Hashable],
+    max_recommendations: int = MAX_RECOMMENDATIONS,
+) -> PlaylistMetrics:
     """The three metrics of one playlist.
 
     recommended_artists[i] is the artist of recommended[i]; truth_artists[i] the artist of truth[i].
@@ -87,8 +92,7 @@ def playlist_metrics(recommended: Sequence[Hashable], recommended_artists: Seque
         raise ValueError("truth is empty: the metrics are undefined without hidden tracks")
     if max_recommendations < 1:
         raise ValueError(f"max_recommendations must be at least 1, got {max_recommendations}")
-    tracks, artists = _first_occurrences(recommended[:max_recommendations],
-                                         recommended_artists[:max_recommendations])
+    tracks, artists = _first_occurrences(recommended[:max_recommendations], recommended_artists[:max_recommendations])
     truth_set = set(truth)
     # 0-based positions of the hits, ascending; compress/count keep the 500-step scan in C
     hit_positions = list(compress(count(), map(truth_set.__contains__, tracks)))
@@ -100,8 +104,9 @@ def playlist_metrics(recommended: Sequence[Hashable], recommended_artists: Seque
     )
 
 
-def _first_occurrences(tracks: Sequence[Hashable], artists: Sequence[Hashable]
-                       ) -> tuple[Sequence[Hashable], Sequence[Hashable]]:
+def _first_occurrences(
+    tracks: Sequence[Hashable], artists: Sequence[Hashable]
+) -> tuple[Sequence[Hashable], Sequence[Hashable]]:
     """Drop repeated tracks, keeping the first occurrence and its artist, order preserved."""
     if len(dict.fromkeys(tracks)) == len(tracks):  # the usual case, checked at C speed
         return tracks, artists
@@ -111,13 +116,21 @@ def _first_occurrences(tracks: Sequence[Hashable], artists: Sequence[Hashable]
     return list(first), list(first.values())
 
 
-def _r_precision(tracks: Sequence[Hashable], artists: Sequence[Hashable], truth_set: set[Hashable],
-                 truth_artist_set: set[Hashable], hit_positions: list[int]) -> float:
+def _r_precision(
+    tracks: Sequence[Hashable],
+    artists: Sequence[Hashable],
+    truth_set: set[Hashable],
+    truth_artist_set: set[Hashable],
+    hit_positions: list[int],
+) -> float:
     """Track hits in the first |G| plus 0.25 per distinct G artist among that window's misses."""
     window = len(truth_set)
     track_hits = bisect_left(hit_positions, window)
-    credited = {artist for track, artist in zip(tracks[:window], artists[:window])
-                if track not in truth_set and artist in truth_artist_set}
+    credited = {
+        artist
+        for track, artist in zip(tracks[:window], artists[:window])
+        if track not in truth_set and artist in truth_artist_set
+    }
     return (track_hits + ARTIST_CREDIT * len(credited)) / window
 
 
@@ -130,7 +143,7 @@ def _discounts(length: int) -> np.ndarray:
 def _ndcg(hit_positions: list[int], num_truth: int, max_recommendations: int) -> float:
     """The organisers' NDCG: DCG with discount log2(i + 1) over the ideal DCG of min(|G|, k) hits."""
     discounts = _discounts(max_recommendations)
-    return float(discounts[hit_positions].sum() / discounts[:min(num_truth, max_recommendations)].sum())
+    return float(discounts[hit_positions].sum() / discounts[: min(num_truth, max_recommendations)].sum())
 
 
 def _rules_dcg(positions: Iterable[int]) -> float:
@@ -198,8 +211,7 @@ def _group_bounds(sorted_codes: np.ndarray, num_groups: int) -> list[int]:
     return np.searchsorted(sorted_codes, np.arange(num_groups + 1)).tolist()
 
 
-def score_recommendations(recs: pd.DataFrame, truth: pd.DataFrame,
-                          categories: pd.DataFrame | None = None) -> dict:
+def score_recommendations(recs: pd.DataFrame, truth: pd.DataFrame, categories: pd.DataFrame | None = None) -> dict:
     """Challenge scores: means over every pid of truth, overall and (given categories) per category.
 
     categories: pid, category (1..10); every truth pid needs exactly one, extra pids are ignored.
@@ -234,7 +246,7 @@ def _by_category(scores: pd.DataFrame, categories: pd.DataFrame) -> dict[str, di
     if len(missing):
         raise ValueError(f"{len(missing)} truth pid(s) have no category, e.g. {missing.head(5).tolist()}")
     return {
-        str(int(category)): {**_means(group), "num_playlists": len(group)}
+        str(int(category)): {**_means(group), "num_playlists": len(group)}  # type: ignore[arg-type]
         for category, group in merged.groupby("category", sort=True)
     }
 

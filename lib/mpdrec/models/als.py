@@ -6,6 +6,7 @@ p = [r > 0]; so the weighting of the interaction count happens here, in the rati
 binary r' = 1, counts r' = r, log r' = log(1 + r / eps) (the paper's log scaling). Note that Spark
 multiplies regParam by each row's number of ratings (ALS-WR), unlike the paper and `implicit`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,10 +15,10 @@ from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from mpdrec.blocked_topn import percentile_ranks, top_n
 from mpdrec.config import AlsConfig
 from mpdrec.io.paths import join
-from mpdrec.models.data import Queries
-from mpdrec.rank.blocked_topn import percentile_ranks, top_n
+from mpdrec.lists.inputs import Queries
 
 PLAYLIST_FACTORS, TRACK_FACTORS = "playlist_factors", "track_factors"
 
@@ -28,14 +29,17 @@ class Factors:
     tracks: DataFrame  # track_idx int, features array<float>
 
     @classmethod
-    def of(cls, model: ALSModel) -> "Factors":
-        return cls(model.userFactors.select(F.col("id").alias("playlist_idx"), "features"),
-                   model.itemFactors.select(F.col("id").alias("track_idx"), "features"))
+    def of(cls, model: ALSModel) -> Factors:
+        return cls(
+            model.userFactors.select(F.col("id").alias("playlist_idx"), "features"),
+            model.itemFactors.select(F.col("id").alias("track_idx"), "features"),
+        )
 
     @classmethod
-    def load(cls, spark: SparkSession, directory: str) -> "Factors":
-        return cls(spark.read.parquet(join(directory, PLAYLIST_FACTORS)),
-                   spark.read.parquet(join(directory, TRACK_FACTORS)))
+    def load(cls, spark: SparkSession, directory: str) -> Factors:
+        return cls(
+            spark.read.parquet(join(directory, PLAYLIST_FACTORS)), spark.read.parquet(join(directory, TRACK_FACTORS))
+        )
 
     def save(self, directory: str) -> None:
         self.playlists.write.mode("overwrite").parquet(join(directory, PLAYLIST_FACTORS))
@@ -64,18 +68,33 @@ def blocks(cfg: AlsConfig) -> int:
 def estimator(cfg: AlsConfig, rank: int, alpha: float, reg_param: float, seed: int) -> ALS:
     """Spark's ALS for one grid point; the other settings from config."""
     n = blocks(cfg)
-    return ALS(rank=rank, alpha=alpha, regParam=reg_param, maxIter=cfg.max_iter, implicitPrefs=True,
-               userCol="playlist_idx", itemCol="track_idx", ratingCol="rating", seed=seed,
-               checkpointInterval=cfg.checkpoint_interval or -1, coldStartStrategy="drop",
-               numUserBlocks=n, numItemBlocks=n)
+    return ALS(
+        rank=rank,
+        alpha=alpha,
+        regParam=reg_param,
+        maxIter=cfg.max_iter,
+        implicitPrefs=True,
+        userCol="playlist_idx",
+        itemCol="track_idx",
+        ratingCol="rating",
+        seed=seed,
+        checkpointInterval=cfg.checkpoint_interval or -1,
+        coldStartStrategy="drop",
+        numUserBlocks=n,
+        numItemBlocks=n,
+    )
 
 
 def query_factors(factors: Factors, queries: Queries) -> DataFrame:
     """pid, features, exclude (the seeds): every query playlist that has factors (title-only ones do not)."""
     seeds = queries.seeds.groupBy("pid").agg(F.collect_list("track_idx").alias("exclude"))
-    return (queries.playlists.where(F.col("playlist_idx").isNotNull()).select("pid", "playlist_idx")
-            .join(factors.playlists, "playlist_idx").join(seeds, "pid", "left")
-            .select("pid", "features", F.coalesce("exclude", F.array().cast("array<int>")).alias("exclude")))
+    return (
+        queries.playlists.where(F.col("playlist_idx").isNotNull())
+        .select("pid", "playlist_idx")
+        .join(factors.playlists, "playlist_idx")
+        .join(seeds, "pid", "left")
+        .select("pid", "features", F.coalesce("exclude", F.array().cast("array<int>")).alias("exclude"))
+    )
 
 
 def recommend(factors: Factors, queries: Queries, n: int, block_rows: int) -> DataFrame:
@@ -87,4 +106,3 @@ def recommend(factors: Factors, queries: Queries, n: int, block_rows: int) -> Da
 def percentiles(factors: Factors, queries: Queries, targets: DataFrame, block_rows: int) -> DataFrame:
     """pid, track_idx, percentile of each hidden (target) track among all non-seed tracks."""
     return percentile_ranks(query_factors(factors, queries), factors.tracks, targets, block_rows)
-

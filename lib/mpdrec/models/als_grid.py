@@ -16,6 +16,7 @@ so that the published factors cover the hidden items too.
 Outputs: `model/` (Spark's ALSModel), `playlist_factors/`, `track_factors/` (Parquet:
 playlist_idx / track_idx, features array<float>), `grid.json` (every point) and the manifest.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,18 +29,18 @@ from pyspark.sql import functions as F
 
 from mpdrec.config import Config, stable_digest
 from mpdrec.etl.slice_tables import process_file
-from mpdrec.etl.stages import upstream
 from mpdrec.etl.table_index import is_table_run
-from mpdrec.evaluation import ValidationTruth, challenge_dir, hidden_track_ids
 from mpdrec.io.fs import FileStore, HadoopFS
 from mpdrec.io.paths import join, to_uri
 from mpdrec.io.stage import fingerprint, run_stage
+from mpdrec.lists.assemble import SUBMISSION_SIZE, assemble
+from mpdrec.lists.inputs import Queries, RankingData
+from mpdrec.lists.scoring import ValidationTruth, challenge_dir, hidden_track_ids
 from mpdrec.models import als, popularity, title
 from mpdrec.models.als_progress import logged_iterations
-from mpdrec.models.data import Queries, RankingData
 from mpdrec.models.table_holdout import HoldoutScorer, split
-from mpdrec.rank.assemble import SUBMISSION_SIZE, assemble
-from mpdrec.spark import job_step
+from mpdrec.spark import job_step, one_row
+from mpdrec.upstream import upstream
 
 log = logging.getLogger("mpdrec.als")
 GRID_FILE = "grid.json"
@@ -67,16 +68,19 @@ class _ChallengeEvaluator:
         self.truth = ValidationTruth.load(spark, run_dir, "train")
         self.fallbacks = [
             ("title", title.recommend(self.data, self.queries, SUBMISSION_SIZE, cfg.rank.title_min_playlists).cache()),
-            ("popularity", popularity.recommend(self.data, self.queries, SUBMISSION_SIZE).cache())]
+            ("popularity", popularity.recommend(self.data, self.queries, SUBMISSION_SIZE).cache()),
+        ]
         self.targets = hidden_track_ids(spark, held_out, self.data.track_ids).cache()
 
     def score(self, factors: als.Factors) -> dict[str, float]:
         r = self.cfg.rank
-        ranked = assemble([("als", als.recommend(factors, self.queries, r.als_top_n, r.block_rows)),
-                           *self.fallbacks], self.queries)
+        ranked = assemble(
+            [("als", als.recommend(factors, self.queries, r.als_top_n, r.block_rows)), *self.fallbacks], self.queries
+        )
         scores = self.truth.score_ranking(ranked)["overall"]
-        mpr = als.percentiles(factors, self.queries, self.targets, r.block_rows).agg(
-            F.avg("percentile"), F.count("*")).first()
+        mpr = one_row(
+            als.percentiles(factors, self.queries, self.targets, r.block_rows).agg(F.avg("percentile"), F.count("*"))
+        )
         return {**scores, "mpr": float(mpr[0]) if mpr[1] else float("nan"), "mpr_pairs": int(mpr[1])}
 
     def release(self) -> None:
@@ -89,16 +93,18 @@ class _HoldoutEvaluator(HoldoutScorer):
     def __init__(self, spark: SparkSession, cfg: Config, run_dir: str) -> None:
         a = cfg.als
         interactions = spark.read.parquet(join(run_dir, "interactions", "data"))
-        super().__init__(split(interactions, a.holdout_users, a.holdout_share, cfg.seed), cfg.rank.als_top_n,
-                         cfg.rank.block_rows)
+        super().__init__(
+            split(interactions, a.holdout_users, a.holdout_share, cfg.seed), cfg.rank.als_top_n, cfg.rank.block_rows
+        )
         self.training = self.holdout.train
 
     def release(self) -> None:
         self.holdout.release()
 
 
-def _train_point(spark: SparkSession, cfg: Config, ratings: DataFrame, point: dict[str, Any],
-                 out_dir: str) -> tuple[als.Factors, float]:
+def _train_point(
+    spark: SparkSession, cfg: Config, ratings: DataFrame, point: dict[str, Any], out_dir: str
+) -> tuple[als.Factors, float]:
     """Fit one point and save model and factors under out_dir; (factors, seconds per iteration)."""
     started = time.perf_counter()
     with logged_iterations(spark, cfg.als.max_iter, f"als {point}"):
@@ -134,8 +140,9 @@ def run_als(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, 
         grid_uri = join(staging, GRID_FILE)
         grid = _read_grid(fs, grid_uri)  # points finished by an interrupted try
         with job_step(spark, "train_als: " + ("held-out users" if table else "validation queries and fallbacks")):
-            evaluator = _HoldoutEvaluator(spark, cfg, run_dir) if table else _ChallengeEvaluator(
-                spark, cfg, run_dir, staging)
+            evaluator = (
+                _HoldoutEvaluator(spark, cfg, run_dir) if table else _ChallengeEvaluator(spark, cfg, run_dir, staging)
+            )
             ratings = als.ratings(evaluator.training, a.weighting, a.eps).cache()
         for i, point in enumerate(points):
             if any(g["point"] == point for g in grid):
@@ -145,23 +152,40 @@ def run_als(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, 
                 factors, per_iter = _train_point(spark, cfg, ratings, point, join(staging, "points", str(i)))
                 started = time.perf_counter()
                 scores = evaluator.score(factors)
-            entry = {"point": point, "index": i, **scores, "seconds_per_iteration": round(per_iter, 3),
-                     "score_seconds": round(time.perf_counter() - started, 2)}
+            entry = {
+                "point": point,
+                "index": i,
+                **scores,
+                "seconds_per_iteration": round(per_iter, 3),
+                "score_seconds": round(time.perf_counter() - started, 2),
+            }
             grid.append(entry)
             best = _best(grid, metric)
             for g in grid:  # only the best point's model and factors are kept
                 if g is not best and fs.exists(join(staging, "points", str(g["index"]))):
                     fs.delete(join(staging, "points", str(g["index"])))
             fs.write_text(grid_uri, json.dumps(grid, indent=1))
-            log.info("als grid %d/%d: rank %d alpha %g reg %g: ndcg %.4f r-prec %.4f clicks %.2f mpr %.4f "
-                     "(%.1fs/iter, scored in %.1fs)%s", i + 1, len(points), point["rank"], point["alpha"],
-                     point["reg_param"], scores["ndcg"], scores["r_precision"], scores["clicks"], scores["mpr"],
-                     per_iter, entry["score_seconds"], "  best so far" if best is entry else "")
+            log.info(
+                "als grid %d/%d: rank %d alpha %g reg %g: ndcg %.4f r-prec %.4f clicks %.2f mpr %.4f "
+                "(%.1fs/iter, scored in %.1fs)%s",
+                i + 1,
+                len(points),
+                point["rank"],
+                point["alpha"],
+                point["reg_param"],
+                scores["ndcg"],
+                scores["r_precision"],
+                scores["clicks"],
+                scores["mpr"],
+                per_iter,
+                entry["score_seconds"],
+                "  best so far" if best is entry else "",
+            )
         ratings.unpersist()
         best = _best(grid, metric)
         chosen = join(staging, "points", str(best["index"]))
         body: dict[str, Any] = {}
-        if table:
+        if isinstance(evaluator, _HoldoutEvaluator):
             body["holdout"] = _publish_refit(spark, cfg, fs, evaluator, best["point"], chosen, run_dir, staging)
         else:
             for part in ("model", als.PLAYLIST_FACTORS, als.TRACK_FACTORS):
@@ -171,15 +195,29 @@ def run_als(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, 
         for leftover in ("points", "train_queries", "_checkpoints"):
             fs.delete(join(staging, leftover))
         evaluator.release()
-        return {"best": best["point"], "select": metric, "metrics": {k: best[k] for k in (
-            "r_precision", "ndcg", "clicks", "mpr")}, "grid": sorted(grid, key=lambda g: g["index"]),
-            "max_iter": a.max_iter, "weighting": a.weighting, **body}
+        return {
+            "best": best["point"],
+            "select": metric,
+            "metrics": {k: best[k] for k in ("r_precision", "ndcg", "clicks", "mpr")},
+            "grid": sorted(grid, key=lambda g: g["index"]),
+            "max_iter": a.max_iter,
+            "weighting": a.weighting,
+            **body,
+        }
 
     return run_stage(fs, run_dir, "als", fp, build, force=force, resume=not force)
 
 
-def _publish_refit(spark: SparkSession, cfg: Config, fs: FileStore, evaluator: _HoldoutEvaluator,
-                   point: dict[str, Any], chosen: str, run_dir: str, staging: str) -> dict[str, Any]:
+def _publish_refit(
+    spark: SparkSession,
+    cfg: Config,
+    fs: FileStore,
+    evaluator: _HoldoutEvaluator,
+    point: dict[str, Any],
+    chosen: str,
+    run_dir: str,
+    staging: str,
+) -> dict[str, Any]:
     """A table run's end of the grid: the best point (its factors in `chosen`) against popularity
     on the held-out users, kept in staging's HOLDOUT_FILE so that a resumed try need not score it
     again; then the point fitted on every interaction into staging, as the published factors."""
@@ -188,8 +226,9 @@ def _publish_refit(spark: SparkSession, cfg: Config, fs: FileStore, evaluator: _
         with job_step(spark, "train_als: the best point against popularity on the held-out users"):
             fs.write_text(uri, json.dumps(evaluator.against_popularity(als.Factors.load(spark, chosen), cfg.seed)))
     with job_step(spark, f"train_als: {point} fitted on every interaction"):
-        every = als.ratings(spark.read.parquet(join(run_dir, "interactions", "data")), cfg.als.weighting,
-                            cfg.als.eps).cache()
+        every = als.ratings(
+            spark.read.parquet(join(run_dir, "interactions", "data")), cfg.als.weighting, cfg.als.eps
+        ).cache()
         _train_point(spark, cfg, every, point, staging)
         every.unpersist()
     return json.loads(fs.read_text(uri))

@@ -5,12 +5,13 @@ half an hour or more. Each iteration persists its item factors as an RDD named `
 (and drops the previous one), so a thread that polls the driver's storage information sees an
 iteration end without touching the fit.
 """
+
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from pyspark.sql import SparkSession
 
@@ -23,8 +24,14 @@ ITEM_FACTORS = "itemFactors-"  # the name Spark's ALS.train gives each iteration
 def latest_iteration(spark: SparkSession) -> int:
     """The highest iteration whose item factors are cached now (0: none yet)."""
     names = [info.name() for info in spark.sparkContext._jsc.sc().getRDDStorageInfo()]
-    return max((int(n[len(ITEM_FACTORS):]) for n in names if n and n.startswith(ITEM_FACTORS)
-                and n[len(ITEM_FACTORS):].isdigit()), default=0)
+    return max(
+        (
+            int(n[len(ITEM_FACTORS) :])
+            for n in names
+            if n and n.startswith(ITEM_FACTORS) and n[len(ITEM_FACTORS) :].isdigit()
+        ),
+        default=0,
+    )
 
 
 @contextmanager

@@ -8,16 +8,18 @@ popularity^beta keeps hits from drowning specific co-occurrences.
 
 Both lookups are numpy arrays on the executors, not shuffled rows: each seed's sampled playlists
 (`sampled_postings`) and each training playlist's tracks are collected once as CSR arrays and
-broadcast (about 55 MB at 100 slices; for the full MPD 270 MB for the playlists' tracks, plus
-what the challenge's seeds sample). The query playlists' seeds come sorted by query in Arrow
-batches of many queries (`mpdrec.sorted_groups`) and, per query in numpy, the overlaps are counted
-(`_nearest`), then the neighbours' tracks summed and cut to the best (`_best`). Shuffling the same
-arrays with every (query, seed) and (query, neighbour) row took 75 s at 100 slices, this 31 s
-(same output) as a grouped pandas UDF, about 27 s over Arrow batches (no per-query pandas frame).
+broadcast (tens of MB at 100 slices; for the full MPD a few hundred MB for the playlists' tracks,
+plus what the challenge's seeds sample: docs/ranking.md). The query playlists' seeds come sorted by
+query in Arrow batches of many queries (`mpdrec.sorted_groups`) and, per query in numpy, the
+overlaps are counted (`_nearest`), then the neighbours' tracks summed and cut to the best (`_best`).
+Shuffling the same arrays with every (query, seed) and (query, neighbour) row took far longer at 100
+slices, and a grouped pandas UDF somewhat longer than these Arrow batches (same output; no per-query
+pandas frame here: docs/ranking.md).
 """
+
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -26,8 +28,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from mpdrec.csr import Csr, csr, csr_rows
-from mpdrec.models.data import Queries, RankingData
+from mpdrec.lists.inputs import Queries, RankingData
 from mpdrec.sorted_groups import group_starts, sorted_by, whole_groups
+
 
 def sampled_postings(data: RankingData, tracks: DataFrame, max_per_seed: int, seed: int) -> DataFrame:
     """track_idx, q: the training playlists holding each of `tracks` (a track_idx column), those of
@@ -36,9 +39,13 @@ def sampled_postings(data: RankingData, tracks: DataFrame, max_per_seed: int, se
     keep_share = F.least(F.lit(1.0), F.lit(float(max_per_seed)) / F.col("playlist_count"))
     bucket = (F.abs(F.xxhash64(F.lit(seed), "playlist_idx", "track_idx")) % 1_000_000) / 1_000_000.0
     counts = F.broadcast(data.track_ids.select("track_idx", "playlist_count"))  # 2.3M rows for the full MPD
-    return (data.interactions.select("playlist_idx", "track_idx").join(F.broadcast(tracks), "track_idx")
-            .join(counts, "track_idx")
-            .where(bucket < keep_share).select("track_idx", F.col("playlist_idx").alias("q")))
+    return (
+        data.interactions.select("playlist_idx", "track_idx")
+        .join(F.broadcast(tracks), "track_idx")
+        .join(counts, "track_idx")
+        .where(bucket < keep_share)
+        .select("track_idx", F.col("playlist_idx").alias("q"))
+    )
 
 
 def _top(ids: np.ndarray, score: np.ndarray, keep: int) -> tuple[np.ndarray, np.ndarray]:
@@ -52,8 +59,9 @@ def _top(ids: np.ndarray, score: np.ndarray, keep: int) -> tuple[np.ndarray, np.
     return ids[order], score[order]
 
 
-def _nearest(seeds: np.ndarray, own: int | None, neighbours: int, postings: Csr, sizes: np.ndarray | None = None
-             ) -> tuple[np.ndarray, np.ndarray]:
+def _nearest(
+    seeds: np.ndarray, own: int | None, neighbours: int, postings: Csr, sizes: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """A query's `neighbours` training playlists sharing most of its seeds (its own playlist `own`
     left out), ties to the lower playlist_idx: (playlist_idx, overlap); with the playlists' `sizes`,
     the most similar by the Dice coefficient 2 overlap / (seeds + size) instead: (playlist_idx, Dice)."""
@@ -64,13 +72,14 @@ def _nearest(seeds: np.ndarray, own: int | None, neighbours: int, postings: Csr,
     return _top(ids, overlap if sizes is None else 2.0 * overlap / (len(seeds) + sizes[ids]), neighbours)
 
 
-def _best(q: np.ndarray, overlap: np.ndarray, keep: int, weight: np.ndarray, tracks: Csr
-          ) -> tuple[np.ndarray, np.ndarray]:
+def _best(
+    q: np.ndarray, overlap: np.ndarray, keep: int, weight: np.ndarray, tracks: Csr
+) -> tuple[np.ndarray, np.ndarray]:
     """A query's `keep` best tracks from its neighbours `q`: (track_idx, score = the summed overlaps
     of the neighbours holding it * weight[track] (1 / popularity^beta)), score descending then
     track_idx."""
     hits, lengths = csr_rows(tracks, q)
-    # summed over the distinct hits (200 neighbours hold ~25,000), not into an array of every track:
+    # summed over the distinct hits (200 neighbours hold tens of thousands), not into an array of every track:
     # that one grows with the catalogue, and zeroing and scanning it cost more than sorting the hits
     ids, which = np.unique(hits, return_inverse=True)
     summed = np.bincount(which, weights=np.repeat(overlap.astype(np.float64), lengths), minlength=len(ids))
@@ -79,13 +88,15 @@ def _best(q: np.ndarray, overlap: np.ndarray, keep: int, weight: np.ndarray, tra
     return _top(ids, summed[held] * weight[ids], keep)
 
 
-def _scored(neighbours: int, n: int, lookups: Broadcast, playlist_tracks: Broadcast, dice: bool
-            ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+def _scored(
+    neighbours: int, n: int, lookups: Broadcast, playlist_tracks: Broadcast, dice: bool
+) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """Queries' seeds (pid, track_idx, their own playlist_idx `self`), sorted by pid -> each query's
     n best non-seed tracks, ranked, from the broadcast (weight, postings) and playlists' tracks.
     `dice`: neighbours by the Dice coefficient, and a track scored by the neighbours holding it, then
     their summed Dice (each neighbour counts 1 + Dice / (neighbours + 1), and Dice <= 1)."""
-    def scored(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+
+    def scored(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         (weight, postings), tracks = lookups.value, playlist_tracks.value
         sizes = np.diff(tracks[0]) if dice else None
         for cols in whole_groups(batches, "pid"):
@@ -100,13 +111,23 @@ def _scored(neighbours: int, n: int, lookups: Broadcast, playlist_tracks: Broadc
                 kept = ~np.isin(ids, seeds)
                 ids, score = ids[kept][:n], score[kept][:n]
                 ranked.append((np.full(len(ids), pids[start]), ids, score, np.arange(len(ids), dtype=np.int32)))
-            yield pa.RecordBatch.from_arrays([pa.array(np.concatenate(c)) for c in zip(*ranked)],
-                                             names=["pid", "track_idx", "score", "rank"])
+            yield pa.RecordBatch.from_arrays(
+                [pa.array(np.concatenate(c)) for c in zip(*ranked)], names=["pid", "track_idx", "score", "rank"]
+            )
+
     return scored
 
 
-def recommend(data: RankingData, queries: Queries, n: int, neighbours: int, beta: float,
-              max_per_seed: int, seed: int, dice: bool = False) -> DataFrame:
+def recommend(
+    data: RankingData,
+    queries: Queries,
+    n: int,
+    neighbours: int,
+    beta: float,
+    max_per_seed: int,
+    seed: int,
+    dice: bool = False,
+) -> DataFrame:
     """pid, track_idx, score, rank (0-based): each query's n best non-seed tracks, ranked by score
     then track_idx (the more popular first). `dice`: the Dice playlist-neighbour source (the MPD
     study's baseline, `mpdrec.studies.dice`): neighbours by Dice, tracks by how many hold them (then
@@ -119,5 +140,7 @@ def recommend(data: RankingData, queries: Queries, n: int, neighbours: int, beta
     query_self = queries.playlists.select("pid", F.col("playlist_idx").alias("self"))
     # `self` a double: null (a query without a training playlist) reads as NaN in numpy
     seeds = queries.seeds.join(F.broadcast(query_self), "pid").select("pid", "track_idx", F.col("self").cast("double"))
-    return sorted_by(seeds, "pid").mapInArrow(_scored(neighbours, n, lookups, data.shared("playlist_tracks"), dice),
-                                              "pid long, track_idx int, score double, rank int")
+    return sorted_by(seeds, "pid").mapInArrow(
+        _scored(neighbours, n, lookups, data.shared("playlist_tracks"), dice),
+        "pid long, track_idx int, score double, rank int",
+    )

@@ -2,6 +2,7 @@
 track and its sampled negatives), read once for every model scored by the NCF paper's protocol
 (`mpdrec.metrics.leave_one_out`): NCF while it trains, ALS after its grid.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from mpdrec.io.paths import join, to_uri
 @dataclass(frozen=True)
 class LeaveOneOut:
     """Per evaluated playlist: its held-out track in column 0 of `candidates`, sampled negatives after."""
+
     playlists: np.ndarray  # (n,)
     candidates: np.ndarray  # (n, 1 + negatives)
 
@@ -48,14 +50,20 @@ def read_leave_one_out(uri: str) -> LeaveOneOut:
         raise InputError(f"{uri}: cannot read the leave-one-out set ({exc})") from exc
     missing = [c for c in ("playlist_idx", "track_idx", "negatives") if c not in table.column_names]
     if missing or not table.num_rows:
-        raise InputError(f"{uri}: expected rows of (playlist_idx, track_idx, negatives array<int>); "
-                         f"missing columns {missing}" if missing else f"{uri}: the leave-one-out set is empty")
+        raise InputError(
+            f"{uri}: expected rows of (playlist_idx, track_idx, negatives array<int>); missing columns {missing}"
+            if missing
+            else f"{uri}: the leave-one-out set is empty"
+        )
     negatives = table.column("negatives").combine_chunks()
     lengths = np.diff(negatives.offsets.to_numpy())
     if len(set(lengths.tolist())) != 1 or lengths[0] < 1:
-        raise InputError(f"{uri}: rows have {sorted(set(lengths.tolist()))[:5]} negatives; every row needs the same "
-                         "number (at least one)")
+        raise InputError(
+            f"{uri}: rows have {sorted(set(lengths.tolist()))[:5]} negatives; every row needs the same "
+            "number (at least one)"
+        )
     flat = negatives.flatten().to_numpy().astype(np.int64).reshape(len(lengths), lengths[0])
     held = table.column("track_idx").to_numpy().astype(np.int64)
-    return LeaveOneOut(table.column("playlist_idx").to_numpy().astype(np.int64),
-                       np.concatenate([held[:, None], flat], axis=1))
+    return LeaveOneOut(
+        table.column("playlist_idx").to_numpy().astype(np.int64), np.concatenate([held[:, None], flat], axis=1)
+    )

@@ -11,6 +11,7 @@ and the top `rank.als_top_n` are scored as a challenge playlist is: R-precision,
 (the items with the most training users) is scored on the same users, so that the report can say
 with a paired interval what ALS adds to it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,12 +22,12 @@ import pandas as pd
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from mpdrec.blocked_topn import percentile_ranks, top_n
 from mpdrec.errors import InputError
 from mpdrec.metrics.bootstrap import paired_difference
 from mpdrec.metrics.recsys2018 import per_playlist_scores, summarise
 from mpdrec.models import als
-from mpdrec.rank.blocked_topn import percentile_ranks, top_n
-from mpdrec.spark import seeded_share
+from mpdrec.spark import one_row, seeded_share
 
 COMPARED = ("r_precision", "ndcg", "clicks")
 
@@ -45,26 +46,47 @@ class TableHoldout:
 
 def split(interactions: DataFrame, users: int, share: float, seed: int) -> TableHoldout:
     """Hold out up to `users` users' latest `share` of interactions (see the module's docstring)."""
-    chosen = (interactions.groupBy("playlist_idx").agg(F.count("*").alias("n")).where(F.col("n") >= 2)
-              .orderBy(seeded_share(seed, "playlist_idx"), "playlist_idx").limit(users)
-              .select("playlist_idx", F.least(F.col("n") - 1, F.greatest(
-                  F.lit(1), F.round(F.col("n") * share).cast("int"))).alias("hide"))).cache()
+    chosen = (
+        interactions.groupBy("playlist_idx")
+        .agg(F.count("*").alias("n"))
+        .where(F.col("n") >= 2)
+        .orderBy(seeded_share(seed, "playlist_idx"), "playlist_idx")
+        .limit(users)
+        .select(
+            "playlist_idx",
+            F.least(F.col("n") - 1, F.greatest(F.lit(1), F.round(F.col("n") * share).cast("int"))).alias("hide"),
+        )
+    ).cache()
     if chosen.count() == 0:
         chosen.unpersist()
-        raise InputError("the interactions have no user with two or more items: none can hide an item for the "
-                         "ALS grid to be scored on")
+        raise InputError(
+            "the interactions have no user with two or more items: none can hide an item for the "
+            "ALS grid to be scored on"
+        )
     latest = Window.partitionBy("playlist_idx").orderBy(F.desc("pos"), F.desc("track_idx"))
-    hidden = (interactions.join(F.broadcast(chosen), "playlist_idx")
-              .withColumn("from_end", F.row_number().over(latest)).where(F.col("from_end") <= F.col("hide"))
-              .select(F.col("playlist_idx").cast("long").alias("pid"), "track_idx")).cache()
-    train = interactions.join(F.broadcast(hidden.withColumnRenamed("pid", "playlist_idx")),
-                              ["playlist_idx", "track_idx"], "left_anti").cache()
-    queries = (train.join(F.broadcast(chosen.select("playlist_idx")), "playlist_idx").groupBy("playlist_idx")
-               .agg(F.collect_list("track_idx").alias("exclude"))
-               .select(F.col("playlist_idx").cast("long").alias("pid"), "exclude")).cache()
+    hidden = (
+        interactions.join(F.broadcast(chosen), "playlist_idx")
+        .withColumn("from_end", F.row_number().over(latest))
+        .where(F.col("from_end") <= F.col("hide"))
+        .select(F.col("playlist_idx").cast("long").alias("pid"), "track_idx")
+    ).cache()
+    train = interactions.join(
+        F.broadcast(hidden.withColumnRenamed("pid", "playlist_idx")), ["playlist_idx", "track_idx"], "left_anti"
+    ).cache()
+    queries = (
+        train.join(F.broadcast(chosen.select("playlist_idx")), "playlist_idx")
+        .groupBy("playlist_idx")
+        .agg(F.collect_list("track_idx").alias("exclude"))
+        .select(F.col("playlist_idx").cast("long").alias("pid"), "exclude")
+    ).cache()
     truth = hidden.toPandas()
-    truth = pd.DataFrame({"pid": truth["pid"], "track": truth["track_idx"].astype(np.int64),
-                          "artist": truth["track_idx"].astype(np.int64)})
+    truth = pd.DataFrame(
+        {
+            "pid": truth["pid"],
+            "track": truth["track_idx"].astype(np.int64),
+            "artist": truth["track_idx"].astype(np.int64),
+        }
+    )
     chosen.unpersist()
     return TableHoldout(train, queries, hidden, truth)
 
@@ -94,8 +116,11 @@ class HoldoutScorer:
     def score(self, factors: als.Factors) -> dict[str, float]:
         """The metrics' means (R-precision, NDCG, clicks, NDCG by the rules' text) and MPR."""
         means = summarise(self.per_user(factors))["overall"]
-        mpr = percentile_ranks(self._queries(factors), factors.tracks, self.holdout.hidden, self.block_rows).agg(
-            F.avg("percentile"), F.count("*")).first()
+        mpr = one_row(
+            percentile_ranks(self._queries(factors), factors.tracks, self.holdout.hidden, self.block_rows).agg(
+                F.avg("percentile"), F.count("*")
+            )
+        )
         return {**means, "mpr": float(mpr[0]) if mpr[1] else float("nan"), "mpr_pairs": int(mpr[1])}
 
     def popularity(self) -> pd.DataFrame:
@@ -104,23 +129,27 @@ class HoldoutScorer:
         train = self.holdout.train
         exclude = self.holdout.queries.toPandas()
         need = self.n + int(exclude["exclude"].map(len).max())
-        counts = (train.groupBy("track_idx").count().orderBy(F.desc("count"), "track_idx").limit(need)
-                  .toPandas())
+        counts = train.groupBy("track_idx").count().orderBy(F.desc("count"), "track_idx").limit(need).toPandas()
         order = counts["track_idx"].to_numpy()
         pids, ranks, items = [], [], []
         for pid, seen in zip(exclude["pid"], exclude["exclude"]):
-            top = order[~np.isin(order, seen)][:self.n]
+            top = order[~np.isin(order, seen)][: self.n]
             pids.append(np.full(len(top), pid))
             ranks.append(np.arange(len(top)))
             items.append(top)
-        return per_playlist_scores(_recs(np.concatenate(pids), np.concatenate(ranks), np.concatenate(items)),
-                                   self.holdout.truth)
+        return per_playlist_scores(
+            _recs(np.concatenate(pids), np.concatenate(ranks), np.concatenate(items)), self.holdout.truth
+        )
 
     def against_popularity(self, factors: als.Factors, seed: int) -> dict[str, Any]:
         """The held-out users, popularity's means, and the factors minus popularity per metric with
         a paired bootstrap interval (`mpdrec.metrics.bootstrap`)."""
         model, baseline = self.per_user(factors), self.popularity()
-        return {"users": len(self.holdout.truth["pid"].unique()), "hidden": len(self.holdout.truth),
-                "popularity": summarise(baseline)["overall"],
-                "als_minus_popularity": {m: paired_difference(model[m].to_numpy(), baseline[m].to_numpy(), seed)
-                                         for m in COMPARED}}
+        return {
+            "users": len(self.holdout.truth["pid"].unique()),
+            "hidden": len(self.holdout.truth),
+            "popularity": summarise(baseline)["overall"],
+            "als_minus_popularity": {
+                m: paired_difference(model[m].to_numpy(), baseline[m].to_numpy(), seed) for m in COMPARED
+            },
+        }

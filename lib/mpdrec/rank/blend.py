@@ -12,13 +12,14 @@ report scores it) and to the real challenge. Methods:
 * `fixed`, and wherever nothing can be fitted (no hidden track among the candidates): a
   reciprocal-rank sum over the sources, a fixed-weight blend that needs no labels.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
-
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.classification import GBTClassifier, LogisticRegression
 from pyspark.ml.feature import VectorAssembler
@@ -28,8 +29,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StructField
 
 from mpdrec.config import BlendConfig
+from mpdrec.lists.inputs import Queries, RankingData
 from mpdrec.models import als
-from mpdrec.models.data import Queries, RankingData
 from mpdrec.rank.feature_rows import Columns, FeatureRows
 from mpdrec.rank.seed_features import SEED_FEATURES, KnownDot, with_als_dot, with_seed_cooc
 from mpdrec.sorted_groups import top_per_group
@@ -45,12 +46,25 @@ def feature_names(sources: list[str], ncf: bool = False) -> list[str]:
     model's score of the candidate (with `ncf`: rank.blend.ncf_feature, or the NCF blend variant),
     the candidate against the seeds (`mpdrec.rank.seed_features`; `als_dot` when ALS is a source),
     then the rest."""
-    return ([f"{s}_{k}" for s in sorted(sources) for k in ("score", "rank", "rel")] + (["ncf_score"] if ncf else [])
-            + SEED_FEATURES + (["als_dot"] if "als" in sources else []) + QUERY_FEATURES + TRACK_FEATURES)
+    return (
+        [f"{s}_{k}" for s in sorted(sources) for k in ("score", "rank", "rel")]
+        + (["ncf_score"] if ncf else [])
+        + SEED_FEATURES
+        + (["als_dot"] if "als" in sources else [])
+        + QUERY_FEATURES
+        + TRACK_FEATURES
+    )
 
 
-def with_features(candidates: DataFrame, queries: Queries, data: RankingData, depth: dict[str, int],
-                  max_per_seed: int, seed: int, factors: als.Factors | None = None) -> FeatureRows:
+def with_features(
+    candidates: DataFrame,
+    queries: Queries,
+    data: RankingData,
+    depth: dict[str, int],
+    max_per_seed: int,
+    seed: int,
+    factors: als.Factors | None = None,
+) -> FeatureRows:
     """The candidate table (with its ncf_score or label, when it carries one) plus every
     feature column, the seed features computed in the pass that reads them (no nulls: a source
     that did not propose a track gives it score and relative score 0 and rank = its depth, one
@@ -61,36 +75,58 @@ def with_features(candidates: DataFrame, queries: Queries, data: RankingData, de
     playlists have exactly its normalised title (log; the title source also reads its words). Per candidate:
     log popularity, the share of the playlist's seeds by the same artist, and how many sources
     proposed it."""
-    tracks = data.track_ids.select("track_idx", F.log1p("playlist_count").alias("popularity"),
-                                   F.xxhash64("artist_uri").alias("artist"))
-    titles = (data.playlist_ids.where((F.length("name_norm") > 0) & (F.col("num_tracks") > 0)).groupBy("name_norm")
-              .agg(F.log1p(F.count("*")).alias("title_support")))
+    tracks = data.track_ids.select(
+        "track_idx", F.log1p("playlist_count").alias("popularity"), F.xxhash64("artist_uri").alias("artist")
+    )
+    titles = (
+        data.playlist_ids.where((F.length("name_norm") > 0) & (F.col("num_tracks") > 0))
+        .groupBy("name_norm")
+        .agg(F.log1p(F.count("*")).alias("title_support"))
+    )
     num_seeds = queries.seeds.groupBy("pid").agg(F.count("*").alias("num_seeds"))
-    per_query = (queries.playlists.join(titles, "name_norm", "left").join(num_seeds, "pid", "left")
-                 .select("pid", F.coalesce("num_seeds", F.lit(0)).alias("num_seeds"),
-                         (F.coalesce(F.length("name_norm"), F.lit(0)) > 0).cast("int").alias("has_title"),
-                         F.coalesce("category", F.lit(0)).alias("category"),
-                         F.coalesce("title_support", F.lit(0.0)).alias("title_support")))
-    seed_artists = (queries.seeds.join(tracks.select("track_idx", "artist"), "track_idx")
-                    .groupBy("pid", "artist").agg(F.count("*").alias("artist_seeds")))
+    per_query = (
+        queries.playlists.join(titles, "name_norm", "left")
+        .join(num_seeds, "pid", "left")
+        .select(
+            "pid",
+            F.coalesce("num_seeds", F.lit(0)).alias("num_seeds"),
+            (F.coalesce(F.length("name_norm"), F.lit(0)) > 0).cast("int").alias("has_title"),
+            F.coalesce("category", F.lit(0)).alias("category"),
+            F.coalesce("title_support", F.lit(0.0)).alias("title_support"),
+        )
+    )
+    seed_artists = (
+        queries.seeds.join(tracks.select("track_idx", "artist"), "track_idx")
+        .groupBy("pid", "artist")
+        .agg(F.count("*").alias("artist_seeds"))
+    )
     names = sorted(depth)
     filled = [F.coalesce(f"{s}_{k}", F.lit(0.0)).alias(f"{s}_{k}") for s in names for k in ("score", "rel")] + [
-        F.coalesce(f"{s}_rank", F.lit(depth[s])).alias(f"{s}_rank") for s in names]
+        F.coalesce(f"{s}_rank", F.lit(depth[s])).alias(f"{s}_rank") for s in names
+    ]
     hit = sum((F.col(f"{s}_rank").isNotNull().cast("int") for s in names), F.lit(0))
     extra = [c for c in candidates.columns if c in ("ncf_score", "label")]
     # every table joined is broadcast (at most the catalogue's tracks, 2.3M rows for the full MPD): the
     # candidates, millions of rows, are never shuffled here
-    rows = (candidates.select("pid", "track_idx", *filled, *extra, hit.alias("sources_hit"))
-            .join(F.broadcast(tracks), "track_idx").join(F.broadcast(per_query), "pid")
-            .join(F.broadcast(seed_artists), ["pid", "artist"], "left")
-            .withColumn("artist_share", F.coalesce("artist_seeds", F.lit(0)) / F.greatest("num_seeds", F.lit(1)))
-            .drop("artist", "artist_seeds"))
+    rows = (
+        candidates.select("pid", "track_idx", *filled, *extra, hit.alias("sources_hit"))
+        .join(F.broadcast(tracks), "track_idx")
+        .join(F.broadcast(per_query), "pid")
+        .join(F.broadcast(seed_artists), ["pid", "artist"], "left")
+        .withColumn("artist_share", F.coalesce("artist_seeds", F.lit(0)) / F.greatest("num_seeds", F.lit(1)))
+        .drop("artist", "artist_seeds")
+    )
     features = FeatureRows(rows)
     if factors is not None and "als" in depth:
         # ALS's own candidates carry the dot as their score: it is computed for the others only
-        features = with_als_dot(features, queries, factors, data.broadcast,
-                                candidates.where(F.col("als_rank").isNull()),
-                                KnownDot("als_score", "als_rank", depth["als"]))
+        features = with_als_dot(
+            features,
+            queries,
+            factors,
+            data.broadcast,
+            candidates.where(F.col("als_rank").isNull()),
+            KnownDot("als_score", "als_rank", depth["als"]),
+        )
     elif factors is not None:
         features = with_als_dot(features, queries, factors, data.broadcast, candidates)
     return with_seed_cooc(features, queries, data, max_per_seed, seed)
@@ -106,6 +142,7 @@ def labelled(rows: DataFrame, truth: DataFrame) -> DataFrame:
 @dataclass(frozen=True)
 class Blend:
     """A fitted re-ranker (`model`), or the fixed reciprocal-rank blend (`model` None)."""
+
     sources: list[str]
     model: PipelineModel | None
     info: dict[str, Any]
@@ -121,6 +158,7 @@ class FitRows:
     """What a re-ranker is fitted on: every positive of the labelled candidates and a seeded sample
     of the negatives (`negative_share` of them, by a hash of (pid, track_idx)), and the counts
     before sampling."""
+
     rows: DataFrame
     positives: int
     negatives: int
@@ -137,7 +175,8 @@ def fit_sample(rows: DataFrame, negatives_per_positive: int, seed: int) -> FitRo
 
     Made from the candidates before their features, since no feature of a row depends on the
     others': the blend-training challenge's features are then computed for the sample alone (at 100
-    slices about 1 candidate in 11) and the model is the one fitted from all rows' features."""
+    slices a small share of the candidates: docs/ranking.md) and the model is the one fitted from
+    all rows' features."""
     counts = {r.label: r["count"] for r in rows.groupBy("label").count().collect()}
     positives, negatives = int(counts.get(1.0, 0)), int(counts.get(0.0, 0))
     share = min(1.0, negatives_per_positive * positives / max(negatives, 1))
@@ -153,15 +192,21 @@ def fit_blend(fit: FitRows, sources: list[str], cfg: BlendConfig, seed: int, ncf
         info.update(method="fixed", reason="configured" if cfg.method == "fixed" else "no labelled fit rows")
         return Blend(sources, None, info)
     # cached: the estimator reads its input more than once (row counts, split candidates, then training)
-    sample = (_by_playlist(fit.rows, fit.expected_rows) if cfg.method == "ranker"
-              else fixed_layout(fit.rows, ["pid", "track_idx"], fit.expected_rows)).persist()
+    sample = (
+        _by_playlist(fit.rows, fit.expected_rows)
+        if cfg.method == "ranker"
+        else fixed_layout(fit.rows, ["pid", "track_idx"], fit.expected_rows)
+    ).persist()
     names = feature_names(sources, ncf)
     try:
         if cfg.method == "ranker":
             model = Pipeline(stages=[_ranker(cfg, names, seed, sample)]).fit(sample)
         else:
-            learner = (GBTClassifier(maxIter=cfg.trees, maxDepth=cfg.depth, stepSize=cfg.learning_rate, seed=seed)
-                       if cfg.method == "gbt" else LogisticRegression(maxIter=200, regParam=1e-4))
+            learner = (
+                GBTClassifier(maxIter=cfg.trees, maxDepth=cfg.depth, stepSize=cfg.learning_rate, seed=seed)
+                if cfg.method == "gbt"
+                else LogisticRegression(maxIter=200, regParam=1e-4)
+            )
             model = Pipeline(stages=[VectorAssembler(inputCols=names, outputCol="features"), learner]).fit(sample)
     finally:
         sample.unpersist()
@@ -194,16 +239,25 @@ def _ranker(cfg: BlendConfig, names: list[str], seed: int, sample: DataFrame) ->
     or job needs."""
     from xgboost.spark import SparkXGBRanker
 
-    return SparkXGBRanker(features_col=names, label_col="label", qid_col="pid",
-                          num_workers=sample.rdd.getNumPartitions(), objective=cfg.objective,
-                          n_estimators=cfg.trees, max_depth=cfg.depth, learning_rate=cfg.learning_rate,
-                          random_state=seed, tree_method="hist")
+    return SparkXGBRanker(
+        features_col=names,
+        label_col="label",
+        qid_col="pid",
+        num_workers=sample.rdd.getNumPartitions(),
+        objective=cfg.objective,
+        n_estimators=cfg.trees,
+        max_depth=cfg.depth,
+        learning_rate=cfg.learning_rate,
+        random_state=seed,
+        tree_method="hist",
+    )
 
 
 @dataclass(frozen=True)
 class _RankerScorer:
     """The fitted ranker's booster (its raw model) on float32 matrices of its feature columns, as
     xgboost.spark's transform casts them: the same values, without its pandas frames."""
+
     inputs: list[str]
     model: bytes
 
@@ -217,12 +271,14 @@ class _RankerScorer:
                 return np.zeros(0)
             matrix = np.column_stack([cols[n].astype(np.float32) for n in self.inputs])
             return booster.inplace_predict(matrix, missing=np.nan, validate_features=False).astype(np.float64)
+
         return score
 
 
 @dataclass(frozen=True)
 class _RrfScorer:
     """The fixed blend: each source's 1 / (RRF_K + rank), summed in the sources' order as Spark would."""
+
     inputs: list[str]
 
     def bind(self) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
@@ -231,6 +287,7 @@ class _RrfScorer:
             for rank in self.inputs:
                 total = total + 1.0 / (RRF_K + cols[rank])
             return total
+
         return score
 
 
@@ -239,13 +296,14 @@ def _scorer(blend: Blend) -> _RankerScorer | _RrfScorer | None:
     if blend.model is None:
         return _RrfScorer([f"{s}_rank" for s in blend.sources])
     if blend.info["method"] == "ranker":
-        fitted = blend.model.stages[-1]
+        fitted: Any = blend.model.stages[-1]  # xgboost.spark's SparkXGBRankerModel
         return _RankerScorer(list(fitted.getOrDefault(fitted.features_cols)), fitted.get_booster().save_raw("ubj"))
     return None
 
 
-def blend_scores(rows: FeatureRows | DataFrame, blends: dict[str, Blend], keep: int | None = None,
-                 carried: tuple[str, ...] = ()) -> DataFrame:
+def blend_scores(
+    rows: FeatureRows | DataFrame, blends: dict[str, Blend], keep: int | None = None, carried: tuple[str, ...] = ()
+) -> DataFrame:
     """pid, track_idx, a score column per blend (higher is better; named as in `blends`) and the
     `carried` score columns of `rows` (the NCF model's, say), for rows carrying the features.
 
@@ -262,16 +320,22 @@ def blend_scores(rows: FeatureRows | DataFrame, blends: dict[str, Blend], keep: 
     if in_jvm:
         frame = rows.to_frame()
         for name in in_jvm:
-            frame = blends[name].model.transform(frame).select(
-                *frame.columns, vector_to_array("probability")[1].cast("double").alias(name))
+            model = blends[name].model
+            assert model is not None, name  # a classifier's blend: scorers are None only for those
+            probability = vector_to_array(F.col("probability"))[1].cast("double")
+            frame = model.transform(frame).select(*frame.columns, probability.alias(name))
         rows = FeatureRows(frame)
     in_python = {name: scorer for name, scorer in scorers.items() if scorer is not None}
     if not rows.steps:  # nothing left to compute: only what the scores read crosses to Python
         inputs = sorted({c for s in in_python.values() for c in s.inputs} | {*in_jvm, *carried})
         rows = FeatureRows(rows.frame.select("pid", "track_idx", *inputs))
     outputs = [*blends, *carried]
-    fields = [rows.field("pid"), rows.field("track_idx"), *(StructField(n, DoubleType()) for n in blends),
-              *(rows.field(c) for c in carried)]
+    fields = [
+        rows.field("pid"),
+        rows.field("track_idx"),
+        *(StructField(n, DoubleType()) for n in blends),
+        *(rows.field(c) for c in carried),
+    ]
 
     def bind() -> Callable[[Columns], Columns]:
         bound = {name: scorer.bind() for name, scorer in in_python.items()}
@@ -280,7 +344,9 @@ def blend_scores(rows: FeatureRows | DataFrame, blends: dict[str, Blend], keep: 
             out = {**{n: cols[n] for n in [*in_jvm, *carried]}, **{n: f(cols) for n, f in bound.items()}}
             kept = _kept(cols, [out[n] for n in outputs], keep)
             return {n: v[kept] for n, v in {"pid": cols["pid"], "track_idx": cols["track_idx"], **out}.items()}
+
         return score
+
     return rows.map(bind, fields)
 
 
@@ -302,6 +368,7 @@ def _weights(method: str, fitted: Any, names: list[str]) -> dict[str, dict[str, 
         gain = fitted.get_booster().get_score(importance_type="total_gain")
         total = sum(gain.values()) or 1.0
         return {"feature_importances": {n: round(gain.get(n, 0.0) / total, 5) for n in names}}
-    kind, weights = (("feature_importances", fitted.featureImportances) if method == "gbt"
-                     else ("coefficients", fitted.coefficients))
+    kind, weights = (
+        ("feature_importances", fitted.featureImportances) if method == "gbt" else ("coefficients", fitted.coefficients)
+    )
     return {kind: dict(zip(names, (round(float(w), 5) for w in weights)))}

@@ -7,10 +7,12 @@ the features step's JVM time there (docs/scale.md). Here a step is a function of
 that returns new ones, and whatever reads the rows (`to_frame` for the re-ranker's fit, `map` for
 the blends' scores) runs every step first in its own pass: the wide rows cross to Python once.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -31,6 +33,7 @@ class ColumnStep:
     """New columns (`fields`) from a batch's columns. `bind` runs once per task (in the executor:
     where it reads its broadcasts or loads its model) and returns the function applied to each
     batch. With `whole_queries` the batches it reads hold whole playlists, sorted by pid."""
+
     fields: tuple[StructField, ...]
     bind: Callable[[], BatchFunction]
     whole_queries: bool = False
@@ -40,15 +43,16 @@ class ColumnStep:
 class FeatureRows:
     """Rows (pid, track_idx, ...): Spark's `frame`, then `steps` in order, each reading the
     columns before it."""
+
     frame: DataFrame
     steps: tuple[ColumnStep, ...] = ()
 
     @classmethod
-    def of(cls, rows: "FeatureRows | DataFrame") -> "FeatureRows":
+    def of(cls, rows: FeatureRows | DataFrame) -> FeatureRows:
         """A DataFrame is rows with nothing left to compute."""
         return rows if isinstance(rows, FeatureRows) else cls(rows)
 
-    def then(self, step: ColumnStep) -> "FeatureRows":
+    def then(self, step: ColumnStep) -> FeatureRows:
         """These rows with `step` after the others."""
         return replace(self, steps=(*self.steps, step))
 
@@ -73,13 +77,14 @@ class FeatureRows:
         arrow = to_arrow_schema(schema)
         grouped = any(step.whole_queries for step in steps)
 
-        def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             applied, finish = [step.bind() for step in steps], bind()
             for cols in whole_groups(batches, "pid") if grouped else (batch_columns(b) for b in batches):
                 for apply in applied:
                     cols.update(apply(cols))
                 out = finish(cols)
                 yield pa.RecordBatch.from_arrays([_arrow(out[f.name], f.type) for f in arrow], schema=arrow)
+
         return (self.frame.sortWithinPartitions("pid") if grouped else self.frame).mapInArrow(run, schema)
 
     def to_frame(self) -> DataFrame:

@@ -8,18 +8,20 @@ query set, not the catalogue) are collected and broadcast as id-sorted matrices,
 (Spark reuses them across tasks) and applied to those rows, a step of the pass that reads them
 (`mpdrec.rank.feature_rows`): the score is a new column of the rows as they are, no per-row Python.
 Joined to the rows in Spark instead, the embedding rows crossed to Python in Arrow with every
-candidate, element by element (64 floats a row for GMF, 14M rows a challenge at 100 slices); the
+candidate, element by element (64 floats a row for GMF, over ten million rows a challenge at 100 slices); the
 whole tables in every worker would be 2 GB of NeuMF at full MPD. TensorFlow gets one thread per
 task, since Spark already runs one task per core. A playlist the model knows nothing about gets a
 logit of 0: one outside its table, or one without seeds (`num_samples` 0: its row was never trained).
 """
+
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from pyspark import Broadcast
@@ -30,7 +32,7 @@ from pyspark.sql.types import FloatType, StructField
 from mpdrec.errors import InputError
 from mpdrec.io.fs import FileStore
 from mpdrec.io.paths import MANIFEST, join
-from mpdrec.models.data import Queries
+from mpdrec.lists.inputs import Queries
 from mpdrec.models.ncf.artifacts import HEAD
 from mpdrec.rank.feature_rows import BatchFunction, Columns, ColumnStep, FeatureRows, Share
 from mpdrec.vectors import VectorRows
@@ -61,28 +63,33 @@ def _head(uri: str, version: str) -> Any:
 @dataclass(frozen=True)
 class NcfModel:
     """A trained `<run_dir>/ncf/<name>/`."""
+
     name: str
     uri: str
     version: str  # the manifest's finished_at
 
     @classmethod
-    def load(cls, store: FileStore, run_dir: str, name: str, num_tracks: int) -> "NcfModel":
+    def load(cls, store: FileStore, run_dir: str, name: str, num_tracks: int) -> NcfModel:
         """The model's manifest, checked against the ranking's track ids (the same interactions)."""
         uri = join(run_dir, "ncf", name)
         m = json.loads(store.read_text(join(uri, MANIFEST)))
         if m["num_tracks"] != num_tracks:
-            raise InputError(f"rank.ncf_model: {uri} was trained on {m['num_tracks']:,} tracks, the run's "
-                             f"interactions have {num_tracks:,}; retrain it with jobs/train_ncf.py")
+            raise InputError(
+                f"rank.ncf_model: {uri} was trained on {m['num_tracks']:,} tracks, the run's "
+                f"interactions have {num_tracks:,}; retrain it with jobs/train_ncf.py"
+            )
         return cls(name, uri, m["finished_at"])
 
-    def scores(self, rows: DataFrame, queries: Queries, tracks: DataFrame | None = None,
-               broadcast: Share | None = None) -> DataFrame:
+    def scores(
+        self, rows: DataFrame, queries: Queries, tracks: DataFrame | None = None, broadcast: Share | None = None
+    ) -> DataFrame:
         """`rows` (pid, track_idx, any other columns) with ncf_score: the model's logit
         (`with_scores`, computed now)."""
         return self.with_scores(FeatureRows(rows), queries, tracks, broadcast).to_frame()
 
-    def with_scores(self, rows: FeatureRows, queries: Queries, tracks: DataFrame | None = None,
-                    broadcast: Share | None = None) -> FeatureRows:
+    def with_scores(
+        self, rows: FeatureRows, queries: Queries, tracks: DataFrame | None = None, broadcast: Share | None = None
+    ) -> FeatureRows:
         """`rows` with ncf_score, computed in the pass that reads them (`FeatureRows`).
 
         `tracks`: a track_idx column holding every track of `rows`, cheap to compute (from a cached
@@ -90,14 +97,23 @@ class NcfModel:
         `broadcast` shares the looked-up rows with the executors (`RankingData.broadcast`, which
         destroys them with the challenge's other lookups); without, the SparkContext's."""
         spark = rows.frame.sparkSession
-        playlist_table, track_table = (spark.read.parquet(join(self.uri, "embeddings", f"{side}s.parquet"))
-                                       for side in ("playlist", "track"))
-        playlists = (queries.playlists.where(F.col("num_samples") > 0).select("pid", "playlist_idx")
-                     .join(playlist_table, "playlist_idx").drop("playlist_idx"))
+        playlist_table, track_table = (
+            spark.read.parquet(join(self.uri, "embeddings", f"{side}s.parquet")) for side in ("playlist", "track")
+        )
+        playlists = (
+            queries.playlists.where(F.col("num_samples") > 0)
+            .select("pid", "playlist_idx")
+            .join(playlist_table, "playlist_idx")
+            .drop("playlist_idx")
+        )
         wanted = (rows.frame if tracks is None else tracks).select("track_idx").distinct()
         share = broadcast or spark.sparkContext.broadcast
-        lookups = share({"playlists": VectorRows.collect(playlists, "pid"),
-                         "tracks": VectorRows.collect(track_table.join(wanted, "track_idx"), "track_idx")})
+        lookups = share(
+            {
+                "playlists": VectorRows.collect(playlists, "pid"),
+                "tracks": VectorRows.collect(track_table.join(wanted, "track_idx"), "track_idx"),
+            }
+        )
         step = ColumnStep((StructField("ncf_score", FloatType(), False),), _scored(self.uri, self.version, lookups))
         return rows.then(step)
 
@@ -105,18 +121,25 @@ class NcfModel:
 def _scored(uri: str, version: str, lookups: Broadcast) -> Callable[[], BatchFunction]:
     """A batch's ncf_score from its playlists' and tracks' embedding rows: the head's logit, 0 where
     either has none."""
+
     def bind() -> BatchFunction:
         head, rows = _head(uri, version), lookups.value
 
         def score(cols: Columns) -> dict[str, np.ndarray]:
-            (p, p_known), (t, t_known) = (rows["playlists"].positions(cols["pid"]),
-                                          rows["tracks"].positions(cols["track_idx"]))
+            (p, p_known), (t, t_known) = (
+                rows["playlists"].positions(cols["pid"]),
+                rows["tracks"].positions(cols["track_idx"]),
+            )
             known = p_known & t_known
             logits = np.zeros(len(known), np.float32)
             if known.any():
-                inputs = {**{n: m[p[known]] for n, m in rows["playlists"].tables.items()},
-                          **{n: m[t[known]] for n, m in rows["tracks"].tables.items()}}
+                inputs = {
+                    **{n: m[p[known]] for n, m in rows["playlists"].tables.items()},
+                    **{n: m[t[known]] for n, m in rows["tracks"].tables.items()},
+                }
                 logits[known] = head(inputs, training=False).numpy().reshape(-1)
             return {"ncf_score": logits}
+
         return score
+
     return bind

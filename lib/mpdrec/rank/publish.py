@@ -6,10 +6,12 @@ InvalidSubmission, so the stage fails and the file is never published under <run
 A challenge is 10,000 lists of 500 tracks: `collect` brings the rows to the driver in one Arrow
 collect; `write` looks their URIs up there (`RankingData.track_uris`) and writes the CSV and the
 Parquet copy from that one table, so the two agree, then validates the CSV. Done in Spark (a join
-to the URIs, a Parquet write, the lists grouped and collected) it took twice as long at 100 slices.
-`write` is Python on the driver alone (about 5 s at that size), so the rank stage runs it in a
-background thread while Spark computes the next submission (`Publisher`): on a cluster the driver's
-cores are otherwise idle; in local mode on 2 cores it competes with the tasks and gains little."""
+to the URIs, a Parquet write, the lists grouped and collected) it was slower at 100 slices.
+`write` is Python on the driver alone (seconds a submission at that size), so the rank stage runs it
+in a background thread while Spark computes the next submission (`Publisher`): on a cluster the
+driver's cores are otherwise idle; in local mode on 2 cores it competes with the tasks and gains
+little."""
+
 from __future__ import annotations
 
 import os
@@ -25,7 +27,7 @@ from pyspark.sql import DataFrame
 
 from mpdrec.io.arrow_fs import resolve, write_bytes
 from mpdrec.io.paths import is_local, join, local_path
-from mpdrec.models.data import RankingData
+from mpdrec.lists.inputs import RankingData
 from mpdrec.rank.submission import check_submission, write_submission
 from mpdrec.sorted_groups import group_starts
 
@@ -46,14 +48,30 @@ def collect(ranked: DataFrame) -> pd.DataFrame:
     return rows.iloc[np.lexsort((rows["rank"].to_numpy(), rows["pid"].to_numpy()))]
 
 
-def write(rows: pd.DataFrame, track_uris: np.ndarray, seeds: dict[int, set[str]], out_dir: str, name: str,
-          team: str, email: str) -> dict[str, Any]:
+def write(
+    rows: pd.DataFrame,
+    track_uris: np.ndarray,
+    seeds: dict[int, set[str]],
+    out_dir: str,
+    name: str,
+    team: str,
+    email: str,
+) -> dict[str, Any]:
     """`<out_dir>/<name>.csv` and `<out_dir>/<name>_recommendations/` from `collect`'s rows."""
     pids = rows["pid"].to_numpy()
     uris = track_uris[rows["track_idx"].to_numpy()]
-    _write_parquet(pa.table({"pid": pids, "rank": rows["rank"].to_numpy(), "track_uri": pa.array(uris, pa.string()),
-                             "score": rows["score"].to_numpy(), "source": rows["source"].to_numpy()}),
-                   join(out_dir, f"{name}_recommendations"))
+    _write_parquet(
+        pa.table(
+            {
+                "pid": pids,
+                "rank": rows["rank"].to_numpy(),
+                "track_uri": pa.array(uris, pa.string()),
+                "score": rows["score"].to_numpy(),
+                "source": rows["source"].to_numpy(),
+            }
+        ),
+        join(out_dir, f"{name}_recommendations"),
+    )
     bounds = group_starts(pids)
     lists = [(int(pids[a]), uris[a:b].tolist()) for a, b in zip(bounds[:-1], bounds[1:])]
     target = join(out_dir, f"{name}.csv")
@@ -67,8 +85,9 @@ def write(rows: pd.DataFrame, track_uris: np.ndarray, seeds: dict[int, set[str]]
     return {"playlists": len(seeds)}
 
 
-def publish(ranked: DataFrame, data: RankingData, seeds: dict[int, set[str]], out_dir: str, name: str,
-            team: str, email: str) -> dict[str, Any]:
+def publish(
+    ranked: DataFrame, data: RankingData, seeds: dict[int, set[str]], out_dir: str, name: str, team: str, email: str
+) -> dict[str, Any]:
     """`collect` then `write`, in this thread."""
     return write(collect(ranked), data.track_uris, seeds, out_dir, name, team, email)
 
@@ -81,15 +100,25 @@ class Publisher:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish")
         self._pending: dict[str, Future] = {}
 
-    def submit(self, key: str, ranked: DataFrame, data: RankingData, seeds: dict[int, set[str]], out_dir: str,
-               name: str, team: str, email: str) -> None:
-        self._pending[key] = self._pool.submit(write, collect(ranked), data.track_uris, seeds, out_dir, name,
-                                               team, email)
+    def submit(
+        self,
+        key: str,
+        ranked: DataFrame,
+        data: RankingData,
+        seeds: dict[int, set[str]],
+        out_dir: str,
+        name: str,
+        team: str,
+        email: str,
+    ) -> None:
+        self._pending[key] = self._pool.submit(
+            write, collect(ranked), data.track_uris, seeds, out_dir, name, team, email
+        )
 
     def results(self) -> dict[str, dict[str, Any]]:
         return {key: future.result() for key, future in self._pending.items()}
 
-    def __enter__(self) -> "Publisher":
+    def __enter__(self) -> Publisher:
         return self
 
     def __exit__(self, *exc: object) -> None:

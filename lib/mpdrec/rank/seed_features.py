@@ -15,8 +15,8 @@ source proposed it:
   of artists (each seed artist's playlists sampled down to `max_per_seed` by a seeded hash):
   `seed_artist_cooc_max` and `_mean` over the seeds. Most tracks are in few playlists (on the real
   sample most in one), their artists in many, so this is where sparse seeds still say something;
-  on the real sample it added +0.003 NDCG to the ranker, where ALS factor similarities of the seeds
-  and the candidate added nothing beyond `als_dot`. `artist_popularity` (log of the artist's
+  it helped the ranker on the real sample, where ALS factor similarities of the seeds and the
+  candidate added nothing beyond `als_dot` (docs/quality.md). `artist_popularity` (log of the artist's
   playlists) goes with it;
 * `als_dot`: the ALS factors' score for every candidate, not just ALS's own top list.
 
@@ -25,10 +25,11 @@ numpy, a step of the feature rows' Arrow pass (`mpdrec.rank.feature_rows`), from
 arrays (the seeds' sampled postings, the training playlists' tracks and artists), as the cooc
 source does.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from pyspark import Broadcast
@@ -37,9 +38,9 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StructField
 
 from mpdrec.csr import Csr, csr, csr_rows, row_ids, row_sums, transposed
+from mpdrec.lists.inputs import Queries, RankingData
 from mpdrec.models import als
 from mpdrec.models.cooc import sampled_postings
-from mpdrec.models.data import Queries, RankingData
 from mpdrec.rank.feature_rows import BatchFunction, Columns, ColumnStep, FeatureRows, Share
 from mpdrec.sorted_groups import group_starts
 from mpdrec.vectors import VectorRows
@@ -56,24 +57,25 @@ class Scratch:
     queries: whether a value is a candidate, a byte per id so that the gather over every sampled
     playlist's values stays in cache (an int64 slot per id did not), and its candidate column,
     read for the hits only. `member` is left all False after each query."""
+
     member: np.ndarray
     column: np.ndarray
 
     @classmethod
-    def over(cls, ids: int) -> "Scratch":
+    def over(cls, ids: int) -> Scratch:
         return cls(np.zeros(ids, bool), np.zeros(ids, np.int32))
 
 
-def cooc_shares(seeds: np.ndarray, candidates: np.ndarray, postings: Csr, rows: Csr,
-                scratch: Scratch | None = None) -> np.ndarray:
+def cooc_shares(
+    seeds: np.ndarray, candidates: np.ndarray, postings: Csr, rows: Csr, scratch: Scratch | None = None
+) -> np.ndarray:
     """shares[i, j] = share of seed i's (sampled) training playlists whose row in `rows` (their
     tracks, or their artists) holds candidates[j] (distinct ids).
 
     Each distinct seed and each distinct playlist is read once (a query's seeds share artists, and
     popular seeds share playlists), and whether a value is a candidate is one lookup in `scratch`
     (made here when None; a task passes one for all its queries). A sorted search per value took
-    6x the time (the synthetic data's blend-training queries: 71 ms a query against 11 ms, the
-    same shares)."""
+    several times as long (on the synthetic data's blend-training queries, for the same shares)."""
     distinct, seed_back = np.unique(seeds, return_inverse=True)
     held, per_seed = csr_rows(postings, distinct.astype(np.int64))
     playlists, held_back = np.unique(held, return_inverse=True)
@@ -110,6 +112,7 @@ class _Shared:
     postings of the seed tracks and seed artists, each artist's log popularity), broadcast together,
     and the training TABLES (the playlists' tracks and artists, each track's artist), each broadcast
     once for every reader (`RankingData.shared`)."""
+
     seeds_of: dict[int, np.ndarray]
     track_postings: Csr
     playlist_tracks: Csr
@@ -119,21 +122,24 @@ class _Shared:
     artist_popularity: np.ndarray
 
 
-def _artist_features(seeds: np.ndarray | None, candidates: np.ndarray, shared: _Shared,
-                     scratch: Scratch | None = None) -> list[np.ndarray]:
+def _artist_features(
+    seeds: np.ndarray | None, candidates: np.ndarray, shared: _Shared, scratch: Scratch | None = None
+) -> list[np.ndarray]:
     """ARTIST_FEATURES of each candidate track (`scratch`: cooc_shares' over artist ids)."""
     artists = shared.track_artists[candidates]
     popularity = shared.artist_popularity[artists]
     if seeds is None or not len(seeds):
         return [np.zeros(len(candidates)), np.zeros(len(candidates)), popularity]
     distinct, back = np.unique(artists, return_inverse=True)  # cooc_shares wants each candidate once
-    shares = cooc_shares(shared.track_artists[seeds], distinct, shared.artist_postings,
-                         shared.playlist_artists, scratch)[:, back]
+    shares = cooc_shares(
+        shared.track_artists[seeds], distinct, shared.artist_postings, shared.playlist_artists, scratch
+    )[:, back]
     return [shares.max(axis=0), shares.mean(axis=0), popularity]
 
 
 def _cooc_columns(lookups: Broadcast, shared: dict[str, Broadcast]) -> Callable[[], BatchFunction]:
     """A batch's SEED_FEATURES, from its pid and track_idx columns (whole queries, sorted by pid)."""
+
     def bind() -> BatchFunction:
         tables = _Shared(**lookups.value, **{name: table.value for name, table in shared.items()})
         track_scratch = Scratch.over(len(tables.track_artists))  # one per task
@@ -146,13 +152,19 @@ def _cooc_columns(lookups: Broadcast, shared: dict[str, Broadcast]) -> Callable[
             for start, end in zip(bounds[:-1], bounds[1:]):
                 seeds = tables.seeds_of.get(int(pids[start]))
                 candidates = cols["track_idx"][start:end].astype(np.int64)
-                cooc = ([np.zeros(len(candidates)) for _ in COOC_FEATURES] if seeds is None else
-                        _features(cooc_shares(seeds, candidates, tables.track_postings, tables.playlist_tracks,
-                                              track_scratch)))
+                cooc = (
+                    [np.zeros(len(candidates)) for _ in COOC_FEATURES]
+                    if seeds is None
+                    else _features(
+                        cooc_shares(seeds, candidates, tables.track_postings, tables.playlist_tracks, track_scratch)
+                    )
+                )
                 for column, values in zip(out, cooc + _artist_features(seeds, candidates, tables, artist_scratch)):
                     column[start:end] = values
             return dict(zip(SEED_FEATURES, out))
+
         return add
+
     return bind
 
 
@@ -161,15 +173,17 @@ def _unit_hash(a: np.ndarray, b: np.ndarray, seed: int) -> np.ndarray:
     seed draws the same sample on every machine."""
     with np.errstate(over="ignore"):
         x = (a.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ (
-            b.astype(np.uint64) + np.uint64(seed) * np.uint64(0xBF58476D1CE4E5B9))
+            b.astype(np.uint64) + np.uint64(seed) * np.uint64(0xBF58476D1CE4E5B9)
+        )
         x ^= x >> np.uint64(31)
         x *= np.uint64(0x94D049BB133111EB)
         x ^= x >> np.uint64(29)
-    return (x >> np.uint64(11)).astype(np.float64) / float(2 ** 53)
+    return (x >> np.uint64(11)).astype(np.float64) / float(2**53)
 
 
-def artist_postings(playlist_artists: Csr, artists: np.ndarray, width: int, max_per_seed: int, seed: int
-                    ) -> tuple[Csr, np.ndarray]:
+def artist_postings(
+    playlist_artists: Csr, artists: np.ndarray, width: int, max_per_seed: int, seed: int
+) -> tuple[Csr, np.ndarray]:
     """The playlists of each of `artists` (CSR over the artist codes 0..width-1; other rows empty),
     an artist in more than `max_per_seed` playlists keeping each with probability max_per_seed / its
     playlists; and every artist's number of playlists (0 for an artist in none)."""
@@ -183,30 +197,47 @@ def artist_postings(playlist_artists: Csr, artists: np.ndarray, width: int, max_
     return transposed(playlist_artists, keep, width), counts
 
 
-def with_seed_cooc(rows: FeatureRows, queries: Queries, data: RankingData, max_per_seed: int, seed: int
-                   ) -> FeatureRows:
+def with_seed_cooc(rows: FeatureRows, queries: Queries, data: RankingData, max_per_seed: int, seed: int) -> FeatureRows:
     """`rows` (pid, track_idx, ...) with SEED_FEATURES, computed in the pass that reads them
     (`FeatureRows`). The seeds' order is their position in the playlist (`Queries.seed_positions`).
     Its broadcasts last until `data.release()`."""
-    positions = (queries.seed_positions if queries.seed_positions is not None
-                 else queries.seeds.withColumn("pos", F.col("track_idx")))  # hand-made queries: track order
+    positions = (
+        queries.seed_positions
+        if queries.seed_positions is not None
+        else queries.seeds.withColumn("pos", F.col("track_idx"))
+    )  # hand-made queries: track order
     ordered = positions.orderBy("pid", "pos").toPandas()
     pids, tracks = ordered["pid"].to_numpy(), ordered["track_idx"].to_numpy(np.int64)
     starts = group_starts(pids)
-    # slices of one array (a column converted per query held 10,000 copies of it: 18 GB at 100 slices)
+    # slices of one array (a column converted per query held 10,000 copies of it: docs/benchmarks.md)
     seeds_of = {int(pids[a]): tracks[a:b] for a, b in zip(starts[:-1], starts[1:])}
     postings = sampled_postings(data, queries.seeds.select("track_idx").distinct(), max_per_seed, seed)
     seed_artists = np.unique(data.track_artists[tracks])
-    by_artist, artist_counts = artist_postings(data.playlist_artists, seed_artists,
-                                               int(data.track_artists.max(initial=0)) + 1, max_per_seed, seed)
-    lookups = data.broadcast({"seeds_of": seeds_of, "track_postings": csr(postings, "track_idx", "q", data.num_tracks),
-                              "artist_postings": by_artist, "artist_popularity": np.log1p(artist_counts)})
+    by_artist, artist_counts = artist_postings(
+        data.playlist_artists, seed_artists, int(data.track_artists.max(initial=0)) + 1, max_per_seed, seed
+    )
+    lookups = data.broadcast(
+        {
+            "seeds_of": seeds_of,
+            "track_postings": csr(postings, "track_idx", "q", data.num_tracks),
+            "artist_postings": by_artist,
+            "artist_popularity": np.log1p(artist_counts),
+        }
+    )
     fields = tuple(StructField(name, DoubleType(), False) for name in SEED_FEATURES)
-    return rows.then(ColumnStep(fields, _cooc_columns(lookups, {t: data.shared(t) for t in TABLES}), whole_queries=True))
+    return rows.then(
+        ColumnStep(fields, _cooc_columns(lookups, {t: data.shared(t) for t in TABLES}), whole_queries=True)
+    )
 
 
-def with_als_dot(rows: FeatureRows, queries: Queries, factors: als.Factors, share: Share,
-                 tracks: DataFrame | None = None, known: KnownDot | None = None) -> FeatureRows:
+def with_als_dot(
+    rows: FeatureRows,
+    queries: Queries,
+    factors: als.Factors,
+    share: Share,
+    tracks: DataFrame | None = None,
+    known: KnownDot | None = None,
+) -> FeatureRows:
     """`rows` with `als_dot`, computed in the pass that reads them: the playlist's ALS factors dot
     the candidate's (0 without factors, e.g. a title-only playlist), or the `known` score where a
     row has one (ALS's own candidates, whose score is this dot). The factors of the query playlists
@@ -214,13 +245,21 @@ def with_als_dot(rows: FeatureRows, queries: Queries, factors: als.Factors, shar
     compute: from a cached candidate table; without, the rows' own tracks) are collected, shared
     with the executors by `share` (`RankingData.broadcast`) and looked up per batch
     (`mpdrec.vectors.VectorRows`): joined to the rows in Spark, the dot was a higher-order function
-    that Spark interprets (a sixth of the JVM's time in the features step, docs/scale.md)."""
-    playlists = (queries.playlists.select("pid", "playlist_idx").join(factors.playlists, "playlist_idx")
-                 .select("pid", "features"))
+    that Spark interprets (the largest item of the JVM's time in the features step, docs/scale.md)."""
+    playlists = (
+        queries.playlists.select("pid", "playlist_idx")
+        .join(factors.playlists, "playlist_idx")
+        .select("pid", "features")
+    )
     wanted = (rows.frame if tracks is None else tracks).select("track_idx").distinct()
-    lookups = share({"playlists": VectorRows.collect(playlists, "pid"),
-                     "tracks": VectorRows.collect(factors.tracks.join(wanted, "track_idx")
-                                                  .select("track_idx", "features"), "track_idx")})
+    lookups = share(
+        {
+            "playlists": VectorRows.collect(playlists, "pid"),
+            "tracks": VectorRows.collect(
+                factors.tracks.join(wanted, "track_idx").select("track_idx", "features"), "track_idx"
+            ),
+        }
+    )
     return rows.then(ColumnStep((StructField("als_dot", DoubleType(), False),), _als_dot(lookups, known)))
 
 
@@ -228,6 +267,7 @@ def with_als_dot(rows: FeatureRows, queries: Queries, factors: als.Factors, shar
 class KnownDot:
     """Where rows already carry the dot: `score` where `rank` is below `depth` (a source's filled
     columns: ALS's score and rank, its depth where it did not propose the track)."""
+
     score: str
     rank: str
     depth: int
@@ -248,5 +288,7 @@ def _als_dot(lookups: Broadcast, known: KnownDot | None) -> Callable[[], BatchFu
                 products = playlists.tables["features"][p[todo]] * tracks.tables["features"][t[todo]]
                 values[todo] = products.astype(np.float64).sum(axis=1)
             return {"als_dot": values}
+
         return dot
+
     return bind

@@ -18,64 +18,92 @@ rank.blend.ncf_feature is set, and rank.blend.compare_ncf fits the other blend o
 final with to show what the NCF score adds. The manifest holds per-step timings, the candidates'
 recall by source and the blends' weights.
 """
+
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterator
+from typing import Any, TypeVar
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from mpdrec.config import SOURCES, Config
+from mpdrec.errors import ConfigError
 from mpdrec.etl.slice_tables import process_file
-from mpdrec.etl.stages import INGEST, INTERACTIONS, VALIDATION, upstream
-from mpdrec.evaluation import challenge_dir, hidden_track_ids
 from mpdrec.io.fs import HadoopFS
 from mpdrec.io.paths import join, to_uri
 from mpdrec.io.stage import fingerprint, run_stage
+from mpdrec.lists.assemble import (
+    FINAL,
+    SUBMISSION_SIZE,
+    WITH_NCF,
+    after_candidates,
+    assemble,
+    blend_variants,
+    fill_after,
+)
+from mpdrec.lists.inputs import Queries, RankingData
+from mpdrec.lists.scoring import challenge_dir, hidden_track_ids
 from mpdrec.models import als, artist, cooc, popularity, title
-from mpdrec.models.data import Queries, RankingData
-from mpdrec.rank.assemble import (FINAL, SUBMISSION_SIZE, WITH_NCF, after_candidates, assemble, blend_variants,
-                                  fill_after)
-from mpdrec.rank.blend import Blend, blend_scores, fit_blend, fit_sample, labelled, with_features
 from mpdrec.rank import kmeans
+from mpdrec.rank.blend import Blend, blend_scores, fit_blend, fit_sample, labelled, with_features
 from mpdrec.rank.candidates import candidate_recall, candidate_table, ranked_list
 from mpdrec.rank.feature_rows import FeatureRows
 from mpdrec.rank.ncf_scores import NcfModel
 from mpdrec.rank.publish import Publisher
 from mpdrec.spark import job_step
+from mpdrec.upstream import INGEST, INTERACTIONS, VALIDATION, upstream
 
 log = logging.getLogger("mpdrec.rank")
-FALLBACKS = {"popularity": [], "title": ["popularity"], "artist": ["title", "popularity"],
-             "cooc": ["title", "popularity"], "als": ["title", "popularity"], "kmeans": ["title", "popularity"],
-             "dice": ["title", "popularity"]}
+T = TypeVar("T")
+FALLBACKS = {
+    "popularity": [],
+    "title": ["popularity"],
+    "artist": ["title", "popularity"],
+    "cooc": ["title", "popularity"],
+    "als": ["title", "popularity"],
+    "kmeans": ["title", "popularity"],
+    "dice": ["title", "popularity"],
+}
 # beyond the blend's candidates, the sources' full lists fill the 500 in their usual order of quality
 # on the validation challenge (report.md: ALS > cooc > artist > title > popularity; kmeans, when
 # ranked, last but popularity; dice, a narrower neighbourhood than cooc's, after it)
 FINAL_FILL = ("als", "cooc", "dice", "artist", "title", "kmeans", "popularity")
 
 
-def _sources(spark: SparkSession, cfg: Config, ncf: NcfModel | None, clusters: DataFrame | None
-             ) -> dict[str, Callable[[RankingData, Queries], DataFrame]]:
+def _given(value: T | None) -> T:
+    """The NCF model or the clusters, which the kmeans source needs (the config check sees to it)."""
+    if value is None:
+        raise ConfigError("rank source 'kmeans' needs rank.ncf_model and its trained embeddings")
+    return value
+
+
+def _sources(
+    spark: SparkSession, cfg: Config, ncf: NcfModel | None, clusters: DataFrame | None
+) -> dict[str, Callable[[RankingData, Queries], DataFrame]]:
     """Every source as (data, queries) -> (pid, track_idx, score), each as deep as a submission or
     its candidates need (`list_depth`); `clusters` (kmeans.fit_clusters) when rank.models has kmeans."""
     r = cfg.rank
     als_dir = join(to_uri(cfg.paths.run_dir), "als")
     n = {s: list_depth(cfg, s) for s in SOURCES}
     return {
-        "als": lambda d, q: als.recommend(als.Factors.load(spark, als_dir), q, max(r.als_top_n, n["als"]),
-                                          r.block_rows),
+        "als": lambda d, q: als.recommend(
+            als.Factors.load(spark, als_dir), q, max(r.als_top_n, n["als"]), r.block_rows
+        ),
         "popularity": lambda d, q: popularity.recommend(d, q, n["popularity"]),
         "title": lambda d, q: title.recommend(d, q, n["title"], r.title_min_playlists),
         "artist": lambda d, q: artist.recommend(d, q, n["artist"]),
-        "cooc": lambda d, q: cooc.recommend(d, q, n["cooc"], r.cooc_neighbours, r.cooc_beta,
-                                            r.cooc_max_playlists_per_seed, cfg.seed),
-        "kmeans": lambda d, q: kmeans.recommend(d, q, ncf, clusters, r.kmeans_tracks),
-        "dice": lambda d, q: cooc.recommend(d, q, n["dice"], r.dice_neighbours, 0.0, r.cooc_max_playlists_per_seed,
-                                            cfg.seed, dice=True),
+        "cooc": lambda d, q: cooc.recommend(
+            d, q, n["cooc"], r.cooc_neighbours, r.cooc_beta, r.cooc_max_playlists_per_seed, cfg.seed
+        ),
+        "kmeans": lambda d, q: kmeans.recommend(d, q, _given(ncf), _given(clusters), r.kmeans_tracks),
+        "dice": lambda d, q: cooc.recommend(
+            d, q, n["dice"], r.dice_neighbours, 0.0, r.cooc_max_playlists_per_seed, cfg.seed, dice=True
+        ),
     }
 
 
@@ -88,7 +116,8 @@ def list_depth(cfg: Config, source: str) -> int:
 def _queries(spark: SparkSession, data: RankingData, tables_dir: str) -> tuple[Queries, dict[int, set[str]]]:
     """The queries, and each playlist's seed URIs (what the submission validator checks against)."""
     seeds: dict[int, set[str]] = {
-        r.pid: set() for r in spark.read.parquet(join(tables_dir, "challenge_playlists")).select("pid").collect()}
+        r.pid: set() for r in spark.read.parquet(join(tables_dir, "challenge_playlists")).select("pid").collect()
+    }
     for r in spark.read.parquet(join(tables_dir, "challenge_tracks")).select("pid", "track_uri").collect():
         seeds[r.pid].add(r.track_uri)
     return Queries.load(spark, data, tables_dir), seeds
@@ -98,7 +127,8 @@ class _Step:
     """Times the steps of one challenge's ranking and names their Spark jobs."""
 
     def __init__(self, spark: SparkSession, challenge: str) -> None:
-        self.spark, self.challenge, self.seconds = spark, challenge, []
+        self.spark, self.challenge = spark, challenge
+        self.seconds: list[list[Any]] = []
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
@@ -109,17 +139,27 @@ class _Step:
         log.info("rank %s: %s in %.1fs", self.challenge, name, self.seconds[-1][1])
 
 
-def _rank_challenge(spark: SparkSession, cfg: Config, data: RankingData, tables_dir: str, staging: str,
-                    name: str, blends: dict[str, Blend], truth: DataFrame | None, ncf: NcfModel | None,
-                    sources: dict[str, Callable[[RankingData, Queries], DataFrame]]) -> dict[str, Any]:
+def _rank_challenge(
+    spark: SparkSession,
+    cfg: Config,
+    data: RankingData,
+    tables_dir: str,
+    staging: str,
+    name: str,
+    blends: dict[str, Blend],
+    truth: DataFrame | None,
+    ncf: NcfModel | None,
+    sources: dict[str, Callable[[RankingData, Queries], DataFrame]],
+) -> dict[str, Any]:
     """Every single-source submission, the NCF model's (with `ncf`: the candidates ordered by its
     score) and the blend's (`final`); with `truth` (the validation challenge's hidden tracks as pid,
     track_idx), the candidates' recall and the other `blends`' submissions."""
     queries, seeds = _queries(spark, data, tables_dir)
     step = _Step(spark, name)
     with Publisher() as publisher:
-        report = _rank_lists(cfg, data, queries, blends, truth, ncf, sources,
-                             _Submit(publisher, data, seeds, staging, name, cfg), step)
+        report = _rank_lists(
+            cfg, data, queries, blends, truth, ncf, sources, _Submit(publisher, data, seeds, staging, name, cfg), step
+        )
         with step("submissions written and validated"):
             out = {m: {**info, "file": f"rank/{m}/{name}.csv"} for m, info in publisher.results().items()}
     return {"models": out, "candidates": report, "seconds": step.seconds}
@@ -128,6 +168,7 @@ def _rank_challenge(spark: SparkSession, cfg: Config, data: RankingData, tables_
 @dataclass(frozen=True)
 class _Submit:
     """Hands a ranking to the publisher (written and validated in the background: `mpdrec.rank.publish`)."""
+
     publisher: Publisher
     data: RankingData
     seeds: dict[int, set[str]]
@@ -136,12 +177,26 @@ class _Submit:
     cfg: Config
 
     def __call__(self, model: str, ranked: DataFrame) -> None:
-        self.publisher.submit(model, ranked, self.data, self.seeds, join(self.staging, model), self.name,
-                              self.cfg.rank.team_name, self.cfg.rank.team_email)
+        self.publisher.submit(
+            model,
+            ranked,
+            self.data,
+            self.seeds,
+            join(self.staging, model),
+            self.name,
+            self.cfg.rank.team_name,
+            self.cfg.rank.team_email,
+        )
 
 
-def _ranked_lists(cfg: Config, data: RankingData, queries: Queries, names: set[str],
-                  sources: dict[str, Callable[[RankingData, Queries], DataFrame]], step: _Step) -> dict[str, DataFrame]:
+def _ranked_lists(
+    cfg: Config,
+    data: RankingData,
+    queries: Queries,
+    names: set[str],
+    sources: dict[str, Callable[[RankingData, Queries], DataFrame]],
+    step: _Step,
+) -> dict[str, DataFrame]:
     """Each named source's ranked list of the queries (persisted: its submission and the candidates
     read it)."""
     lists: dict[str, DataFrame] = {}
@@ -152,8 +207,15 @@ def _ranked_lists(cfg: Config, data: RankingData, queries: Queries, names: set[s
     return lists
 
 
-def _candidate_scores(cfg: Config, data: RankingData, queries: Queries, lists: dict[str, DataFrame],
-                      ncf: NcfModel | None, blends: dict[str, Blend], step: _Step) -> tuple[DataFrame, DataFrame]:
+def _candidate_scores(
+    cfg: Config,
+    data: RankingData,
+    queries: Queries,
+    lists: dict[str, DataFrame],
+    ncf: NcfModel | None,
+    blends: dict[str, Blend],
+    step: _Step,
+) -> tuple[DataFrame, DataFrame]:
     """The candidate table and, for the rows that can make a submission, each of `blends`' score
     and the NCF model's (`blend_scores`), both persisted: the feature rows are computed once, their
     seed features, NCF score and blend scores in one Arrow pass, and never cached."""
@@ -176,24 +238,36 @@ def _depth(cfg: Config) -> dict[str, int]:
     return {s: getattr(cfg.rank.candidates, s) for s in cfg.rank.models}
 
 
-def _features(cfg: Config, data: RankingData, queries: Queries, candidates: DataFrame,
-              ncf: NcfModel | None) -> FeatureRows:
+def _features(
+    cfg: Config, data: RankingData, queries: Queries, candidates: DataFrame, ncf: NcfModel | None
+) -> FeatureRows:
     """`candidates` with every blend feature, the NCF score among them with `ncf`, the last ones
     computed in the pass that reads them."""
-    factors = (als.Factors.load(data.interactions.sparkSession, join(to_uri(cfg.paths.run_dir), "als"))
-               if "als" in cfg.rank.models else None)
-    rows = with_features(candidates, queries, data, _depth(cfg), cfg.rank.feature_playlists_per_seed, cfg.seed,
-                         factors)
+    factors = (
+        als.Factors.load(data.interactions.sparkSession, join(to_uri(cfg.paths.run_dir), "als"))
+        if "als" in cfg.rank.models
+        else None
+    )
+    rows = with_features(candidates, queries, data, _depth(cfg), cfg.rank.feature_playlists_per_seed, cfg.seed, factors)
     return rows if ncf is None else ncf.with_scores(rows, queries, candidates.select("track_idx"), data.broadcast)
 
 
-def _rank_lists(cfg: Config, data: RankingData, queries: Queries, blends: dict[str, Blend], truth: DataFrame | None,
-                ncf: NcfModel | None, sources: dict[str, Callable[[RankingData, Queries], DataFrame]],
-                submit: _Submit, step: _Step) -> dict[str, Any]:
+def _rank_lists(
+    cfg: Config,
+    data: RankingData,
+    queries: Queries,
+    blends: dict[str, Blend],
+    truth: DataFrame | None,
+    ncf: NcfModel | None,
+    sources: dict[str, Callable[[RankingData, Queries], DataFrame]],
+    submit: _Submit,
+    step: _Step,
+) -> dict[str, Any]:
     """The lists, candidates, NCF scores and blend of one challenge, each ranking handed to `submit`."""
     models = cfg.rank.models
-    lists = _ranked_lists(cfg, data, queries, {*models, *(f for m in models for f in FALLBACKS[m]), "popularity"},
-                          sources, step)
+    lists = _ranked_lists(
+        cfg, data, queries, {*models, *(f for m in models for f in FALLBACKS[m]), "popularity"}, sources, step
+    )
     for model in models:
         with step(f"{model} submission"):
             submit(model, assemble([(m, lists[m]) for m in [model, *FALLBACKS[model]]], queries))
@@ -204,8 +278,11 @@ def _rank_lists(cfg: Config, data: RankingData, queries: Queries, blends: dict[s
     with step("fill after the candidates"):
         # a source's top `depth` tracks are candidates, scored (by the blend, by NCF) ahead of any
         # fill: only the rest of its list can fill
-        fill = fill_after(candidates, [(s, lists[s].where(F.col("rank") >= depth.get(s, 0)))
-                                       for s in FINAL_FILL if s in lists], queries).persist()
+        fill = fill_after(
+            candidates,
+            [(s, lists[s].where(F.col("rank") >= depth.get(s, 0))) for s in FINAL_FILL if s in lists],
+            queries,
+        ).persist()
         fill.count()
     if ncf is not None:
         with step("ncf submission"):
@@ -231,8 +308,7 @@ def _final(blended: DataFrame, lists: dict[str, DataFrame], queries: Queries) ->
     """The blend's ranking, but for the playlists without seeds (title only) the title source's list
     then popularity's, as the title submission has them: all their candidates come from those two
     sources, and the blend, fitted mostly on playlists with seeds, ordered them worse than the title
-    source did on the real sample and on the synthetic data alike (title-only R-precision 0.062
-    against 0.081, and 0.150 against 0.152)."""
+    source did on the real sample and on the synthetic data alike (docs/quality.md)."""
     if "title" not in lists:
         return blended
     seedless = F.broadcast(queries.playlists.select("pid").join(queries.seeds, "pid", "left_anti"))
@@ -240,9 +316,15 @@ def _final(blended: DataFrame, lists: dict[str, DataFrame], queries: Queries) ->
     return blended.join(seedless, "pid", "left_anti").unionByName(by_title)
 
 
-def _train_blends(spark: SparkSession, cfg: Config, data: RankingData, run_dir: str, staging: str,
-                  ncf: NcfModel | None, sources: dict[str, Callable[[RankingData, Queries], DataFrame]]
-                  ) -> tuple[dict[str, Blend], list[list[Any]]]:
+def _train_blends(
+    spark: SparkSession,
+    cfg: Config,
+    data: RankingData,
+    run_dir: str,
+    staging: str,
+    ncf: NcfModel | None,
+    sources: dict[str, Callable[[RankingData, Queries], DataFrame]],
+) -> tuple[dict[str, Blend], list[list[Any]]]:
     """The blend fitted on the blend-training challenge's candidates (ranked by every source exactly
     as the validation challenge is), a fitted Spark ML pipeline saved under final/blend_model (and
     the NCF variant's under its own name: `blend_variants`); and the steps' seconds."""
@@ -255,8 +337,11 @@ def _train_blends(spark: SparkSession, cfg: Config, data: RankingData, run_dir: 
     with step("candidates, fit sample and features" + _scored_by(ncf)):
         candidates = candidate_table(lists, _depth(cfg)).persist()
         candidates.count()  # as in `_candidate_scores`
-        fit = fit_sample(labelled(candidates, hidden_track_ids(spark, held_out, data.track_ids)),
-                         cfg.rank.blend.negatives_per_positive, cfg.seed)
+        fit = fit_sample(
+            labelled(candidates, hidden_track_ids(spark, held_out, data.track_ids)),
+            cfg.rank.blend.negatives_per_positive,
+            cfg.seed,
+        )
         fit = replace(fit, rows=_features(cfg, data, queries, fit.rows, ncf).to_frame().persist())
         fit.rows.count()
     variants = {FINAL: ncf is not None and cfg.rank.blend.ncf_feature}
@@ -266,8 +351,9 @@ def _train_blends(spark: SparkSession, cfg: Config, data: RankingData, run_dir: 
     for name, with_ncf in variants.items():
         with step(f"{name} blend fit"):
             blends[name] = fit_blend(fit, cfg.rank.models, cfg.rank.blend, cfg.seed, ncf=with_ncf)
-            if blends[name].model is not None:
-                blends[name].model.write().overwrite().save(join(staging, name, "blend_model"))
+            model = blends[name].model
+            if model is not None:
+                model.write().overwrite().save(join(staging, name, "blend_model"))
     for df in [*lists.values(), candidates, fit.rows, queries.playlists, queries.seeds]:
         df.unpersist()
     data.release()
@@ -277,8 +363,13 @@ def _train_blends(spark: SparkSession, cfg: Config, data: RankingData, run_dir: 
 
 def rank_upstream(cfg: Config) -> list[tuple[str, str]]:
     """The stages the rank stage reads (stage, the job that writes it)."""
-    return [INGEST, VALIDATION, INTERACTIONS, *([("als", "jobs/train_als.py")] if "als" in cfg.rank.models else []),
-            *([(f"ncf/{cfg.rank.ncf_model}", "jobs/train_ncf.py")] if cfg.rank.ncf_model else [])]
+    return [
+        INGEST,
+        VALIDATION,
+        INTERACTIONS,
+        *([("als", "jobs/train_als.py")] if "als" in cfg.rank.models else []),
+        *([(f"ncf/{cfg.rank.ncf_model}", "jobs/train_ncf.py")] if cfg.rank.ncf_model else []),
+    ]
 
 
 def run_rank(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:
@@ -289,8 +380,11 @@ def run_rank(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str,
     def build(staging: str) -> dict[str, Any]:
         data = RankingData.load(spark, join(run_dir, "interactions"))
         ncf = NcfModel.load(fs, run_dir, cfg.rank.ncf_model, data.num_tracks) if cfg.rank.ncf_model else None
-        clusters = (kmeans.fit_clusters(spark, data, ncf, cfg.rank.kmeans_clusters, cfg.seed).cache()
-                    if ncf is not None and "kmeans" in cfg.rank.models else None)
+        clusters = (
+            kmeans.fit_clusters(spark, data, ncf, cfg.rank.kmeans_clusters, cfg.seed).cache()
+            if ncf is not None and "kmeans" in cfg.rank.models
+            else None
+        )
         sources = _sources(spark, cfg, ncf, clusters)
         blends, train_seconds = _train_blends(spark, cfg, data, run_dir, staging, ncf, sources)
         # the validation challenge goes through the same parser as the real one
@@ -298,13 +392,15 @@ def run_rank(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str,
         process_file(join(run_dir, "validation", "challenge_set.json"), "challenge", tables)
         truth = hidden_track_ids(spark, challenge_dir(run_dir, "validation"), data.track_ids).cache()
         body: dict[str, Any] = {"blend_training": {"seconds": train_seconds}}
-        body["submission"] = _rank_challenge(spark, cfg, data, tables, staging, "submission", blends, truth, ncf,
-                                             sources)
+        body["submission"] = _rank_challenge(
+            spark, cfg, data, tables, staging, "submission", blends, truth, ncf, sources
+        )
         fs.delete(tables)
         truth.unpersist()
         if fs.exists(join(run_dir, "ingest", "challenge_playlists")):
-            body["challenge_submission"] = _rank_challenge(spark, cfg, data, join(run_dir, "ingest"), staging,
-                                                           "challenge_submission", blends, None, ncf, sources)
+            body["challenge_submission"] = _rank_challenge(
+                spark, cfg, data, join(run_dir, "ingest"), staging, "challenge_submission", blends, None, ncf, sources
+            )
         body["blend"] = blends[FINAL].info
         body["blend_variants"] = {name: b.info for name, b in blends.items() if name != FINAL}
         if clusters is not None:

@@ -16,6 +16,7 @@ A path ending in `.gz` is read and written gzip-compressed, because the challeng
 valid file nothing: a URI must be `spotify:track:` plus 22 base-62 characters (the official check
 only counts the 22), and a repeated pid is reported (the official one only compares counts).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -40,8 +41,7 @@ _URI_LIST_RE = re.compile(rf"{_URI}(?:,{_URI})*")
 _PID_RE = re.compile(r"-?[0-9]+")
 _HEADER = "team_info"
 _HEADER_FIELDS = 3
-_NO_HEADER = ("missing team_info header: the first non-comment line must be "
-              "team_info,<team name>,<contact email>")
+_NO_HEADER = "missing team_info header: the first non-comment line must be team_info,<team name>,<contact email>"
 _LISTED = 20  # violations named in an InvalidSubmission's message
 _EXAMPLES = 3  # offending URIs quoted in one violation
 
@@ -60,7 +60,8 @@ class Violation:
 
     def __str__(self) -> str:
         where = ([f"line {self.line}"] if self.line is not None else []) + (
-            [f"pid {self.pid}"] if self.pid is not None else [])
+            [f"pid {self.pid}"] if self.pid is not None else []
+        )
         return f"{', '.join(where)}: {self.message}" if where else self.message
 
 
@@ -71,12 +72,13 @@ class InvalidSubmission(ValueError):
         self.violations: list[Violation] = list(violations)
         listed = "".join(f"\n  {v}" for v in self.violations[:_LISTED])
         more = len(self.violations) - _LISTED
-        super().__init__(f"invalid submission: {len(self.violations)} violation(s){listed}"
-                         + (f"\n  ... and {more} more" if more > 0 else ""))
+        super().__init__(
+            f"invalid submission: {len(self.violations)} violation(s){listed}"
+            + (f"\n  ... and {more} more" if more > 0 else "")
+        )
 
 
-def format_submission(team: str, email: str,
-                      rows: Iterable[tuple[int, Sequence[str]]]) -> Iterator[str]:
+def format_submission(team: str, email: str, rows: Iterable[tuple[int, Sequence[str]]]) -> Iterator[str]:
     """Yield the lines (with trailing newline) of a submission: header then `pid,uri...` per row in the given order.
 
     Raises ValueError if team or email contains a comma or newline, and also if either is empty
@@ -98,8 +100,9 @@ def _lines(team: str, email: str, rows: Iterable[tuple[int, Sequence[str]]]) -> 
         yield f"{pid},{','.join(uris)}\n"
 
 
-def write_submission(path: str | os.PathLike[str], team: str, email: str,
-                     rows: Iterable[tuple[int, Sequence[str]]]) -> None:
+def write_submission(
+    path: str | os.PathLike[str], team: str, email: str, rows: Iterable[tuple[int, Sequence[str]]]
+) -> None:
     """Atomic: writes to a temp file beside `path` then os.replace (a partial file is never visible).
 
     So a crash or a failing `rows` iterator never leaves a truncated submission that could be
@@ -107,8 +110,7 @@ def write_submission(path: str | os.PathLike[str], team: str, email: str,
     """
     lines = format_submission(team, email, rows)
     target = os.fspath(path)
-    tmp = os.path.join(os.path.dirname(os.path.abspath(target)),
-                       f".{os.path.basename(target)}.{uuid.uuid4().hex}.tmp")
+    tmp = os.path.join(os.path.dirname(os.path.abspath(target)), f".{os.path.basename(target)}.{uuid.uuid4().hex}.tmp")
     # os.open rather than mkstemp: mode 0o666 lets the umask decide, as for any other output.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
@@ -151,10 +153,10 @@ def _content(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
 def _header_problems(line: str) -> list[str]:
     fields = [f.strip() for f in line.split(",")]
     if len(fields) != _HEADER_FIELDS:
-        return [f"team_info has {len(fields)} fields, expected {_HEADER_FIELDS}: "
-                "team_info,<team name>,<contact email>"]
+        return [f"team_info has {len(fields)} fields, expected {_HEADER_FIELDS}: team_info,<team name>,<contact email>"]
     return ([] if fields[1] else ["team_info: empty team name"]) + (
-        [] if fields[2] else ["team_info: empty contact email"])
+        [] if fields[2] else ["team_info: empty contact email"]
+    )
 
 
 def _duplicate_header(first: int) -> str:
@@ -188,8 +190,9 @@ def _examples(items: Iterable[str]) -> str:
     return shown + (", ..." if len(listed) > _EXAMPLES else "")
 
 
-def _row_violations(lineno: int, pid: int, rest: str | None, seeds: Mapping[int, Collection[str]],
-                    expected: int) -> Iterator[Violation]:
+def _row_violations(
+    lineno: int, pid: int, rest: str | None, seeds: Mapping[int, Collection[str]], expected: int
+) -> Iterator[Violation]:
     """One violation per rule the row breaks (not one per URI: a bad row stays one screenful)."""
     uris, malformed = _split_uris(rest)
     if pid not in seeds:
@@ -199,20 +202,23 @@ def _row_violations(lineno: int, pid: int, rest: str | None, seeds: Mapping[int,
     distinct = set(uris)
     if len(distinct) != len(uris):
         repeated = (u for u, n in Counter(uris).items() if n > 1)
-        yield Violation(lineno, pid, f"{len(uris) - len(distinct)} duplicate track URI(s): "
-                                     f"{_examples(repeated)}")
+        yield Violation(lineno, pid, f"{len(uris) - len(distinct)} duplicate track URI(s): {_examples(repeated)}")
     recommended = distinct.intersection(seeds.get(pid, ()))
     if recommended:
-        yield Violation(lineno, pid, f"{len(recommended)} seed track(s) recommended: "
-                                     f"{_examples(sorted(recommended))}")
+        yield Violation(lineno, pid, f"{len(recommended)} seed track(s) recommended: {_examples(sorted(recommended))}")
     if malformed:
-        yield Violation(lineno, pid, f"{len(malformed)} malformed track URI(s) (expected spotify:track: "
-                                     f"and 22 characters 0-9A-Za-z): "
-                                     f"{_examples(f'#{i} {u!r}' for i, u in malformed)}")
+        yield Violation(
+            lineno,
+            pid,
+            f"{len(malformed)} malformed track URI(s) (expected spotify:track: "
+            f"and 22 characters 0-9A-Za-z): "
+            f"{_examples(f'#{i} {u!r}' for i, u in malformed)}",
+        )
 
 
-def validate_lines(lines: Iterable[str], seeds: Mapping[int, Collection[str]],
-                   expected: int = RECOMMENDATIONS_PER_PLAYLIST) -> list[Violation]:
+def validate_lines(
+    lines: Iterable[str], seeds: Mapping[int, Collection[str]], expected: int = RECOMMENDATIONS_PER_PLAYLIST
+) -> list[Violation]:
     """`seeds` maps every challenge pid to its seed track URIs (possibly empty). Streams: must not hold all lines.
 
     Returns every violation, in line order (missing pids last, by pid), so one run lists all
@@ -250,20 +256,24 @@ def validate_lines(lines: Iterable[str], seeds: Mapping[int, Collection[str]],
         violations.extend(_row_violations(lineno, pid, rest if sep else None, seeds, expected))
     if header_line is None:
         violations.insert(0, Violation(first_line, None, _NO_HEADER))
-    violations.extend(Violation(None, pid, "missing: no line for this challenge playlist")
-                      for pid in sorted(seeds.keys() - seen.keys()))
+    violations.extend(
+        Violation(None, pid, "missing: no line for this challenge playlist")
+        for pid in sorted(seeds.keys() - seen.keys())
+    )
     return violations
 
 
-def validate_submission(path: str | os.PathLike[str], seeds: Mapping[int, Collection[str]],
-                        expected: int = RECOMMENDATIONS_PER_PLAYLIST) -> list[Violation]:
+def validate_submission(
+    path: str | os.PathLike[str], seeds: Mapping[int, Collection[str]], expected: int = RECOMMENDATIONS_PER_PLAYLIST
+) -> list[Violation]:
     """validate_lines over a submission file (gzip if it ends in .gz), read line by line."""
     with _open_text(path) as f:
         return validate_lines(f, seeds, expected)
 
 
-def check_submission(path: str | os.PathLike[str], seeds: Mapping[int, Collection[str]],
-                     expected: int = RECOMMENDATIONS_PER_PLAYLIST) -> None:
+def check_submission(
+    path: str | os.PathLike[str], seeds: Mapping[int, Collection[str]], expected: int = RECOMMENDATIONS_PER_PLAYLIST
+) -> None:
     """Raise InvalidSubmission when validate_submission finds anything.
 
     The guard before an upload or a scoring run: a rejected upload wastes a submission.
@@ -271,36 +281,3 @@ def check_submission(path: str | os.PathLike[str], seeds: Mapping[int, Collectio
     violations = validate_submission(path, seeds, expected)
     if violations:
         raise InvalidSubmission(violations)
-
-
-def read_submission(path: str | os.PathLike[str]) -> tuple[tuple[str, str], dict[int, list[str]]]:
-    """((team, email), {pid: [uris]}) of a submission (for scoring); raises InvalidSubmission on a malformed header.
-
-    Also raises on what the mapping cannot represent: a line with a non-integer pid, a repeated
-    pid, a second header. The content rules (500 distinct well-formed non-seed URIs, every pid
-    present) are validate_submission's; scoring a file that breaks them is the caller's choice.
-    """
-    header: tuple[str, str] | None = None
-    header_line = 0
-    playlists: dict[int, list[str]] = {}
-    with _open_text(path) as f:
-        for lineno, line in _content(f):
-            head, sep, rest = line.partition(",")
-            if header is None:
-                problems = _header_problems(line) if head.strip() == _HEADER else [_NO_HEADER]
-                if problems:
-                    raise InvalidSubmission([Violation(lineno, None, p) for p in problems])
-                _, team, email = (field.strip() for field in line.split(","))
-                header, header_line = (team, email), lineno
-                continue
-            if head.strip() == _HEADER:
-                raise InvalidSubmission([Violation(lineno, None, _duplicate_header(header_line))])
-            pid = _pid(head)
-            if pid is None:
-                raise InvalidSubmission([Violation(lineno, None, _not_integer(head))])
-            if pid in playlists:
-                raise InvalidSubmission([Violation(lineno, pid, "duplicate pid")])
-            playlists[pid] = _split_uris(rest if sep else None)[0]
-    if header is None:
-        raise InvalidSubmission([Violation(None, None, _NO_HEADER)])
-    return header, playlists

@@ -13,6 +13,7 @@ Pairs come from a join of A's tracks with the bank's postings, so only playlists
 ever compared; a track in more than `max_playlists_per_track` bank playlists is sampled down (seeded)
 for that join, which bounds the pairs a hit song makes at full MPD scale (|S| stays exact).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -23,12 +24,13 @@ from pyspark.sql import functions as F
 
 from mpdrec.config import Config, DiceConfig
 from mpdrec.errors import InputError
-from mpdrec.etl.stages import INGEST, run_after
-from mpdrec.io.study_report import write_report
+from mpdrec.io.fs import HadoopFS
 from mpdrec.io.paths import join
+from mpdrec.io.report import write_report
 from mpdrec.metrics.bootstrap import mean_interval, paired_difference
 from mpdrec.report_plots import figure, png
-from mpdrec.spark import job_step, seeded_share
+from mpdrec.spark import job_step, one_row, seeded_share
+from mpdrec.upstream import INGEST, run_after
 
 STAGE = "dice"
 
@@ -50,32 +52,58 @@ def recommend(seeds: DataFrame, bank: DataFrame, cfg: DiceConfig, seed: int) -> 
     bank_size = bank.groupBy(F.col("pid").alias("b")).agg(F.count("*").alias("size_b"))
     popularity = bank.groupBy("track_uri").agg(F.count("*").alias("playlists"))
     keep = F.least(F.lit(1.0), F.lit(float(cfg.max_playlists_per_track)) / F.col("playlists"))
-    postings = (bank.join(popularity, "track_uri").where(seeded_share(seed, "pid", "track_uri") < keep)
-                .select("track_uri", F.col("pid").alias("b")))
+    postings = (
+        bank.join(popularity, "track_uri")
+        .where(seeded_share(seed, "pid", "track_uri") < keep)
+        .select("track_uri", F.col("pid").alias("b"))
+    )
     size_a = seeds.groupBy("pid").agg(F.count("*").alias("size_a"))
     by_query = Window.partitionBy("pid").orderBy(F.desc("dice"), "b")
-    neighbours = (seeds.join(postings, "track_uri").groupBy("pid", "b").agg(F.count("*").alias("overlap"))
-                  .join(size_a, "pid").join(bank_size, "b")
-                  .withColumn("dice", 2 * F.col("overlap") / (F.col("size_a") + F.col("size_b")))
-                  .withColumn("k", F.row_number().over(by_query)).where(F.col("k") <= cfg.neighbours))
-    candidates = (neighbours.select("pid", "b", "dice").join(bank.withColumnRenamed("pid", "b"), "b")
-                  .join(seeds, ["pid", "track_uri"], "left_anti")
-                  .groupBy("pid", "track_uri").agg(F.count("*").alias("holders"), F.sum("dice").alias("dice"))
-                  .join(popularity, "track_uri"))
+    neighbours = (
+        seeds.join(postings, "track_uri")
+        .groupBy("pid", "b")
+        .agg(F.count("*").alias("overlap"))
+        .join(size_a, "pid")
+        .join(bank_size, "b")
+        .withColumn("dice", 2 * F.col("overlap") / (F.col("size_a") + F.col("size_b")))
+        .withColumn("k", F.row_number().over(by_query))
+        .where(F.col("k") <= cfg.neighbours)
+    )
+    candidates = (
+        neighbours.select("pid", "b", "dice")
+        .join(bank.withColumnRenamed("pid", "b"), "b")
+        .join(seeds, ["pid", "track_uri"], "left_anti")
+        .groupBy("pid", "track_uri")
+        .agg(F.count("*").alias("holders"), F.sum("dice").alias("dice"))
+        .join(popularity, "track_uri")
+    )
     order = Window.partitionBy("pid").orderBy(F.desc("holders"), F.desc("dice"), F.desc("playlists"), "track_uri")
-    return (candidates.withColumn("rank", F.row_number().over(order) - 1).where(F.col("rank") < cfg.recommendations)
-            .select("pid", "track_uri", "rank"))
+    return (
+        candidates.withColumn("rank", F.row_number().over(order) - 1)
+        .where(F.col("rank") < cfg.recommendations)
+        .select("pid", "track_uri", "rank")
+    )
 
 
 def popular(seeds: DataFrame, bank: DataFrame, n: int) -> DataFrame:
     """(pid, track_uri, rank): the bank's most common tracks, none of the playlist's seeds."""
-    most_seeds = int(seeds.groupBy("pid").count().agg(F.max("count")).first()[0])
-    top = (bank.groupBy("track_uri").agg(F.count("*").alias("playlists"))
-           .orderBy(F.desc("playlists"), "track_uri").limit(n + most_seeds))
+    most_seeds = int(one_row(seeds.groupBy("pid").count().agg(F.max("count")))[0])
+    top = (
+        bank.groupBy("track_uri")
+        .agg(F.count("*").alias("playlists"))
+        .orderBy(F.desc("playlists"), "track_uri")
+        .limit(n + most_seeds)
+    )
     order = Window.partitionBy("pid").orderBy(F.desc("playlists"), "track_uri")
-    return (seeds.select("pid").distinct().crossJoin(F.broadcast(top)).join(seeds, ["pid", "track_uri"], "left_anti")
-            .withColumn("rank", F.row_number().over(order) - 1).where(F.col("rank") < n)
-            .select("pid", "track_uri", "rank"))
+    return (
+        seeds.select("pid")
+        .distinct()
+        .crossJoin(F.broadcast(top))
+        .join(seeds, ["pid", "track_uri"], "left_anti")
+        .withColumn("rank", F.row_number().over(order) - 1)
+        .where(F.col("rank") < n)
+        .select("pid", "track_uri", "rank")
+    )
 
 
 def hits(hidden: DataFrame, recs: DataFrame) -> np.ndarray:
@@ -88,8 +116,12 @@ def _figure(body: dict[str, Any]) -> bytes:
     fig, axes = figure(1, 5)
     ax, names = axes[0][0], ["dice", "popularity"]
     h = [body["hit_rate"][m] for m in names]
-    ax.bar(names, [x["mean"] for x in h], yerr=[[x["mean"] - x["low"] for x in h], [x["high"] - x["mean"] for x in h]],
-           color=["tab:blue", "tab:grey"])
+    ax.bar(
+        names,
+        [x["mean"] for x in h],
+        yerr=[[x["mean"] - x["low"] for x in h], [x["high"] - x["mean"] for x in h]],
+        color=["tab:blue", "tab:grey"],
+    )
     ax.axhline(body["study_hit_rate"], color="tab:red", linestyle="--", label="the study (real MPD)")
     ax.set_ylabel(f"hit rate of the hidden first track in {body['recommendations']}")
     ax.legend(fontsize=8)
@@ -102,30 +134,55 @@ def run_study(spark: SparkSession, cfg: Config, ingest_dir: str, out_dir: str) -
     seeds, hidden, bank = seeds.cache(), hidden.cache(), bank.cache()
     n = hidden.count()
     if n == 0:
-        raise InputError(f"dice: no held-out playlist with two or more tracks in {ingest_dir} "
-                         f"(dice.held_out_share={d.held_out_share})")
+        raise InputError(
+            f"dice: no held-out playlist with two or more tracks in {ingest_dir} "
+            f"(dice.held_out_share={d.held_out_share})"
+        )
     with job_step(spark, f"dice: {d.neighbours} neighbours of {n} held-out playlists"):
         dice_hits = hits(hidden, recommend(seeds, bank, d, cfg.seed))
     with job_step(spark, "dice: popularity"):
         pop_hits = hits(hidden, popular(seeds, bank, d.recommendations))
     for df in (seeds, hidden, bank):
         df.unpersist()
-    body = {"held_out": int(n), "neighbours": d.neighbours, "recommendations": d.recommendations,
-            "hit_rate": {"dice": mean_interval(dice_hits, cfg.seed), "popularity": mean_interval(pop_hits, cfg.seed)},
-            "dice_minus_popularity": paired_difference(dice_hits, pop_hits, cfg.seed), "study_hit_rate": 0.166}
+    body: dict[str, Any] = {
+        "held_out": int(n),
+        "neighbours": d.neighbours,
+        "recommendations": d.recommendations,
+        "hit_rate": {"dice": mean_interval(dice_hits, cfg.seed), "popularity": mean_interval(pop_hits, cfg.seed)},
+        "dice_minus_popularity": paired_difference(dice_hits, pop_hits, cfg.seed),
+        "study_hit_rate": 0.166,
+    }
     h = body["hit_rate"]
-    lines = ["# Dice playlist neighbours", "",
-             f"{n:,} held-out playlists, first track hidden; {d.neighbours} most similar bank playlists (Dice); "
-             f"{d.recommendations} recommendations.", "", "| model | hit rate [95%] |", "|---|---|"]
+    lines = [
+        "# Dice playlist neighbours",
+        "",
+        f"{n:,} held-out playlists, first track hidden; {d.neighbours} most similar bank playlists (Dice); "
+        f"{d.recommendations} recommendations.",
+        "",
+        "| model | hit rate [95%] |",
+        "|---|---|",
+    ]
     lines += [f"| {m} | {h[m]['mean']:.4f} [{h[m]['low']:.4f}, {h[m]['high']:.4f}] |" for m in ("dice", "popularity")]
     diff = body["dice_minus_popularity"]
-    lines += ["", f"Dice minus popularity: {diff['difference']:+.4f} [{diff['low']:+.4f}, {diff['high']:+.4f}] "
-              "(paired bootstrap). The study reported a hit rate of 0.166 on the real MPD.", "",
-              "![hit rate](report_dice.png)", ""]
-    write_report(out_dir, body, "\n".join(lines), {"report_dice.png": _figure(body)})
+    lines += [
+        "",
+        f"Dice minus popularity: {diff['difference']:+.4f} [{diff['low']:+.4f}, {diff['high']:+.4f}] "
+        "(paired bootstrap). The study reported a hit rate of 0.166 on the real MPD.",
+        "",
+        "![hit rate](report_dice.png)",
+        "",
+    ]
+    write_report(HadoopFS(spark), out_dir, body, "\n".join(lines), {"report_dice.png": _figure(body)})
     return body
 
 
 def run_dice(spark: SparkSession, cfg: Config, force: bool = False) -> dict[str, Any]:
-    return run_after(spark, cfg, STAGE, *INGEST, ("seed", "dice"),
-                     lambda ingest, staging: run_study(spark, cfg, ingest, staging), force)
+    return run_after(
+        spark,
+        cfg,
+        STAGE,
+        *INGEST,
+        ("seed", "dice"),
+        lambda ingest, staging: run_study(spark, cfg, ingest, staging),
+        force,
+    )

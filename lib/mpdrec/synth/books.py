@@ -11,6 +11,7 @@ model has something to learn; how much is this generator's choice, not a fact ab
 `bad_rows` malformed lines of the kinds a real export has (a missing field, a rating that is not a
 number, an empty user) are mixed in at seeded places, for the bad-row path.
 """
+
 from __future__ import annotations
 
 import time
@@ -39,7 +40,7 @@ def _isbn10(body: np.ndarray) -> list[str]:
 
 def _isbns(rng: np.random.Generator, n: int) -> list[str]:
     """`n` distinct ISBN strings, about 1% of them in the real file's odd forms."""
-    out = _isbn10(rng.choice(10 ** 9, size=n, replace=False))
+    out = _isbn10(rng.choice(10**9, size=n, replace=False))
     odd = np.flatnonzero(rng.random(n) < ODD_ISBN_SHARE)
     forms = ("978{}", "{}x", "{}\u00e9", "{}\\", "B00{}")
     for j, i in enumerate(odd):
@@ -61,29 +62,40 @@ def _ratings(rng: np.random.Generator, cfg: SynthBooksConfig) -> tuple[np.ndarra
     keep = np.sort(first)[:want]
     users, books = users[keep], books[keep]
     u_vec, b_vec = rng.normal(0, 0.6, (cfg.users, LATENT)), rng.normal(0, 0.6, (cfg.books, LATENT))
-    score = (7.6 + rng.normal(0, 0.8, cfg.users)[users] + rng.normal(0, 0.8, cfg.books)[books]
-             + (u_vec[users] * b_vec[books]).sum(axis=1) + rng.normal(0, 1.0, len(users)))
+    score = (
+        7.6
+        + rng.normal(0, 0.8, cfg.users)[users]
+        + rng.normal(0, 0.8, cfg.books)[books]
+        + (u_vec[users] * b_vec[books]).sum(axis=1)
+        + rng.normal(0, 1.0, len(users))
+    )
     explicit = np.clip(np.rint(score), 1, 10).astype(np.int64)
     # exactly zero_share of the rows are zeros, drawn by a per-user propensity: the real file has
     # users who leave no rating at all and users who rate everything
     propensity = rng.beta(0.6, 0.6, cfg.users)[users] + 1e-6
-    zeros = rng.choice(len(users), size=round(cfg.zero_share * len(users)), replace=False,
-                       p=propensity / propensity.sum())
+    zeros = rng.choice(
+        len(users), size=round(cfg.zero_share * len(users)), replace=False, p=propensity / propensity.sum()
+    )
     explicit[zeros] = 0
     return users, books, explicit
 
 
 def _bad_lines(rng: np.random.Generator, n: int, isbns: list[str]) -> list[str]:
     kinds = ('"{u}";"{i}"', '"{u}";"{i}";"n/a"', '"";"{i}";"{r}"', '"{u}";"{i}";"{r}";"{r}"')
-    return [kinds[k % len(kinds)].format(u=int(rng.integers(1, 10 ** 5)), i=isbns[int(rng.integers(len(isbns)))],
-                                         r=int(rng.integers(1, 11))) for k in range(n)]
+    return [
+        kinds[k % len(kinds)].format(
+            u=int(rng.integers(1, 10**5)), i=isbns[int(rng.integers(len(isbns)))], r=int(rng.integers(1, 11))
+        )
+        for k in range(n)
+    ]
 
 
 def generate_books(cfg: SynthBooksConfig, force: bool = False) -> dict[str, Any]:
     """Write `<out_dir>/BX-Book-Ratings.csv` (+ `_manifest.json`); skipped when its config and the code wrote it."""
     fp = fingerprint([], stable_digest({k: v for k, v in vars(cfg).items() if k != "out_dir"}))
-    return publish_generated(cfg.out_dir, "synth_books.out_dir", fp,
-                             lambda staging: _write_books(cfg, local_path(staging)), force=force)
+    return publish_generated(
+        cfg.out_dir, "synth_books.out_dir", fp, lambda staging: _write_books(cfg, local_path(staging)), force=force
+    )
 
 
 def _write_books(cfg: SynthBooksConfig, out: Path) -> dict[str, Any]:
@@ -98,6 +110,12 @@ def _write_books(cfg: SynthBooksConfig, out: Path) -> dict[str, Any]:
     with open(out / FILE_NAME, "w", encoding="latin-1", newline="") as f:
         f.write(HEADER + "\r\n")
         f.write("\r\n".join(lines) + "\r\n")
-    return {"file": FILE_NAME, "rows": len(lines), "bad_rows": cfg.bad_rows, "zeros": int((rating == 0).sum()),
-            "users": int(len(np.unique(users))), "books": int(len(np.unique(books))),
-            "seconds": round(time.time() - started, 3)}
+    return {
+        "file": FILE_NAME,
+        "rows": len(lines),
+        "bad_rows": cfg.bad_rows,
+        "zeros": int((rating == 0).sum()),
+        "users": int(len(np.unique(users))),
+        "books": int(len(np.unique(books))),
+        "seconds": round(time.time() - started, 3),
+    }

@@ -6,6 +6,7 @@ sample of the real MPD (about 34k unique tracks in one slice, not 2.26M / 1,000)
 1,000-slice run approach the published figures. Track identity is implicit (an integer); names and
 URIs are pure functions of (seed, id), so any slice can be written without the others.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -89,15 +90,15 @@ def artist_names(seed: int, artists: np.ndarray) -> list[str]:
     first, last = _pick(vocab.FIRST_NAMES, h, 8), _pick(vocab.LAST_NAMES, h, 16)
     adj, noun = _pick(vocab.ADJECTIVES, h, 24), _pick(vocab.NOUNS, h, 32)
     out = []
-    for s, f, l, a, n, a_id in zip(style, first, last, adj, noun, artists):
+    for s, f, surname, a, n, a_id in zip(style, first, last, adj, noun, artists):
         if s == 0:
-            out.append(f"{f} {l}")
+            out.append(f"{f} {surname}")
         elif s == 1:
             out.append(f"The {a} {n}s")
         elif s == 2:
             out.append(f"{a} {n}")
         else:
-            out.append(f"{f} {l} & The {n}s" if a_id % 7 == 0 else f"{l}")
+            out.append(f"{f} {surname} & The {n}s" if a_id % 7 == 0 else f"{surname}")
     return out
 
 
@@ -114,10 +115,7 @@ def track_names(seed: int, tracks: np.ndarray) -> list[str]:
     suffix = _pick(vocab.TRACK_SUFFIXES, h, 24)
     feat = _pick(vocab.FIRST_NAMES, h, 32)
     short = (h >> np.uint64(48)) % np.uint64(3) == 0
-    return [
-        (n if s_ else f"{a} {n}") + suf.format(feat=f)
-        for a, n, suf, f, s_ in zip(adj, noun, suffix, feat, short)
-    ]
+    return [(n if s_ else f"{a} {n}") + suf.format(feat=f) for a, n, suf, f, s_ in zip(adj, noun, suffix, feat, short)]
 
 
 @lru_cache(maxsize=4)

@@ -10,6 +10,7 @@ charts the countries' summed streams, as the real exports do. Quirks of the real
 commas and quotes (so CSV quoting), non-ASCII titles and artists, a few rows without title and
 artist, and `bad_rows` malformed lines (a field missing, streams that are not a number).
 """
+
 from __future__ import annotations
 
 import csv
@@ -26,13 +27,106 @@ from mpdrec.synth.generate import publish_generated
 
 HEADER = ["Position", "Track Name", "Artist", "Streams", "URL", "Date", "Region"]
 CHART = 200
-COUNTRIES = ("us", "gb", "ca", "au", "ie", "nz", "de", "at", "ch", "nl", "be", "fr", "es", "it", "pt", "se",
-             "no", "dk", "fi", "is", "pl", "cz", "sk", "hu", "ee", "lv", "lt", "gr", "tr", "br", "ar", "mx",
-             "cl", "co", "pe", "ec", "uy", "py", "bo", "cr", "gt", "hn", "sv", "pa", "do", "jp", "tw", "hk",
-             "sg", "my", "ph", "id", "lu", "ro", "bg", "il", "za", "in", "th", "vn")
-WORDS = ("love", "night", "baby", "summer", "fire", "dance", "heart", "rain", "gold", "wild", "home", "dreams",
-         "corazón", "noche", "canción", "été", "fuego", "amor", "sommar", "herz", "tokyo", "東京", "夜", "blue",
-         "young", "run", "light", "say", "you", "me", "feel", "good", "time", "world", "money", "girls")
+COUNTRIES = (
+    "us",
+    "gb",
+    "ca",
+    "au",
+    "ie",
+    "nz",
+    "de",
+    "at",
+    "ch",
+    "nl",
+    "be",
+    "fr",
+    "es",
+    "it",
+    "pt",
+    "se",
+    "no",
+    "dk",
+    "fi",
+    "is",
+    "pl",
+    "cz",
+    "sk",
+    "hu",
+    "ee",
+    "lv",
+    "lt",
+    "gr",
+    "tr",
+    "br",
+    "ar",
+    "mx",
+    "cl",
+    "co",
+    "pe",
+    "ec",
+    "uy",
+    "py",
+    "bo",
+    "cr",
+    "gt",
+    "hn",
+    "sv",
+    "pa",
+    "do",
+    "jp",
+    "tw",
+    "hk",
+    "sg",
+    "my",
+    "ph",
+    "id",
+    "lu",
+    "ro",
+    "bg",
+    "il",
+    "za",
+    "in",
+    "th",
+    "vn",
+)
+WORDS = (
+    "love",
+    "night",
+    "baby",
+    "summer",
+    "fire",
+    "dance",
+    "heart",
+    "rain",
+    "gold",
+    "wild",
+    "home",
+    "dreams",
+    "corazón",
+    "noche",
+    "canción",
+    "été",
+    "fuego",
+    "amor",
+    "sommar",
+    "herz",
+    "tokyo",
+    "東京",
+    "夜",
+    "blue",
+    "young",
+    "run",
+    "light",
+    "say",
+    "you",
+    "me",
+    "feel",
+    "good",
+    "time",
+    "world",
+    "money",
+    "girls",
+)
 NAMES = ("Lana", "Kygo", "Björk", "Sebastián", "Ana", "Mø", "Zoë", "Kenji", "Luis", "Elif", "Ola", "Max")
 GROUPS = 5  # regional groups of countries sharing taste
 LATENT = 6
@@ -45,7 +139,7 @@ def _title(rng: np.random.Generator) -> str:
     if kind < 0.08:
         title += f" (feat. {NAMES[int(rng.integers(len(NAMES)))]})"
     elif kind < 0.12:
-        title = f'{title}, Pt. {int(rng.integers(2, 4))}'
+        title = f"{title}, Pt. {int(rng.integers(2, 4))}"
     elif kind < 0.14:
         title = f'"{title}"'
     return title
@@ -60,14 +154,15 @@ def generate_charts(cfg: SynthChartsConfig, force: bool = False) -> dict[str, An
     """Write `<out_dir>/<region>.csv` for every region (+ `_manifest.json`); skipped when its config and the
     code wrote them."""
     fp = fingerprint([], stable_digest({k: v for k, v in vars(cfg).items() if k != "out_dir"}))
-    return publish_generated(cfg.out_dir, "synth_charts.out_dir", fp,
-                             lambda staging: _write_charts(cfg, local_path(staging)), force=force)
+    return publish_generated(
+        cfg.out_dir, "synth_charts.out_dir", fp, lambda staging: _write_charts(cfg, local_path(staging)), force=force
+    )
 
 
 def _write_charts(cfg: SynthChartsConfig, out: Path) -> dict[str, Any]:
     started = time.time()
     rng = np.random.default_rng(cfg.seed)
-    countries = list(COUNTRIES[:cfg.countries])
+    countries = list(COUNTRIES[: cfg.countries])
     group_taste = rng.normal(0, 1.0, (GROUPS, LATENT))
     taste = group_taste[rng.integers(0, GROUPS, len(countries))] + rng.normal(0, 0.4, (len(countries), LATENT))
     size = np.exp(rng.normal(0, 1.0, len(countries))) * 1e5
@@ -91,16 +186,20 @@ def _write_charts(cfg: SynthChartsConfig, out: Path) -> dict[str, Any]:
             top = np.argsort(-score, kind="stable")[:CHART]
             streams = np.rint(size[c] / np.arange(1, CHART + 1) ** 0.8 * np.exp(rng.normal(0, 0.05, CHART)))
             day_streams[top] += streams
-            rows[country] += [[p + 1, titles[s], artists[artist[s]], int(n), urls[s], str(date), country]
-                              for p, (s, n) in enumerate(zip(top, streams))]
+            rows[country] += [
+                [p + 1, titles[s], artists[artist[s]], int(n), urls[s], str(date), country]
+                for p, (s, n) in enumerate(zip(top, streams))
+            ]
         top = np.argsort(-day_streams, kind="stable")[:CHART]
-        rows["global"] += [[p + 1, titles[s], artists[artist[s]], int(day_streams[s]), urls[s], str(date), "global"]
-                           for p, s in enumerate(top)]
+        rows["global"] += [
+            [p + 1, titles[s], artists[artist[s]], int(day_streams[s]), urls[s], str(date), "global"]
+            for p, s in enumerate(top)
+        ]
     every = [(region, i) for region in rows for i in range(len(rows[region]))]
     for k in rng.choice(len(every), size=max(1, len(every) // 5000), replace=False):
         region, i = every[k]
         rows[region][i][1] = rows[region][i][2] = ""  # the real exports have a few rows without names
-    bad = rng.choice(len(every), size=cfg.bad_rows, replace=False) if cfg.bad_rows else []
+    bad: Any = rng.choice(len(every), size=cfg.bad_rows, replace=False) if cfg.bad_rows else []
     broken = {every[k] for k in bad}
     for region, region_rows in rows.items():
         with open(out / f"{region}.csv", "w", encoding="utf-8", newline="") as f:
@@ -110,5 +209,10 @@ def _write_charts(cfg: SynthChartsConfig, out: Path) -> dict[str, Any]:
                 if (region, i) in broken:
                     row = row[:3] + ["n/a"] + row[4:] if i % 2 else row[:4] + row[5:]
                 w.writerow(row)
-    return {"regions": len(rows), "rows": sum(len(r) for r in rows.values()), "bad_rows": cfg.bad_rows,
-            "songs_charted": len({r[4] for rs in rows.values() for r in rs}), "seconds": round(time.time() - started, 3)}
+    return {
+        "regions": len(rows),
+        "rows": sum(len(r) for r in rows.values()),
+        "bad_rows": cfg.bad_rows,
+        "songs_charted": len({r[4] for rs in rows.values() for r in rs}),
+        "seconds": round(time.time() - started, 3),
+    }

@@ -4,6 +4,7 @@ Slices are independent (each has its own seed stream), so worker processes write
 files land in a staging directory named after the config, so an interrupted run picks up the slices
 it already wrote, and the finished directory appears under `synth.out_dir` in one rename.
 """
+
 from __future__ import annotations
 
 import gc
@@ -11,11 +12,12 @@ import logging
 import multiprocessing
 import os
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -108,20 +110,33 @@ def _generate_into(cfg: SynthConfig, staging: str) -> dict[str, Any]:
             if done == cfg.num_slices or done % max(1, cfg.num_slices // 20) == 0:
                 spent = time.time() - started
                 eta = spent / done * (cfg.num_slices - done)
-                log.info("synth: %d/%d slices (%.0f MB) in %.1fs, ETA %.0fs",
-                         done, cfg.num_slices, total_bytes / 1e6, spent, eta)
+                log.info(
+                    "synth: %d/%d slices (%.0f MB) in %.1fs, ETA %.0fs",
+                    done,
+                    cfg.num_slices,
+                    total_bytes / 1e6,
+                    spent,
+                    eta,
+                )
     challenge_size = cfg.challenge_size or 10 * cfg.num_slices
     challenge = render_challenge(cat, challenge_size)
     (directory / CHALLENGE_FILE).write_bytes(challenge)
     seconds = time.time() - started
     stats = measured_stats(
-        cfg.num_slices * 1_000, np.concatenate(lengths), track_counts,
-        int(artists_seen.sum()), int(albums_seen.sum()),
+        cfg.num_slices * 1_000,
+        np.concatenate(lengths),
+        track_counts,
+        int(artists_seen.sum()),
+        int(albums_seen.sum()),
     )
     return {
         "stats": stats,
-        "files": {"slices": cfg.num_slices, "reused_slices": reused, "challenge": CHALLENGE_FILE,
-                  "challenge_playlists": challenge_size},
+        "files": {
+            "slices": cfg.num_slices,
+            "reused_slices": reused,
+            "challenge": CHALLENGE_FILE,
+            "challenge_playlists": challenge_size,
+        },
         "bytes": total_bytes + len(challenge),
         "seconds": round(seconds, 3),
         "mb_per_s": round(total_bytes / 1e6 / max(seconds, 1e-9), 2),
@@ -132,29 +147,43 @@ def _generate_into(cfg: SynthConfig, staging: str) -> dict[str, Any]:
 
 def synth_fingerprint(cfg: SynthConfig) -> dict[str, Any]:
     """What the bytes written depend on: not workers, not out_dir."""
-    return fingerprint([], stable_digest({"num_slices": cfg.num_slices, "seed": cfg.seed,
-                                          "challenge_size": cfg.challenge_size}))
+    return fingerprint(
+        [], stable_digest({"num_slices": cfg.num_slices, "seed": cfg.seed, "challenge_size": cfg.challenge_size})
+    )
 
 
-def publish_generated(out_dir: str, key: str, fp: dict[str, Any], build: Callable[[str], dict[str, Any]],
-                      force: bool = False, resume: bool = False) -> dict[str, Any]:
+def publish_generated(
+    out_dir: str,
+    key: str,
+    fp: dict[str, Any],
+    build: Callable[[str], dict[str, Any]],
+    force: bool = False,
+    resume: bool = False,
+) -> dict[str, Any]:
     """A generator's output directory as a stage (`mpdrec.io.stage.run_stage` on the local disk): built
     in staging and published whole, skipped when `fp` and the code are unchanged. `key` names the
     config key of `out_dir` in the error for a non-local directory."""
     out = to_uri(out_dir)
     if not is_local(out):
-        raise ConfigError(f"config key '{key}': must be a local directory, got {out_dir} "
-                          "(generate locally, then copy to the object store)")
+        raise ConfigError(
+            f"config key '{key}': must be a local directory, got {out_dir} "
+            "(generate locally, then copy to the object store)"
+        )
     return run_stage(LocalFS(), parent(out), basename(out), fp, build, force=force, resume=resume)
 
 
 def generate(cfg: SynthConfig, force: bool = False) -> dict[str, Any]:
     """Generate the synthetic MPD into `cfg.out_dir`; skipped when it is already there and current."""
-    return publish_generated(cfg.out_dir, "synth.out_dir", synth_fingerprint(cfg),
-                             lambda staging: _generate_into(cfg, staging), force=force, resume=True)
+    return publish_generated(
+        cfg.out_dir,
+        "synth.out_dir",
+        synth_fingerprint(cfg),
+        lambda staging: _generate_into(cfg, staging),
+        force=force,
+        resume=True,
+    )
 
 
 def format_stats(stats: dict[str, Any]) -> str:
     """The generator's statistics as aligned lines, for people."""
-    return "\n".join(f"  {k:<24} {v:,.4f}" if isinstance(v, float) else f"  {k:<24} {v:,}"
-                     for k, v in stats.items())
+    return "\n".join(f"  {k:<24} {v:,.4f}" if isinstance(v, float) else f"  {k:<24} {v:,}" for k, v in stats.items())

@@ -3,6 +3,7 @@
 Key order follows the published files. Output is orjson with 2-space indentation (the MPD uses 4;
 whitespace is the only difference, and it keeps the generator fast enough for full scale).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ class SliceSample:
 def sample_slice(cat: Catalogue, index: int) -> SliceSample:
     rng = np.random.default_rng([cat.seed, 1, index])
     batch = sample_playlists(cat, rng, sample_lengths(rng, SLICE_SIZE))
-    return SliceSample(index=index, batch=batch, rng_state=rng.bit_generator.state)
+    return SliceSample(index=index, batch=batch, rng_state=dict(rng.bit_generator.state))
 
 
 def _titles(cat: Catalogue, rng: np.random.Generator, themes: np.ndarray) -> list[str]:
@@ -65,11 +66,26 @@ def _track_dicts(cat: Catalogue, batch: PlaylistBatch) -> list[dict]:
     dur = cat.track_duration_ms[batch.tracks].tolist()
     pos = (np.arange(len(batch.tracks)) - np.repeat(batch.offsets[:-1], batch.lengths)).tolist()
     return [
-        {"pos": p, "artist_name": an, "track_uri": tu, "artist_uri": au, "track_name": tn,
-         "album_uri": alu, "duration_ms": d, "album_name": aln}
+        {
+            "pos": p,
+            "artist_name": an,
+            "track_uri": tu,
+            "artist_uri": au,
+            "track_name": tn,
+            "album_uri": alu,
+            "duration_ms": d,
+            "album_name": aln,
+        }
         for p, an, tu, au, tn, alu, d, aln in zip(
-            pos, a_name.tolist(), t_uri.tolist(), a_uri.tolist(), t_name.tolist(),
-            al_uri.tolist(), dur, al_name.tolist())
+            pos,
+            a_name.tolist(),
+            t_uri.tolist(),
+            a_uri.tolist(),
+            t_name.tolist(),
+            al_uri.tolist(),
+            dur,
+            al_name.tolist(),
+        )
     ]
 
 
@@ -150,13 +166,15 @@ def render_challenge(cat: Catalogue, size: int) -> bytes:
             p: dict = {}
             if c.has_title:
                 p["name"] = titles[i]
-            p.update({
-                "num_holdouts": n - k,
-                "pid": pid,
-                "num_samples": k,
-                "num_tracks": n,
-                "tracks": [tracks[start + j] for j in shown.tolist()],
-            })
+            p.update(
+                {
+                    "num_holdouts": n - k,
+                    "pid": pid,
+                    "num_samples": k,
+                    "num_tracks": n,
+                    "tracks": [tracks[start + j] for j in shown.tolist()],
+                }
+            )
             playlists.append(p)
             pid += 1
     doc = {

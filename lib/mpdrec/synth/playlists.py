@@ -5,6 +5,7 @@ takes one artist of a theme (so neighbours share artists and albums), or a chart
 This gives collaborative filtering something real to learn, heavy-tailed popularity, and titles
 that predict content.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

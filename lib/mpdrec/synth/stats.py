@@ -1,9 +1,11 @@
 """Statistics of a synthetic MPD: measured on what was written, and expected from the catalogue.
 
 `expected_stats` predicts, from the catalogue alone (Poisson approximation), the unique counts N
-playlists will show (the top-track share it cannot: draws within a playlist are correlated); it is how the catalogue parameters were calibrated to the MPD's published full-scale figures
-without writing 32 GB, and a test holds the calibration to those figures.
+playlists will show (the top-track share it cannot: draws within a playlist are correlated); it is
+how the catalogue parameters were calibrated to the MPD's published full-scale figures without
+writing 32 GB, and a test holds the calibration to those figures.
 """
+
 from __future__ import annotations
 
 import numpy as np

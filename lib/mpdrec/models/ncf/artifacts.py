@@ -5,6 +5,7 @@ Files are written to a local temporary directory by TensorFlow / Keras / pyarrow
 the run directory with pyarrow's filesystems, so the same code writes to a local disk, gs://, s3://
 or hdfs://. A checkpoint is complete once its `state.json` exists (written last).
 """
+
 from __future__ import annotations
 
 import datetime
@@ -42,8 +43,9 @@ def download_dir(uri: str, local_dir: str) -> None:
     pafs.copy_files(path, local_dir, source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
 
 
-def save_checkpoint(store: FileStore, root: str, checkpoint: Any, epoch: int, state: dict[str, Any],
-                    keep: set[int]) -> None:
+def save_checkpoint(
+    store: FileStore, root: str, checkpoint: Any, epoch: int, state: dict[str, Any], keep: set[int]
+) -> None:
     """`root/epoch-<epoch>/`: the tf.train.Checkpoint's files, then the training state last. Older
     checkpoints not in `keep` (the best one) are deleted."""
     target = join(root, f"epoch-{epoch:04d}")
@@ -98,8 +100,10 @@ def save_keras(model: Any, path: str) -> None:
         weights = os.path.join(tmp, "model.weights.h5")
         model.save_weights(weights)
         config = tf.keras.saving.serialize_keras_object(model)
-        metadata = {"keras_version": keras.__version__,
-                    "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
+        metadata = {
+            "keras_version": keras.__version__,
+            "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
+        }
         with zipfile.ZipFile(path, "w") as archive:
             archive.writestr("metadata.json", json.dumps(metadata))
             archive.writestr("config.json", json.dumps(config))
@@ -121,8 +125,13 @@ def write_embeddings(tables: dict[str, np.ndarray], id_column: str, path: str) -
             writer.write_table(pa.Table.from_arrays(columns, schema=schema))
 
 
-def plot_history(history: list[dict[str, Any]], baseline: dict[str, float], title: str, path: str,
-                 start: dict[str, float] | None = None) -> None:
+def plot_history(
+    history: list[dict[str, Any]],
+    baseline: dict[str, float],
+    title: str,
+    path: str,
+    start: dict[str, float] | None = None,
+) -> None:
     """Training loss and the leave-one-out metrics per epoch; popularity on the same candidates dashed;
     a pretrained model's starting point (`start`) as epoch 0."""
     import matplotlib
@@ -136,8 +145,13 @@ def plot_history(history: list[dict[str, Any]], baseline: dict[str, float], titl
     left.set(title="training loss (log loss)", xlabel="epoch")
     for i, name in enumerate(("hr@10", "ndcg@10", "auc")):
         color = f"C{i}"
-        right.plot(([0] if start else []) + epochs, ([start[name]] if start else []) + [h[name] for h in history],
-                   marker="o", color=color, label=name)
+        right.plot(
+            ([0] if start else []) + epochs,
+            ([start[name]] if start else []) + [h[name] for h in history],
+            marker="o",
+            color=color,
+            label=name,
+        )
         right.axhline(baseline[name], color=color, linestyle="--", linewidth=1, label=f"{name} popularity")
     right.set(title="leave-one-out evaluation", xlabel="epoch", ylim=(0, 1))
     right.legend(fontsize=7, ncol=2)

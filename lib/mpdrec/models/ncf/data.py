@@ -13,12 +13,14 @@ steps: all ranks read the Parquet footers (cheap), agree on ceil(largest rank's 
 and a rank with fewer rows wraps around for the last few batches. Every example is trained on at
 least once per epoch, and every batch is full, so the step function is traced once.
 """
+
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +31,9 @@ from mpdrec.io.arrow_fs import resolve
 from mpdrec.io.fs import FileInfo, FileStore
 from mpdrec.io.paths import join
 from mpdrec.negative_sampling import draw_negatives, pair_keys
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 Batch = tuple[np.ndarray, np.ndarray, np.ndarray]  # (playlist int32, track int32, label float32)
 IDS = ["playlist_idx", "track_idx"]
@@ -47,6 +52,7 @@ class Shard:
 class TrainingData:
     """The shards, whether they hold labelled rows or positives, and the id ranges the embedding
     tables must cover."""
+
     shards: list[Shard]
     labelled: bool
     num_playlists: int
@@ -77,8 +83,10 @@ def _footer(uri: str) -> tuple[int, int, int, bool]:
     names = pf.schema_arrow.names
     missing = [c for c in IDS if c not in names]
     if missing:
-        raise InputError(f"{uri}: no column(s) {missing}; NCF training expects (playlist_idx, track_idx) positives "
-                         "or (playlist_idx, track_idx, label) rows")
+        raise InputError(
+            f"{uri}: no column(s) {missing}; NCF training expects (playlist_idx, track_idx) positives "
+            "or (playlist_idx, track_idx, label) rows"
+        )
     md = pf.metadata
     maxima = []
     for name in IDS:
@@ -95,9 +103,10 @@ def _footer(uri: str) -> tuple[int, int, int, bool]:
 def _group_shards(files: list[FileInfo], uri: str) -> list[list[str]]:
     """Files per shard: `shard=<s>/` directories, else each file is a shard."""
     parts = [_SHARD.search(f.uri) for f in files]
-    if all(parts):
+    matched = [m for m in parts if m is not None]
+    if len(matched) == len(files):
         shards: dict[int, list[str]] = {}
-        for f, m in zip(files, parts):
+        for f, m in zip(files, matched):
             shards.setdefault(int(m.group(1)), []).append(f.uri)
         return [sorted(shards[s]) for s in sorted(shards)]
     if any(parts):
@@ -112,21 +121,27 @@ def describe_training_data(store: FileStore, train_uri: str, size: int, eval_max
     """
     files = store.glob(join(train_uri, "shard=*/*.parquet")) or store.glob(join(train_uri, "*.parquet"))
     if not files:
-        raise InputError(f"{train_uri}: no Parquet files (expected shard=<s>/*.parquet positives from "
-                         "jobs/sample_negatives.py, or *.parquet with playlist_idx, track_idx, label)")
+        raise InputError(
+            f"{train_uri}: no Parquet files (expected shard=<s>/*.parquet positives from "
+            "jobs/sample_negatives.py, or *.parquet with playlist_idx, track_idx, label)"
+        )
     footers = {f.uri: _footer(f.uri) for f in files}
     kinds = {v[3] for v in footers.values()}
     if len(kinds) > 1:
         raise InputError(f"{train_uri}: some files have a label column and some do not")
     labelled = kinds.pop()
     if not labelled and not any(_SHARD.search(f.uri) for f in files):
-        raise InputError(f"{train_uri}: positives (no label column) must be in shard=<s>/ directories that hold "
-                         "whole playlists, so that a rank's negatives can avoid all of a playlist's tracks; "
-                         "rerun jobs/sample_negatives.py, or give labelled rows")
+        raise InputError(
+            f"{train_uri}: positives (no label column) must be in shard=<s>/ directories that hold "
+            "whole playlists, so that a rank's negatives can avoid all of a playlist's tracks; "
+            "rerun jobs/sample_negatives.py, or give labelled rows"
+        )
     shards = [Shard(fs, sum(footers[f][0] for f in fs)) for fs in _group_shards(files, train_uri)]
     if len(shards) < size:
-        raise InputError(f"{train_uri}: {len(shards)} shards, fewer than the {size} ranks; rerun "
-                         f"jobs/sample_negatives.py with --set negatives.shards={size} (or a multiple)")
+        raise InputError(
+            f"{train_uri}: {len(shards)} shards, fewer than the {size} ranks; rerun "
+            f"jobs/sample_negatives.py with --set negatives.shards={size} (or a multiple)"
+        )
     empty = [r for r in range(size) if not sum(s.rows for s in shards[r::size])]
     if empty:
         raise InputError(f"{train_uri}: ranks {empty} would get no rows")
@@ -148,9 +163,11 @@ def labelled_batches(files: list[str], batch_size: int, steps: int) -> Iterator[
                 while have >= batch_size:
                     table = pa.Table.from_batches(pending)
                     head = table.slice(0, batch_size)
-                    yield (head.column("playlist_idx").to_numpy().astype(np.int32, copy=False),
-                           head.column("track_idx").to_numpy().astype(np.int32, copy=False),
-                           head.column("label").to_numpy().astype(np.float32))
+                    yield (
+                        head.column("playlist_idx").to_numpy().astype(np.int32, copy=False),
+                        head.column("track_idx").to_numpy().astype(np.int32, copy=False),
+                        head.column("label").to_numpy().astype(np.float32),
+                    )
                     made += 1
                     if made == steps:
                         return
@@ -160,8 +177,11 @@ def labelled_batches(files: list[str], batch_size: int, steps: int) -> Iterator[
 
 def read_positive_keys(files: list[str], num_tracks: int) -> np.ndarray:
     """The sorted `pair_keys` of every (playlist, track) positive in `files`."""
-    parts = [pair_keys(rb.column(0).to_numpy(), rb.column(1).to_numpy(), num_tracks)
-             for uri in files for rb in open_parquet(uri).iter_batches(batch_size=1 << 20, columns=IDS)]
+    parts = [
+        pair_keys(rb.column(0).to_numpy(), rb.column(1).to_numpy(), num_tracks)
+        for uri in files
+        for rb in open_parquet(uri).iter_batches(batch_size=1 << 20, columns=IDS)
+    ]
     keys = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
     keys.sort()
     return keys
@@ -170,19 +190,21 @@ def read_positive_keys(files: list[str], num_tracks: int) -> np.ndarray:
 @dataclass(frozen=True)
 class NegativeDraws:
     """How a rank draws its negatives: k per positive from `cdf`, never a key in `taken`."""
+
     k: int
     cdf: np.ndarray
     taken: Sequence[np.ndarray]  # sorted pair_keys: the rank's positives, the held-out tracks
     seed: int
 
 
-def sampled_batches(keys: np.ndarray, draws: NegativeDraws, epoch: int, rank: int, batch_size: int,
-                    steps: int) -> Iterator[Batch]:
+def sampled_batches(
+    keys: np.ndarray, draws: NegativeDraws, epoch: int, rank: int, batch_size: int, steps: int
+) -> Iterator[Batch]:
     """Exactly `steps` full batches of this epoch: the positives `keys` in an order shuffled by (seed,
     epoch, rank), each followed by its k negatives drawn for this epoch (labels 1, then k zeros), the
     stream cut into batches. A rank that runs out before `steps` starts over in the same order."""
     num_tracks = len(draws.cdf)
-    order = np.arange(len(keys), dtype=np.int32 if len(keys) < 2 ** 31 else np.int64)
+    order = np.arange(len(keys), dtype=np.int32 if len(keys) < 2**31 else np.int64)
     np.random.default_rng([draws.seed, epoch, rank]).shuffle(order)
     labels = np.tile(np.r_[1.0, np.zeros(draws.k)].astype(np.float32), SAMPLE_CHUNK)
     within = np.arange(draws.k, dtype=np.int64)
@@ -190,30 +212,39 @@ def sampled_batches(keys: np.ndarray, draws: NegativeDraws, epoch: int, rank: in
     made = 0
     while True:
         for start in range(0, len(order), SAMPLE_CHUNK):
-            chosen = keys[order[start:start + SAMPLE_CHUNK]]
+            chosen = keys[order[start : start + SAMPLE_CHUNK]]
             pl, tr = chosen // num_tracks, chosen % num_tracks
             draw_ids = ((tr * draws.k)[:, None] + within).ravel()  # distinct within a playlist
             neg = draw_negatives(np.repeat(pl, draws.k), draw_ids, draws.taken, draws.cdf, draws.seed, epoch)
             rows = np.column_stack([tr, neg.reshape(-1, draws.k)]).ravel()  # each positive, then its negatives
-            chunk = (np.repeat(pl, 1 + draws.k).astype(np.int32), rows.astype(np.int32), labels[:len(rows)])
-            buffer = tuple(np.concatenate([b, c]) for b, c in zip(buffer, chunk))
+            chunk = (np.repeat(pl, 1 + draws.k).astype(np.int32), rows.astype(np.int32), labels[: len(rows)])
+            buffer = _joined(buffer, chunk)
             at = 0
             while len(buffer[0]) - at >= batch_size:
-                yield tuple(b[at:at + batch_size] for b in buffer)
+                yield _cut(buffer, at, at + batch_size)
                 at += batch_size
                 made += 1
                 if made == steps:
                     return
-            buffer = tuple(b[at:] for b in buffer)
+            buffer = _cut(buffer, at, len(buffer[0]))
 
 
-def training_dataset(batches: Callable[[], Iterator[Batch]], batch_size: int) -> "tf.data.Dataset":  # noqa: F821
+def _joined(a: Batch, b: Batch) -> Batch:
+    return np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]]), np.concatenate([a[2], b[2]])
+
+
+def _cut(batch: Batch, start: int, stop: int) -> Batch:
+    return batch[0][start:stop], batch[1][start:stop], batch[2][start:stop]
+
+
+def training_dataset(batches: Callable[[], Iterator[Batch]], batch_size: int) -> tf.data.Dataset:
     """A batch generator as a prefetching tf.data pipeline (reading and drawing overlap the training step)."""
     import tensorflow as tf
 
     spec = tf.TensorSpec([batch_size], tf.int32)
     return tf.data.Dataset.from_generator(
-        batches, output_signature=(spec, spec, tf.TensorSpec([batch_size], tf.float32))).prefetch(tf.data.AUTOTUNE)
+        batches, output_signature=(spec, spec, tf.TensorSpec([batch_size], tf.float32))
+    ).prefetch(tf.data.AUTOTUNE)
 
 
 def labelled_track_counts(files: list[str], num_tracks: int) -> np.ndarray:

@@ -6,23 +6,27 @@ lookups give row-sparse gradients (tf.IndexedSlices), which `sparse_optimizer` a
 with 2.26M tracks a dense optimizer step over whole tables is the slowest possible way to train.
 The dense layers have their own optimizer (`SplitOptimizer`).
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 MODELS = ("gmf", "mlp", "neumf", "nncf")
-INIT_STDDEV = 0.1  # embeddings; with 0.01 (the paper's) and large batches GMF needed ~3x the epochs to move
+INIT_STDDEV = 0.1  # embeddings; with 0.01 (the paper's) and large batches GMF needed many more epochs to move
 
 
 Embed = Callable[[int, int, str, Any], tf.Tensor]  # (rows, dim, table name, ids) -> the looked-up rows
 
 
 def _inputs() -> tuple[tf.keras.Input, tf.keras.Input]:
-    return (tf.keras.Input(shape=(), dtype=tf.int32, name="playlist"),
-            tf.keras.Input(shape=(), dtype=tf.int32, name="track"))
+    return (
+        tf.keras.Input(shape=(), dtype=tf.int32, name="playlist"),
+        tf.keras.Input(shape=(), dtype=tf.int32, name="track"),
+    )
 
 
 def _lookup(l2: float) -> Embed:
@@ -31,22 +35,39 @@ def _lookup(l2: float) -> Embed:
     reg = tf.keras.regularizers.l2(l2) if l2 else None
 
     def embed(n: int, dim: int, name: str, x: tf.Tensor) -> tf.Tensor:
-        return tf.keras.layers.Embedding(n, dim, name=name, embeddings_initializer=tf.keras.initializers.RandomNormal(
-            stddev=INIT_STDDEV), activity_regularizer=reg)(x)
+        return tf.keras.layers.Embedding(
+            n,
+            dim,
+            name=name,
+            embeddings_initializer=tf.keras.initializers.RandomNormal(stddev=INIT_STDDEV),
+            activity_regularizer=reg,
+        )(x)
+
     return embed
 
 
 def _gmf_vector(embed: Embed, p: Any, t: Any, num_playlists: int, num_tracks: int, factors: int) -> tf.Tensor:
-    return tf.keras.layers.Multiply(name="gmf_product")([
-        embed(num_playlists, factors, "gmf_playlist", p), embed(num_tracks, factors, "gmf_track", t)])
+    return tf.keras.layers.Multiply(name="gmf_product")(
+        [embed(num_playlists, factors, "gmf_playlist", p), embed(num_tracks, factors, "gmf_track", t)]
+    )
 
 
-def _mlp_vector(embed: Embed, p: Any, t: Any, num_playlists: int, num_tracks: int, layers: list[int],
-                batch_norm: bool = False, dropout: float = 0.0, prefix: str = "mlp") -> tf.Tensor:
+def _mlp_vector(
+    embed: Embed,
+    p: Any,
+    t: Any,
+    num_playlists: int,
+    num_tracks: int,
+    layers: list[int],
+    batch_norm: bool = False,
+    dropout: float = 0.0,
+    prefix: str = "mlp",
+) -> tf.Tensor:
     """The paper's tower: embeddings of layers[0] / 2 each, concatenated, then Dense(layers[1:])."""
     half = layers[0] // 2
-    x = tf.keras.layers.Concatenate(name=f"{prefix}_concat")([
-        embed(num_playlists, half, f"{prefix}_playlist", p), embed(num_tracks, half, f"{prefix}_track", t)])
+    x = tf.keras.layers.Concatenate(name=f"{prefix}_concat")(
+        [embed(num_playlists, half, f"{prefix}_playlist", p), embed(num_tracks, half, f"{prefix}_track", t)]
+    )
     for i, units in enumerate(layers[1:]):
         x = tf.keras.layers.Dense(units, activation="relu", name=f"{prefix}_dense_{i}")(x)
         if batch_norm:
@@ -56,30 +77,51 @@ def _mlp_vector(embed: Embed, p: Any, t: Any, num_playlists: int, num_tracks: in
     return x
 
 
-def _score(model: str, embed: Embed, p: Any, t: Any, num_playlists: int, num_tracks: int, factors: int,
-           layers: list[int], dropout: float) -> tf.Tensor:
+def _score(
+    model: str,
+    embed: Embed,
+    p: Any,
+    t: Any,
+    num_playlists: int,
+    num_tracks: int,
+    factors: int,
+    layers: list[int],
+    dropout: float,
+) -> tf.Tensor:
     """The network named `model` over the embeddings `embed` gives, down to its score."""
     if model == "gmf":
         x = _gmf_vector(embed, p, t, num_playlists, num_tracks, factors)
     elif model == "mlp":
         x = _mlp_vector(embed, p, t, num_playlists, num_tracks, layers)
     elif model == "neumf":
-        x = tf.keras.layers.Concatenate(name="neumf_concat")([
-            _gmf_vector(embed, p, t, num_playlists, num_tracks, factors),
-            _mlp_vector(embed, p, t, num_playlists, num_tracks, layers)])
+        x = tf.keras.layers.Concatenate(name="neumf_concat")(
+            [
+                _gmf_vector(embed, p, t, num_playlists, num_tracks, factors),
+                _mlp_vector(embed, p, t, num_playlists, num_tracks, layers),
+            ]
+        )
     elif model == "nncf":
-        dot = tf.keras.layers.Dot(axes=1, name="mf_dot")([
-            embed(num_playlists, factors, "mf_playlist", p), embed(num_tracks, factors, "mf_track", t)])
+        dot = tf.keras.layers.Dot(axes=1, name="mf_dot")(
+            [embed(num_playlists, factors, "mf_playlist", p), embed(num_tracks, factors, "mf_track", t)]
+        )
         mlp = _mlp_vector(embed, p, t, num_playlists, num_tracks, layers, batch_norm=True, dropout=dropout)
         x = tf.keras.layers.Dense(layers[-1], activation="relu", name="combine")(
-            tf.keras.layers.Concatenate(name="streams")([dot, mlp]))
+            tf.keras.layers.Concatenate(name="streams")([dot, mlp])
+        )
     else:
         raise ValueError(f"unknown model {model!r} (one of {', '.join(MODELS)})")
     return tf.keras.layers.Reshape((), name="score")(tf.keras.layers.Dense(1, name="logit")(x))
 
 
-def build_model(model: str, num_playlists: int, num_tracks: int, factors: int, layers: list[int],
-                l2: float = 0.0, dropout: float = 0.2) -> tf.keras.Model:
+def build_model(
+    model: str,
+    num_playlists: int,
+    num_tracks: int,
+    factors: int,
+    layers: list[int],
+    l2: float = 0.0,
+    dropout: float = 0.2,
+) -> tf.keras.Model:
     """The network named `model`. `factors`: GMF / NNCF dot-stream size; `layers`: MLP tower sizes
     (layers[0] = both embeddings together). NNCF: a dot product of `factors`-sized embeddings and an
     MLP stream with batch normalisation and dropout, combined by dense layers."""
@@ -114,7 +156,9 @@ def init_neumf_from(neumf: tf.keras.Model, gmf: tf.keras.Model, mlp: tf.keras.Mo
             if layer.name.startswith(prefix) and layer.weights:
                 neumf.get_layer(layer.name).set_weights(layer.get_weights())
     (kg, bg), (km, bm) = gmf.get_layer("logit").get_weights(), mlp.get_layer("logit").get_weights()
-    neumf.get_layer("logit").set_weights([np.concatenate([alpha * kg, (1 - alpha) * km]), alpha * bg + (1 - alpha) * bm])
+    neumf.get_layer("logit").set_weights(
+        [np.concatenate([alpha * kg, (1 - alpha) * km]), alpha * bg + (1 - alpha) * bm]
+    )
 
 
 def start_at_label_prior(model: tf.keras.Model, positive_share: float) -> None:
@@ -128,8 +172,11 @@ def start_at_label_prior(model: tf.keras.Model, positive_share: float) -> None:
 
 def embedding_tables(model: tf.keras.Model, side: str) -> dict[str, np.ndarray]:
     """The model's `side` ("playlist" or "track") embedding tables by layer name."""
-    return {layer.name: layer.get_weights()[0] for layer in model.layers
-            if isinstance(layer, tf.keras.layers.Embedding) and layer.name.endswith(f"_{side}")}
+    return {
+        layer.name: layer.get_weights()[0]
+        for layer in model.layers
+        if isinstance(layer, tf.keras.layers.Embedding) and layer.name.endswith(f"_{side}")
+    }
 
 
 def sparse_optimizer(lr: float, fine_tune: bool = False) -> tf.keras.optimizers.legacy.Optimizer:
@@ -149,14 +196,18 @@ class SplitOptimizer:
 
     One Adagrad for everything made the MLP tower useless: its first steps are lr-sized whatever the
     gradient (the accumulator starts near zero), and at the lr the embeddings need (0.5) they threw
-    the dense layers' weights so far that most ReLUs died (89 of 128 in the second layer of a trained
-    MLP), leaving a model that ranked by popularity only. Adam at the paper's 1e-3 keeps them alive.
+    the dense layers' weights so far that most ReLUs died (docs/ncf.md), leaving a model that ranked
+    by popularity only. Adam at the paper's 1e-3 keeps them alive.
     Adam's slots are dense, which is fine for the dense layers: they are small.
     """
 
     def __init__(self, model: tf.keras.Model, lr: float, dense_lr: float, fine_tune: bool = False) -> None:
-        tables = {id(w) for layer in model.layers if isinstance(layer, tf.keras.layers.Embedding)
-                  for w in layer.trainable_weights}
+        tables = {
+            id(w)
+            for layer in model.layers
+            if isinstance(layer, tf.keras.layers.Embedding)
+            for w in layer.trainable_weights
+        }
         self.embeddings = [v for v in model.trainable_variables if id(v) in tables]
         self.dense = [v for v in model.trainable_variables if id(v) not in tables]
         self.sparse_optimizer = sparse_optimizer(lr, fine_tune)
@@ -182,5 +233,9 @@ class SplitOptimizer:
 
 def dense_layer_flops(model: tf.keras.Model) -> int:
     """Multiply-adds x 2 of one sample's forward pass through the dense layers (embeddings are lookups)."""
-    return sum(2 * int(w.shape[0]) * int(w.shape[1]) for layer in model.layers
-               if isinstance(layer, tf.keras.layers.Dense) for w in layer.weights[:1])
+    return sum(
+        2 * int(w.shape[0]) * int(w.shape[1])
+        for layer in model.layers
+        if isinstance(layer, tf.keras.layers.Dense)
+        for w in layer.weights[:1]
+    )

@@ -7,6 +7,7 @@ not even unpickle `train_on_rank`. This module is pickled by value (see launch.p
 nothing of mpdrec. It puts the shipped files, which Spark places in the task's working directory, on
 sys.path first, then unpickles the config and trains.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -24,9 +24,10 @@ top N. Here the work is done in numpy on blocks instead:
    and chunk: a group is small, and a challenge's 10,000 queries, one query block, are merged in
    40 groups rather than one task) into the final top N per playlist, ordered by score, then track_idx.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -41,8 +42,10 @@ QUERY_CHUNK = 256  # query rows per matrix product: bounds a task's score matrix
 REFERENCE_FACTOR = 16  # the bound of step 3 comes from the REFERENCE_FACTOR * n most popular tracks:
 # a larger set gives a higher bound (fewer tracks kept, more pruned) for more work on the driver
 ROUNDING_MARGIN = 1e-4  # relative: far above float32's rounding of a 64..256-term dot product
-QUERY_BLOCKS = ("q_block long, q_ids binary, q_mat binary, excl_off binary, excl binary, "
-                "tgt_off binary, tgt binary, tgt_scores binary")
+QUERY_BLOCKS = (
+    "q_block long, q_ids binary, q_mat binary, excl_off binary, excl binary, "
+    "tgt_off binary, tgt binary, tgt_scores binary"
+)
 QueryBlock = dict  # one row of QUERY_BLOCKS (+ "bound", "reach": float32 per query row, for the top N)
 
 
@@ -63,8 +66,8 @@ def _partition_id() -> int:
     return ctx.partitionId() if ctx is not None else 0
 
 
-def _pack_queries(block_rows: int) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    def pack(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+def _pack_queries(block_rows: int) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    def pack(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         batches = list(batches)
         if not batches:  # an empty partition sends no batch at all
             return
@@ -76,18 +79,28 @@ def _pack_queries(block_rows: int) -> Callable[[Iterator[pa.RecordBatch]], Itera
         names = table.column_names
         excl_off, excl = _csr(table.column("exclude") if "exclude" in names else None, len(ids))
         tgt_off, tgt = _csr(table.column("targets") if "targets" in names else None, len(ids))
-        tgt_scores = (np.asarray(table.column("target_scores").combine_chunks().flatten(), np.float32)
-                      if "targets" in names else np.zeros(0, np.float32))
+        tgt_scores = (
+            np.asarray(table.column("target_scores").combine_chunks().flatten(), np.float32)
+            if "targets" in names
+            else np.zeros(0, np.float32)
+        )
         base = _partition_id() << 32  # unique block ids across partitions
         for b, start in enumerate(range(0, len(ids), block_rows)):
             stop = min(start + block_rows, len(ids))
             e0, e1, g0, g1 = excl_off[start], excl_off[stop], tgt_off[start], tgt_off[stop]
-            yield pa.RecordBatch.from_pydict({
-                "q_block": [base + b], "q_ids": [ids[start:stop].tobytes()],
-                "q_mat": [np.ascontiguousarray(mat[start:stop]).tobytes()],
-                "excl_off": [(excl_off[start:stop + 1] - e0).tobytes()], "excl": [excl[e0:e1].tobytes()],
-                "tgt_off": [(tgt_off[start:stop + 1] - g0).tobytes()], "tgt": [tgt[g0:g1].tobytes()],
-                "tgt_scores": [tgt_scores[g0:g1].tobytes()]})
+            yield pa.RecordBatch.from_pydict(
+                {
+                    "q_block": [base + b],
+                    "q_ids": [ids[start:stop].tobytes()],
+                    "q_mat": [np.ascontiguousarray(mat[start:stop]).tobytes()],
+                    "excl_off": [(excl_off[start : stop + 1] - e0).tobytes()],
+                    "excl": [excl[e0:e1].tobytes()],
+                    "tgt_off": [(tgt_off[start : stop + 1] - g0).tobytes()],
+                    "tgt": [tgt[g0:g1].tobytes()],
+                    "tgt_scores": [tgt_scores[g0:g1].tobytes()],
+                }
+            )
+
     return pack
 
 
@@ -107,19 +120,23 @@ class _Tracks:
         self.norms = np.linalg.norm(self.mat, axis=1)
 
 
-def _track_blocks(block_rows: int) -> Callable[[Iterator[pa.RecordBatch]], Iterator[_Tracks]]:
+def _track_blocks(block_rows: int) -> Callable[[Iterable[pa.RecordBatch]], Iterator[_Tracks]]:
     """A partition of the track factors as blocks of at most block_rows tracks."""
-    def blocks(batches: Iterator[pa.RecordBatch]) -> Iterator[_Tracks]:
+
+    def blocks(batches: Iterable[pa.RecordBatch]) -> Iterator[_Tracks]:
         batches = list(batches)
         if not batches:  # an empty partition sends no batch at all
             return
         table = pa.Table.from_batches(batches)
         if table.num_rows == 0:
             return
-        tracks = _Tracks(np.asarray(table.column("track_idx"), dtype=np.int32),
-                         vector_matrix(table.column("features"), "track factors"))
+        tracks = _Tracks(
+            np.asarray(table.column("track_idx"), dtype=np.int32),
+            vector_matrix(table.column("features"), "track factors"),
+        )
         for start in range(0, len(tracks.ids), block_rows):
-            yield _Tracks(tracks.ids[start:start + block_rows], tracks.mat[start:start + block_rows])
+            yield _Tracks(tracks.ids[start : start + block_rows], tracks.mat[start : start + block_rows])
+
     return blocks
 
 
@@ -172,8 +189,8 @@ def _top_k(s: np.ndarray, k: int) -> np.ndarray:
 
 def _kept(s: np.ndarray, bound: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(row, position), row by row, of the scores that can make their row's top N: at or above the
-    row's bound, not excluded, and at most the k best of the row. (A 2-D nonzero of the mask took
-    ten times as long as its flat nonzero; a -inf bound is raised to the lowest finite float, so one
+    row's bound, not excluded, and at most the k best of the row. (A 2-D nonzero of the mask was
+    far slower than its flat nonzero; a -inf bound is raised to the lowest finite float, so one
     comparison also leaves out the excluded tracks' -inf.)"""
     floor = np.maximum(bound, np.finfo(np.float32).min)
     rows, pos = np.divmod(np.flatnonzero(s >= floor[:, None]), s.shape[1])
@@ -210,14 +227,27 @@ def _by_reach(block: QueryBlock, bound: np.ndarray, reach: np.ndarray) -> QueryB
     order = np.argsort(reach, kind="stable")
     ids = np.frombuffer(block["q_ids"], np.int64)
     mat = np.frombuffer(block["q_mat"], np.float32).reshape(len(ids), -1)
-    excl_off, excl = _rows_in_order(np.frombuffer(block["excl_off"], np.int64), order,
-                                    np.frombuffer(block["excl"], np.int32))
-    tgt_off, tgt, tgt_scores = _rows_in_order(np.frombuffer(block["tgt_off"], np.int64), order,
-                                              np.frombuffer(block["tgt"], np.int32),
-                                              np.frombuffer(block["tgt_scores"], np.float32))
-    return {**block, "q_ids": ids[order].tobytes(), "q_mat": np.ascontiguousarray(mat[order]).tobytes(),
-            "excl_off": excl_off, "excl": excl, "tgt_off": tgt_off, "tgt": tgt, "tgt_scores": tgt_scores,
-            "bound": bound[order].tobytes(), "reach": reach[order].tobytes()}
+    excl_off, excl = _rows_in_order(
+        np.frombuffer(block["excl_off"], np.int64), order, np.frombuffer(block["excl"], np.int32)
+    )
+    tgt_off, tgt, tgt_scores = _rows_in_order(
+        np.frombuffer(block["tgt_off"], np.int64),
+        order,
+        np.frombuffer(block["tgt"], np.int32),
+        np.frombuffer(block["tgt_scores"], np.float32),
+    )
+    return {
+        **block,
+        "q_ids": ids[order].tobytes(),
+        "q_mat": np.ascontiguousarray(mat[order]).tobytes(),
+        "excl_off": excl_off,
+        "excl": excl,
+        "tgt_off": tgt_off,
+        "tgt": tgt,
+        "tgt_scores": tgt_scores,
+        "bound": bound[order].tobytes(),
+        "reach": reach[order].tobytes(),
+    }
 
 
 def _bounds(blocks: list[QueryBlock], items: DataFrame, n: int) -> list[QueryBlock]:
@@ -229,45 +259,57 @@ def _bounds(blocks: list[QueryBlock], items: DataFrame, n: int) -> list[QueryBlo
     if len(rows) < n:
         unbounded = [np.full(len(b["q_ids"]) // 8, -np.inf, np.float32) for b in blocks]
         return [_by_reach(b, u, np.zeros(len(u), np.float32)) for b, u in zip(blocks, unbounded)]
-    reference = _Tracks(rows["track_idx"].to_numpy(np.int32), np.stack(rows["features"].to_numpy()).astype(np.float32))
+    reference = _Tracks(
+        rows["track_idx"].to_numpy(np.int32), np.stack(list(rows["features"].to_numpy())).astype(np.float32)
+    )
     longest = float(reference.norms.max())
     out = []
     for block in blocks:
         pair = _Pair(block, reference)
         bound = np.empty(len(pair.q_mat), np.float32)
         for start, s, _ in pair.scores():
-            bound[start:start + len(s)] = np.partition(s, s.shape[1] - n, axis=1)[:, s.shape[1] - n]
+            bound[start : start + len(s)] = np.partition(s, s.shape[1] - n, axis=1)[:, s.shape[1] - n]
         q_norms = np.linalg.norm(pair.q_mat, axis=1)
         bound -= ROUNDING_MARGIN * q_norms * longest
         out.append(_by_reach(block, bound, _reach(bound, q_norms)))
     return out
 
 
-def _pair_top_n(blocks: list[QueryBlock], n: int, block_rows: int
-                ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    def top(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+def _pair_top_n(
+    blocks: list[QueryBlock], n: int, block_rows: int
+) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    def top(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for tracks in _track_blocks(block_rows)(batches):
             for block in blocks:
                 pair, bound = _Pair(block, tracks), np.frombuffer(block["bound"], np.float32)
                 starts, counts, ids, scores = [], [], [], []
                 for start, s, cols in pair.scores(np.frombuffer(block["reach"], np.float32)):
-                    rows, pos = _kept(s, bound[start:start + len(s)], min(n, len(pair.t_ids)))
+                    rows, pos = _kept(s, bound[start : start + len(s)], min(n, len(pair.t_ids)))
                     starts.append(start)
                     counts.append(np.bincount(rows, minlength=len(s)).astype(np.int32).tobytes())
                     ids.append(pair.t_ids[pos if cols is None else cols[pos]].tobytes())
                     scores.append(s[rows, pos].tobytes())
-                yield pa.RecordBatch.from_pydict({
-                    "q_block": [block["q_block"]] * len(starts), "q_start": pa.array(starts, pa.int32()),
-                    "counts": counts, "ids": ids, "scores": scores})
+                yield pa.RecordBatch.from_pydict(
+                    {
+                        "q_block": [block["q_block"]] * len(starts),
+                        "q_start": pa.array(starts, pa.int32()),
+                        "counts": counts,
+                        "ids": ids,
+                        "scores": scores,
+                    }
+                )
+
     return top
 
 
-def _pair_higher_counts(blocks: list[QueryBlock], block_rows: int
-                        ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+def _pair_higher_counts(
+    blocks: list[QueryBlock], block_rows: int
+) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """For every target of every query: the tracks of a block scoring strictly higher (the target
     itself never counts, whatever float rounding did to its score), and per query the block's tracks
     that are not excluded (the percentile's denominator)."""
-    def count(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+
+    def count(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for tracks in _track_blocks(block_rows)(batches):
             for block in blocks:
                 pair = _Pair(block, tracks)
@@ -276,7 +318,7 @@ def _pair_higher_counts(blocks: list[QueryBlock], block_rows: int
                 higher, scored = np.zeros(len(tgt), np.int64), np.zeros(len(pair.q_mat), np.int64)
                 pos, present = sorted_positions(pair.t_ids, tgt)
                 for start, s, _ in pair.scores():
-                    scored[start:start + len(s)] = np.isfinite(s).sum(axis=1)
+                    scored[start : start + len(s)] = np.isfinite(s).sum(axis=1)
                     for i in range(len(s)):
                         g0, g1 = tgt_off[start + i], tgt_off[start + i + 1]
                         if g0 == g1:
@@ -289,8 +331,10 @@ def _pair_higher_counts(blocks: list[QueryBlock], block_rows: int
                         higher[g0:g1] = at_least[np.searchsorted(ordered, v, side="right")]
                         own = present[g0:g1]
                         higher[g0:g1][own] -= s[i][pos[g0:g1][own]] > v[own]
-                yield pa.RecordBatch.from_pydict({"q_block": [block["q_block"]], "higher": [higher.tobytes()],
-                                                  "scored": [scored.tobytes()]})
+                yield pa.RecordBatch.from_pydict(
+                    {"q_block": [block["q_block"]], "higher": [higher.tobytes()], "scored": [scored.tobytes()]}
+                )
+
     return count
 
 
@@ -305,7 +349,8 @@ def top_n(queries: DataFrame, items: DataFrame, n: int, block_rows: int) -> Data
     blocks = _bounds(_query_blocks(queries, block_rows), items, n)
     pids = {b["q_block"]: np.frombuffer(b["q_ids"], np.int64) for b in blocks}
     pairs = items.select("track_idx", "features").mapInArrow(
-        _pair_top_n(blocks, n, block_rows), "q_block long, q_start int, counts binary, ids binary, scores binary")
+        _pair_top_n(blocks, n, block_rows), "q_block long, q_start int, counts binary, ids binary, scores binary"
+    )
 
     def merge(group: pd.DataFrame) -> pd.DataFrame:
         ids = np.concatenate([np.frombuffer(b, np.int32) for b in group["ids"]])
@@ -316,9 +361,15 @@ def top_n(queries: DataFrame, items: DataFrame, n: int, block_rows: int) -> Data
         rows, ids, scores = rows[order], ids[order], scores[order]
         rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
         keep = rank < n
-        chunk = pids[group["q_block"].iloc[0]][group["q_start"].iloc[0]:]
-        return pd.DataFrame({"pid": chunk[rows[keep]], "track_idx": ids[keep],
-                             "score": scores[keep], "rank": rank[keep].astype(np.int32)})
+        chunk = pids[group["q_block"].iloc[0]][group["q_start"].iloc[0] :]
+        return pd.DataFrame(
+            {
+                "pid": chunk[rows[keep]],
+                "track_idx": ids[keep],
+                "score": scores[keep],
+                "rank": rank[keep].astype(np.int32),
+            }
+        )
 
     return pairs.groupBy("q_block", "q_start").applyInPandas(merge, "pid long, track_idx int, score float, rank int")
 
@@ -330,16 +381,23 @@ def percentile_ranks(queries: DataFrame, items: DataFrame, targets: DataFrame, b
     targets: pid, track_idx; pairs whose playlist or track has no factors are skipped.
     """
     dot = F.aggregate(F.zip_with("qf", "tf", lambda x, y: x * y), F.lit(0.0).cast("float"), lambda a, x: a + x)
-    scored = (targets.select("pid", "track_idx").distinct()
-              .join(queries.select("pid", F.col("features").alias("qf")), "pid")
-              .join(items.select("track_idx", F.col("features").alias("tf")), "track_idx")
-              .select("pid", F.struct("track_idx", dot.alias("score")).alias("t")))
-    per_query = scored.groupBy("pid").agg(F.array_sort(F.collect_list("t")).alias("t")).select(
-        "pid", F.col("t.track_idx").alias("targets"), F.col("t.score").alias("target_scores"))
+    scored = (
+        targets.select("pid", "track_idx")
+        .distinct()
+        .join(queries.select("pid", F.col("features").alias("qf")), "pid")
+        .join(items.select("track_idx", F.col("features").alias("tf")), "track_idx")
+        .select("pid", F.struct("track_idx", dot.alias("score")).alias("t"))
+    )
+    per_query = (
+        scored.groupBy("pid")
+        .agg(F.array_sort(F.collect_list("t")).alias("t"))
+        .select("pid", F.col("t.track_idx").alias("targets"), F.col("t.score").alias("target_scores"))
+    )
     blocks = _query_blocks(queries.drop("targets", "target_scores").join(per_query, "pid"), block_rows)
     by_id = {b["q_block"]: b for b in blocks}
     pairs = items.select("track_idx", "features").mapInArrow(
-        _pair_higher_counts(blocks, block_rows), "q_block long, higher binary, scored binary")
+        _pair_higher_counts(blocks, block_rows), "q_block long, higher binary, scored binary"
+    )
 
     def merge(group: pd.DataFrame) -> pd.DataFrame:
         block = by_id[group["q_block"].iloc[0]]
@@ -347,8 +405,12 @@ def percentile_ranks(queries: DataFrame, items: DataFrame, targets: DataFrame, b
         higher = sum(np.frombuffer(b, np.int64) for b in group["higher"])
         scored = sum(np.frombuffer(b, np.int64) for b in group["scored"])
         per_target = np.repeat(np.maximum(scored - 1, 1), np.diff(offsets))  # the target itself is not ranked against
-        return pd.DataFrame({"pid": np.repeat(np.frombuffer(block["q_ids"], np.int64), np.diff(offsets)),
-                             "track_idx": np.frombuffer(block["tgt"], np.int32),
-                             "percentile": higher / per_target})
+        return pd.DataFrame(
+            {
+                "pid": np.repeat(np.frombuffer(block["q_ids"], np.int64), np.diff(offsets)),
+                "track_idx": np.frombuffer(block["tgt"], np.int32),
+                "percentile": higher / per_target,
+            }
+        )
 
     return pairs.groupBy("q_block").applyInPandas(merge, "pid long, track_idx int, percentile double")

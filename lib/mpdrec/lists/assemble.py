@@ -1,9 +1,10 @@
 """The single place where a playlist's final list is assembled: sources in priority order (the
 model, then its fallbacks), seeds dropped, duplicates dropped (first occurrence wins), cut to n."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from functools import reduce
-from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -11,7 +12,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from mpdrec.config import RankConfig
-from mpdrec.models.data import Queries
+from mpdrec.lists.inputs import Queries
 from mpdrec.sorted_groups import ranks_in_groups, sorted_by, whole_groups
 
 SUBMISSION_SIZE = 500
@@ -49,31 +50,48 @@ def _merge_rows(cols: dict[str, np.ndarray], names: np.ndarray, n: int) -> pa.Re
     rank = ranks_in_groups(pid[rows])
     rows, rank = rows[rank < n], rank[rank < n]
     return pa.RecordBatch.from_pydict(
-        {"pid": pid[rows], "rank": rank.astype(np.int32), "track_idx": track[rows], "score": score[rows],
-         "source": pa.array(names[priority[rows]], pa.string())})
+        {
+            "pid": pid[rows],
+            "rank": rank.astype(np.int32),
+            "track_idx": track[rows],
+            "score": score[rows],
+            "source": pa.array(names[priority[rows]], pa.string()),
+        }
+    )
 
 
 def _merged(sources: list[tuple[str, DataFrame]], queries: Queries, n: int) -> DataFrame:
     """Every source's rows of a playlist in one partition, merged in numpy (`mpdrec.sorted_groups`):
-    one shuffle, where Spark's dedupe then window needed two and a sort of all the rows (the fill at
-    100 slices: 8 s, against 22 s as a grouped pandas UDF)."""
-    parts = [df.select("pid", "track_idx", F.lit(priority).alias("priority"),
-                       (F.col("rank") if "rank" in df.columns else F.lit(0)).cast("int").alias("r"),
-                       F.col("score").cast("double").alias("score"))
-             for priority, (_, df) in enumerate(sources)]
+    one shuffle, where Spark's dedupe then window needed two and a sort of all the rows (several
+    times faster than a grouped pandas UDF at 100 slices)."""
+    parts = [
+        df.select(
+            "pid",
+            "track_idx",
+            F.lit(priority).alias("priority"),
+            (F.col("rank") if "rank" in df.columns else F.lit(0)).cast("int").alias("r"),
+            F.col("score").cast("double").alias("score"),
+        )
+        for priority, (_, df) in enumerate(sources)
+    ]
     if any("rank" not in df.columns for _, df in sources):  # a ranked list has no seeds left
-        parts.append(queries.seeds.select("pid", "track_idx", F.lit(SEED).alias("priority"), F.lit(0).alias("r"),
-                                          F.lit(0.0).alias("score")))
+        parts.append(
+            queries.seeds.select(
+                "pid", "track_idx", F.lit(SEED).alias("priority"), F.lit(0).alias("r"), F.lit(0.0).alias("score")
+            )
+        )
     names = np.asarray([name for name, _ in sources], dtype=object)
 
-    def merge(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def merge(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for cols in whole_groups(batches, "pid"):
             yield _merge_rows(cols, names, n)
+
     return sorted_by(reduce(DataFrame.unionByName, parts), "pid").mapInArrow(merge, ASSEMBLED)
 
 
-def _unreached(sources: list[tuple[str, DataFrame]], n: int, filled: DataFrame | None = None
-               ) -> list[tuple[str, DataFrame]]:
+def _unreached(
+    sources: list[tuple[str, DataFrame]], n: int, filled: DataFrame | None = None
+) -> list[tuple[str, DataFrame]]:
     """`sources` less the rows the merge never reaches: a playlist's rows in every source after a
     ranked one that holds n tracks for it (its rank n - 1: n distinct non-seed tracks, ranks 0 to
     n - 1 in it or, for a list cut below some rank, in a source ahead of it), and in every source
@@ -99,13 +117,17 @@ def assemble(sources: list[tuple[str, DataFrame]], queries: Queries, n: int = SU
     if "rank" not in first.columns:
         return _merged(_unreached(sources, n), queries, n)
     full = first.where(F.col("rank") == n - 1).select("pid")
-    own = first.join(F.broadcast(full), "pid", "left_semi").where(F.col("rank") < n).select(
-        "pid", "rank", "track_idx", F.col("score").cast("double"), F.lit(name).alias("source"))
+    own = (
+        first.join(F.broadcast(full), "pid", "left_semi")
+        .where(F.col("rank") < n)
+        .select("pid", "rank", "track_idx", F.col("score").cast("double"), F.lit(name).alias("source"))
+    )
     return own.unionByName(_merged(_unreached(sources, n, full), queries, n))
 
 
-def fill_after(candidates: DataFrame, sources: list[tuple[str, DataFrame]], queries: Queries,
-               n: int = SUBMISSION_SIZE) -> DataFrame:
+def fill_after(
+    candidates: DataFrame, sources: list[tuple[str, DataFrame]], queries: Queries, n: int = SUBMISSION_SIZE
+) -> DataFrame:
     """What follows a playlist's candidates (pid, track_idx: ranked lists' tracks, no seeds) in any
     ordering of them: `sources` (ranked lists, less the top rows that are candidates) in priority
     order, candidates and duplicates dropped, ranked from the playlist's number of candidates up to
@@ -122,6 +144,9 @@ def after_candidates(name: str, scored: DataFrame, fill: DataFrame, n: int = SUB
     candidates that `fill` (fill_after(candidates, sources, queries, n)) follows: the candidates by
     score (ties to the lower track_idx), then the fill."""
     order = Window.partitionBy("pid").orderBy(F.desc("score"), "track_idx")
-    ranked = (scored.select("pid", "track_idx", F.col("score").cast("double"), F.lit(name).alias("source"))
-              .withColumn("rank", (F.row_number().over(order) - 1).cast("int")).where(F.col("rank") < n))
+    ranked = (
+        scored.select("pid", "track_idx", F.col("score").cast("double"), F.lit(name).alias("source"))
+        .withColumn("rank", (F.row_number().over(order) - 1).cast("int"))
+        .where(F.col("rank") < n)
+    )
     return ranked.unionByName(fill)

@@ -2,8 +2,9 @@
 
 One interface for all models (in the spirit of `implicit`'s recommend): a model is a function
 `(RankingData, Queries, n) -> DataFrame(pid, track_idx, score)`, higher score first. It may return
-seeds or fewer than n rows; `mpdrec.rank.assemble` drops seeds, dedupes and fills to 500.
+seeds or fewer than n rows; `mpdrec.lists.assemble` drops seeds, dedupes and fills to 500.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from pyspark.sql import functions as F
 
 from mpdrec.csr import Csr, csr, distinct_rows
 from mpdrec.io.paths import join
+from mpdrec.spark import one_row
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,7 @@ class RankingData:
     _broadcasts: dict[str | int, Broadcast] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
-    def load(cls, spark: SparkSession, interactions_dir: str) -> "RankingData":
+    def load(cls, spark: SparkSession, interactions_dir: str) -> RankingData:
         read = lambda t: spark.read.parquet(join(interactions_dir, t))  # noqa: E731
         track_ids = read("track_ids")
         return cls(read("data"), track_ids, read("playlist_ids"), track_ids.count())
@@ -67,8 +69,8 @@ class RankingData:
     @cached_property
     def playlist_tracks(self) -> Csr:
         """Each training playlist's tracks (CSR by playlist_idx), on the driver, built once for the
-        co-occurrence source and the seed features (about 270 MB for the full MPD)."""
-        playlists = (self.interactions.agg(F.max("playlist_idx")).first()[0] or 0) + 1
+        co-occurrence source and the seed features (a few hundred MB for the full MPD)."""
+        playlists = (one_row(self.interactions.agg(F.max("playlist_idx")))[0] or 0) + 1
         return csr(self.interactions, "playlist_idx", "track_idx", playlists)
 
     @cached_property
@@ -97,20 +99,26 @@ class Queries:
     seed_positions: DataFrame | None = None  # pid, track_idx, pos (its first position among the seeds)
 
     @classmethod
-    def from_challenge(cls, data: RankingData, challenge_playlists: DataFrame,
-                       challenge_tracks: DataFrame) -> "Queries":
+    def from_challenge(cls, data: RankingData, challenge_playlists: DataFrame, challenge_tracks: DataFrame) -> Queries:
         """Queries from challenge tables (the real challenge or the validation one: same parser)."""
-        playlists = (challenge_playlists.select("pid", "name_norm", "category", "num_samples")
-                     .join(data.playlist_ids.select("pid", "playlist_idx"), "pid", "left"))
-        positions = (challenge_tracks.select("pid", "pos", "track_uri")
-                     .join(data.track_ids.select("track_uri", "track_idx"), "track_uri")
-                     .groupBy("pid", "track_idx").agg(F.min("pos").alias("pos")))
+        playlists = challenge_playlists.select("pid", "name_norm", "category", "num_samples").join(
+            data.playlist_ids.select("pid", "playlist_idx"), "pid", "left"
+        )
+        positions = (
+            challenge_tracks.select("pid", "pos", "track_uri")
+            .join(data.track_ids.select("track_uri", "track_idx"), "track_uri")
+            .groupBy("pid", "track_idx")
+            .agg(F.min("pos").alias("pos"))
+        )
         seeds = positions.select("pid", "track_idx").cache()
-        most = seeds.groupBy("pid").count().agg(F.max("count")).first()[0]
+        most = one_row(seeds.groupBy("pid").count().agg(F.max("count")))[0]
         return cls(playlists.cache(), seeds, int(most or 0), positions)
 
     @classmethod
-    def load(cls, spark: SparkSession, data: RankingData, tables_dir: str) -> "Queries":
+    def load(cls, spark: SparkSession, data: RankingData, tables_dir: str) -> Queries:
         """Queries from a directory holding challenge_playlists and challenge_tracks (ingest's output)."""
-        return cls.from_challenge(data, spark.read.parquet(join(tables_dir, "challenge_playlists")),
-                                  spark.read.parquet(join(tables_dir, "challenge_tracks")))
+        return cls.from_challenge(
+            data,
+            spark.read.parquet(join(tables_dir, "challenge_playlists")),
+            spark.read.parquet(join(tables_dir, "challenge_tracks")),
+        )
