@@ -33,7 +33,7 @@ python jobs/ingest_mpd.py --set "paths.mpd=$MPD" --set "paths.challenge=$CHALLEN
   --set "paths.run_dir=$RUN_DIR" "$@"
 echo "== build_interactions: validation challenge, ids, interactions"
 python jobs/build_interactions.py --set "paths.run_dir=$RUN_DIR" "$@"
-echo "== sample_negatives: labelled training examples for the neural models"
+echo "== sample_negatives: training positives and the leave-one-out set for the neural models"
 python jobs/sample_negatives.py --set "paths.run_dir=$RUN_DIR" "$@"
 echo "== train_als: implicit ALS, best grid point by the blend-training challenge's NDCG"
 python jobs/train_als.py --set "paths.run_dir=$RUN_DIR" "$@"

@@ -190,7 +190,7 @@ def _parser(platform: str) -> argparse.ArgumentParser:
         "--no-env", action="store_true", help="the cluster has the dependencies pre-installed: ship only mpdrec.zip"
     )
     p.add_argument(
-        "--gpu", action="store_true", help="NCF on GPU executors: one Horovod rank per GPU (see README, 'GPU')"
+        "--gpu", action="store_true", help="NCF on GPU executors: one Horovod rank per GPU (see docs/cluster.md, 'GPU')"
     )
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     return p
