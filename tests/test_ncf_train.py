@@ -25,6 +25,12 @@ from mpdrec.models.ncf.data import describe_training_data, labelled_batches
 
 # tiny data, a few dozen steps per epoch: learning rates far above the defaults
 GMF = ["ncf.model=gmf", "ncf.factors=16", "ncf.batch_size=4096", "ncf.lr=0.25", "ncf.dense_lr=0.05", "ncf.patience=0"]
+TRAIN_NCF_ON_TWO_RANKS = [  # the main job's launch: two Gloo ranks on this machine
+    str(Path(sys.executable).parent / "horovodrun"),
+    *("-np", "2", "-H", "localhost:2", "--gloo"),
+    sys.executable,
+    str(ROOT / "jobs" / "train_ncf.py"),
+]
 OUTPUTS = {
     "_manifest.json",
     "model.keras",
@@ -82,18 +88,7 @@ def _digests(stdout: str) -> dict[int, str]:
 
 @pytest.fixture(scope="module")
 def horovodrun_result(run_dir):
-    horovodrun = Path(sys.executable).parent / "horovodrun"
-    cmd = [
-        str(horovodrun),
-        "-np",
-        "2",
-        "-H",
-        "localhost:2",
-        "--gloo",
-        sys.executable,
-        str(ROOT / "jobs" / "train_ncf.py"),
-        *_sets(run_dir, ["ncf.epochs=3"]),
-    ]
+    cmd = [*TRAIN_NCF_ON_TWO_RANKS, *_sets(run_dir, ["ncf.epochs=3"])]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=600, cwd=run_dir)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
@@ -162,14 +157,7 @@ def test_exported_model_is_the_best_epoch_not_the_last(run_dir, tmp_path):
     for stage in ("interactions", "negatives"):
         shutil.copytree(run_dir / stage, run / stage)
     cmd = [
-        str(Path(sys.executable).parent / "horovodrun"),
-        "-np",
-        "2",
-        "-H",
-        "localhost:2",
-        "--gloo",
-        sys.executable,
-        str(ROOT / "jobs" / "train_ncf.py"),
+        *TRAIN_NCF_ON_TWO_RANKS,
         *_sets(run, ["ncf.epochs=4", "ncf.factors=64", "ncf.lr=1.0", "ncf.monitor=ndcg@10"]),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=600, cwd=run)
@@ -290,27 +278,17 @@ def test_rank_killed_mid_epoch_resumes_to_the_uninterrupted_model(run_dir, tmp_p
     weights (digest) as an uninterrupted run of the same config on another copy of the same data."""
     import shutil
 
-    horovodrun = [
-        str(Path(sys.executable).parent / "horovodrun"),
-        "-np",
-        "2",
-        "-H",
-        "localhost:2",
-        "--gloo",
-        sys.executable,
-        str(ROOT / "jobs" / "train_ncf.py"),
-    ]
     config = ["ncf.epochs=3", "ncf.factors=8"]
     copy, reference = tmp_path / "run", tmp_path / "reference"  # copies: run_dir's gmf is the other tests'
     for stage in ("interactions", "negatives"):
         shutil.copytree(run_dir / stage, copy / stage)
         shutil.copytree(run_dir / stage, reference / stage)
     whole = subprocess.run(
-        [*horovodrun, *_sets(reference, config)], capture_output=True, text=True, env=_env(), timeout=600
+        [*TRAIN_NCF_ON_TWO_RANKS, *_sets(reference, config)], capture_output=True, text=True, env=_env(), timeout=600
     )
     assert whole.returncode == 0, whole.stdout[-3000:] + whole.stderr[-3000:]
 
-    job = [*horovodrun, *_sets(copy, config)]
+    job = [*TRAIN_NCF_ON_TWO_RANKS, *_sets(copy, config)]
     proc = subprocess.Popen(
         job, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env(), start_new_session=True
     )
