@@ -43,7 +43,7 @@ def main(args: argparse.Namespace, cfg: Config) -> None:
         cfg.seed,
         cfg.as_dict(),
         tuple(blend_variants(cfg.rank)),
-        ("als", *([cfg.rank.ncf_model] if cfg.rank.ncf_model else [])),
+        ("als", "dae", *([cfg.rank.ncf_model] if cfg.rank.ncf_model else [])),
     )
     print(f"{'model':<18} {'R-prec':>8} {'NDCG':>8} {'clicks':>8}")
     for name, m in report["models"].items():

@@ -3,7 +3,8 @@
 
 For each data set it runs the main job's stages as `scripts/run_local.sh` does (ingest, the two
 held-out challenges and the interactions, the negatives, ALS, the NCF model of `rank.ncf_model`
-trained under `horovodrun -np 2` (none with `--set rank.ncf_model=null`), the rank stage, evaluate),
+trained under `horovodrun -np 2` (none with `--set rank.ncf_model=null`), the playlist autoencoder
+under `horovodrun -np 2` when `dae` is in rank.models, the rank stage, evaluate),
 then trains the `implicit` library's
 ALS (a `dev` extra: the single-machine reference a user would try first) on the very same training
 interactions: a small grid (factors x alpha x regularisation, 15 iterations) whose point is chosen on
@@ -16,11 +17,14 @@ copied), `synthetic` the generator's MPD at `--slices`. Targets (issue 20): fina
 of `implicit` and the best single source on R-precision and NDCG on the real sample, and >= the best
 single source on both with the synthetic data; the NCF model's leave-one-out HR@10 >= popularity's
 + 0.08 on the real sample. Printed beside them: ALS on the same leave-one-out candidates, and final
-minus final_without_ncf (what the NCF score adds to the blend).
+minus final_without_ncf (what the NCF score adds to the blend). Issue 34's, with `dae` among the
+sources: the autoencoder's leave-one-out HR@10 above ALS's, and final minus final_without_dae at
+least +0.005 on both metrics with its interval above 0 on the real sample.
 
     python scripts/bench_quality.py --workdir /tmp/bench_quality                       # real and synthetic
     python scripts/bench_quality.py --workdir /tmp/bq --data real --set rank.blend.method=gbt
     python scripts/bench_quality.py --workdir /tmp/bq --data real --set rank.ncf_model=null   # no NCF
+    python scripts/bench_quality.py --workdir /tmp/bq --set 'rank.models=[popularity,title,artist,cooc,als,dae]'
 """
 
 from __future__ import annotations
@@ -54,10 +58,10 @@ def _job(job: str, sets: list[str], launcher: list[str] | None = None) -> None:
         raise SystemExit(f"{job} failed (exit {done.returncode})")
 
 
-def run_main_job(mpd: Path, run_dir: Path, sets: list[str], ncf_model: str | None) -> dict[str, float]:
+def run_main_job(mpd: Path, run_dir: Path, sets: list[str], ncf_model: str | None, dae: bool) -> dict[str, float]:
     """The main job's stages, as scripts/run_local.sh runs them (skipped where up to date); seconds per
     stage. `ncf_model`: rank.ncf_model (= ncf.model in `sets`), trained on two Horovod ranks (None: no NCF
-    stage)."""
+    stage); `dae`: the autoencoder too, on two Horovod ranks."""
     sets = [f"paths.mpd={mpd}", "paths.challenge=", f"paths.run_dir={run_dir}", *sets]
     horovodrun = [
         str(Path(sys.executable).parent / "horovodrun"),
@@ -76,6 +80,8 @@ def run_main_job(mpd: Path, run_dir: Path, sets: list[str], ncf_model: str | Non
     ]
     if ncf_model:
         stages.append(("train_ncf", sets, horovodrun))
+    if dae:
+        stages.append(("train_dae", sets, horovodrun))
     seconds: dict[str, float] = {}
     for job, job_sets, launcher in [*stages, ("rank_candidates", sets, None), ("evaluate", sets, None)]:
         started = time.perf_counter()
@@ -183,7 +189,7 @@ def measure(name: str, mpd: Path, work: Path, sets: list[str]) -> dict[str, Any]
 
     run_dir = work / name / "run"
     cfg = load_config(ROOT / "conf", "local", [], [f"paths.run_dir={run_dir}", *sets])
-    seconds = run_main_job(mpd, run_dir, sets, cfg.rank.ncf_model)
+    seconds = run_main_job(mpd, run_dir, sets, cfg.rank.ncf_model, "dae" in cfg.rank.models)
     report = json.loads((run_dir / "report.json").read_text())
     spark = build_spark(
         SparkConfig(master="local[2]", conf={"spark.driver.memory": "6g", "spark.ui.enabled": "false"}), "bench-quality"
@@ -219,6 +225,8 @@ def measure(name: str, mpd: Path, work: Path, sets: list[str]) -> dict[str, Any]
     loo = report.get("leave_one_out") or {}
     if cfg.rank.ncf_model in loo:
         out["ncf_minus_popularity_hr@10"] = round(loo[cfg.rank.ncf_model]["hr@10"] - loo["popularity"]["hr@10"], 4)
+    if "dae" in loo and "als" in loo:
+        out["dae_minus_als_hr@10"] = round(loo["dae"]["hr@10"] - loo["als"]["hr@10"], 4)
     return out
 
 

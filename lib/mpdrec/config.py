@@ -109,7 +109,7 @@ class NegativesConfig:
         _require(self.shards >= 1, "negatives.shards", "must be at least 1")
 
 
-SOURCES = ("popularity", "title", "artist", "cooc", "als", "kmeans", "dice")
+SOURCES = ("popularity", "title", "artist", "cooc", "als", "kmeans", "dice", "dae")
 NCF_MODELS = ("gmf", "mlp", "neumf", "nncf")
 BLEND_METHODS = ("ranker", "gbt", "logistic", "fixed")
 RANKER_OBJECTIVES = ("rank:ndcg", "rank:pairwise")
@@ -124,6 +124,7 @@ class CandidatesConfig:
     artist: int
     kmeans: int
     dice: int
+    dae: int
 
     def __post_init__(self) -> None:
         for name in SOURCES:
@@ -141,6 +142,7 @@ class BlendConfig:
     negatives_per_positive: int  # non-hidden candidates sampled per hidden one for fitting
     ncf_feature: bool  # with rank.ncf_model: final's re-ranker takes the NCF score among its features
     compare_ncf: bool  # with rank.ncf_model: also fit the other blend (final_with_ncf or final_without_ncf)
+    compare_dae: bool  # with dae in rank.models: also fit final_without_dae (no DAE feature, no DAE-only rows)
 
     def __post_init__(self) -> None:
         _require(self.method in BLEND_METHODS, "rank.blend.method", f"must be one of {', '.join(BLEND_METHODS)}")
@@ -293,6 +295,32 @@ class NcfConfig:
         _require(not self.pretrained or self.model == "neumf", "ncf.pretrained", "applies to ncf.model=neumf only")
         _require(self.num_proc >= 1, "ncf.num_proc", "must be at least 1")
         _require(self.launcher in ("horovodrun", "spark"), "ncf.launcher", "must be horovodrun or spark")
+
+
+@dataclass(frozen=True)
+class DaeConfig:
+    hidden: int  # the playlist code's size
+    keep: float  # share of a playlist's input tracks kept in training (the rest dropped: the denoising)
+    epochs: int
+    batch_size: int  # playlists per rank and step
+    lr: float  # Adam's learning rate (not scaled with the ranks)
+    l2: float  # L2 penalty on the encoder rows a batch reads
+    sampled: int  # tracks drawn per step as the softmax's negative columns (beside the batch's own tracks)
+    sampling_beta: float  # those draws follow popularity ** beta (with the logQ correction)
+    min_playlists: int  # tracks in fewer training playlists are outside the model (never input nor output)
+    max_tracks: int  # and at most this many tracks, the most popular: bounds a rank's tables
+    patience: int  # stop after this many epochs without a better `monitor`; 0 = never early
+    monitor: str  # hr@10 | ndcg@10 | auc on the leave-one-out set
+
+    def __post_init__(self) -> None:
+        for key in ("hidden", "epochs", "batch_size", "sampled", "min_playlists", "max_tracks"):
+            _require(getattr(self, key) >= 1, f"dae.{key}", "must be at least 1")
+        _require(0 < self.keep <= 1, "dae.keep", "must be within (0, 1]")
+        _require(self.lr > 0, "dae.lr", "must be > 0")
+        _require(self.l2 >= 0, "dae.l2", "must be >= 0")
+        _require(self.sampling_beta >= 0, "dae.sampling_beta", "must be >= 0")
+        _require(self.patience >= 0, "dae.patience", "must be >= 0")
+        _require(self.monitor in NCF_MONITORS, "dae.monitor", f"must be one of {', '.join(NCF_MONITORS)}")
 
 
 TABLE_FORMATS = ("csv", "parquet")
@@ -525,6 +553,7 @@ class Config:
     rank: RankConfig
     als: AlsConfig
     ncf: NcfConfig
+    dae: DaeConfig
     table: TableConfig
     explicit: ExplicitConfig
     synth_books: SynthBooksConfig

@@ -207,10 +207,12 @@ STAGES = (
     "als",
     "als_leave_one_out",
     *(f"ncf/{m}" for m in NCF_MODELS),
+    "dae",
     "rank",
     "dice",
     "followers",
 )
+LEAVE_ONE_OUT_DIRS = {"als": "als_leave_one_out", "dae": "dae"}  # a model's scored stage (NCF's: ncf/<model>)
 LEAVE_ONE_OUT = (
     "Each evaluated training playlist's last track is held out of the models' training data and "
     "ranked among the same sampled non-positive tracks for every model (HR@10: in the top 10; "
@@ -282,13 +284,14 @@ def _study_sections(s: dict[str, Any]) -> list[str]:
 
 
 def leave_one_out_table(fs: HadoopFS, run_dir: str, models: tuple[str, ...]) -> dict[str, dict[str, float]]:
-    """Popularity, then each of `models` ("als": `als_leave_one_out/`; an NCF model: `ncf/<model>/`)
+    """Popularity, then each of `models` ("als": `als_leave_one_out/`; "dae": `dae/`; an NCF model:
+    `ncf/<model>/`)
     that the run has, on the leave-one-out set. Popularity on the same candidates and positives is
     the same number in every manifest; a model whose manifest has another was scored on another set
     (a stale output) and is left out, with a warning, rather than compared."""
     table: dict[str, dict[str, float]] = {}
     for name in models:
-        uri = join(run_dir, "als_leave_one_out" if name == "als" else join("ncf", name), MANIFEST)
+        uri = join(run_dir, LEAVE_ONE_OUT_DIRS.get(name, join("ncf", name)), MANIFEST)
         if not fs.exists(uri):
             continue
         m = json.loads(fs.read_text(uri))

@@ -19,22 +19,28 @@ SUBMISSION_SIZE = 500
 FINAL = "final"  # the blend's submission, beside one per single source (rank.models)
 WITH_NCF, WITHOUT_NCF = "final_with_ncf", "final_without_ncf"  # final's re-ranker fitted with the NCF score
 # when final's has none, or without it when final's has it (rank.blend.compare_ncf; validation challenge only)
+WITHOUT_DAE = "final_without_dae"  # final's re-ranker without the autoencoder (rank.blend.compare_dae)
 CANDIDATES = "candidates"  # the candidate set's place in the merge that computes what follows it
 SEED = -1  # the priority of a playlist's seeds in the merge: never listed
 ASSEMBLED = "pid long, rank int, track_idx int, score double, source string"
 
 
 def submissions(rank: RankConfig) -> list[str]:
-    """Every rank/<name>/ the rank stage writes: each source, the NCF model's, the blend's (and, with
-    an NCF model and rank.blend.compare_ncf, the blend that differs from final by the NCF score)."""
+    """Every rank/<name>/ the rank stage writes: each source, the NCF model's, the blend's and its
+    variants (`blend_variants`)."""
     return [*rank.models, *(["ncf"] if rank.ncf_model else []), FINAL, *blend_variants(rank)]
 
 
 def blend_variants(rank: RankConfig) -> list[str]:
-    """The blends other than `final` that the rank stage writes: re-rankings, not single sources."""
-    if not (rank.ncf_model and rank.blend.compare_ncf):
-        return []
-    return [WITHOUT_NCF if rank.blend.ncf_feature else WITH_NCF]
+    """The blends other than `final` that the rank stage writes, re-rankings, not single sources: with
+    an NCF model and rank.blend.compare_ncf, the blend that differs from final by the NCF score; with
+    the autoencoder among the sources and rank.blend.compare_dae, final without it."""
+    variants = []
+    if rank.ncf_model and rank.blend.compare_ncf:
+        variants.append(WITHOUT_NCF if rank.blend.ncf_feature else WITH_NCF)
+    if "dae" in rank.models and rank.blend.compare_dae:
+        variants.append(WITHOUT_DAE)
+    return variants
 
 
 def _merge_rows(cols: dict[str, np.ndarray], names: np.ndarray, n: int) -> pa.RecordBatch:

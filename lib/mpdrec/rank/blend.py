@@ -16,7 +16,7 @@ report scores it) and to the real challenge. Methods:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -39,18 +39,21 @@ from mpdrec.spark import fit_partitions, fixed_layout
 RRF_K = 60  # reciprocal-rank fusion's usual constant: rank r adds 1 / (60 + r)
 QUERY_FEATURES = ["num_seeds", "has_title", "category", "title_support"]
 TRACK_FEATURES = ["popularity", "artist_share", "sources_hit"]
+FACTOR_SOURCES = ("als", "dae")  # sources whose factors score every candidate: `<source>_dot`
+APART = ("dae",)  # sources left out of `sources_hit`, so that a blend without one has exactly its features
+LOWEST = -1e30  # a blend's score of the rows it leaves out (`Blend.without`): below every other candidate's
 
 
 def feature_names(sources: list[str], ncf: bool = False) -> list[str]:
     """The re-ranker's inputs, in order: each source's score, rank and relative score, the NCF
     model's score of the candidate (with `ncf`: rank.blend.ncf_feature, or the NCF blend variant),
-    the candidate against the seeds (`mpdrec.rank.seed_features`; `als_dot` when ALS is a source),
-    then the rest."""
+    the candidate against the seeds (`mpdrec.rank.seed_features`; `als_dot` and `dae_dot` when ALS
+    and the autoencoder are sources), then the rest."""
     return (
         [f"{s}_{k}" for s in sorted(sources) for k in ("score", "rank", "rel")]
         + (["ncf_score"] if ncf else [])
         + SEED_FEATURES
-        + (["als_dot"] if "als" in sources else [])
+        + [f"{s}_dot" for s in FACTOR_SOURCES if s in sources]
         + QUERY_FEATURES
         + TRACK_FEATURES
     )
@@ -63,18 +66,18 @@ def with_features(
     depth: dict[str, int],
     max_per_seed: int,
     seed: int,
-    factors: als.Factors | None = None,
+    factors: dict[str, als.Factors] | None = None,
 ) -> FeatureRows:
     """The candidate table (with its ncf_score or label, when it carries one) plus every
     feature column, the seed features computed in the pass that reads them (no nulls: a source
     that did not propose a track gives it score and relative score 0 and rank = its depth, one
     past its last). The seed features sample each seed's playlists down to `max_per_seed` (seeded
-    by `seed`); `factors` (ALS's) give `als_dot`.
+    by `seed`); `factors` (ALS's, the autoencoder's: by source) give `als_dot` and `dae_dot`.
 
     Per query: seeds shown, whether it has a title, its challenge category, and how many training
     playlists have exactly its normalised title (log; the title source also reads its words). Per candidate:
     log popularity, the share of the playlist's seeds by the same artist, and how many sources
-    proposed it."""
+    proposed it (but those in APART)."""
     tracks = data.track_ids.select(
         "track_idx", F.log1p("playlist_count").alias("popularity"), F.xxhash64("artist_uri").alias("artist")
     )
@@ -104,7 +107,7 @@ def with_features(
     filled = [F.coalesce(f"{s}_{k}", F.lit(0.0)).alias(f"{s}_{k}") for s in names for k in ("score", "rel")] + [
         F.coalesce(f"{s}_rank", F.lit(depth[s])).alias(f"{s}_rank") for s in names
     ]
-    hit = sum((F.col(f"{s}_rank").isNotNull().cast("int") for s in names), F.lit(0))
+    hit = sum((F.col(f"{s}_rank").isNotNull().cast("int") for s in names if s not in APART), F.lit(0))
     extra = [c for c in candidates.columns if c in ("ncf_score", "label")]
     # every table joined is broadcast (at most the catalogue's tracks, 2.3M rows for the full MPD): the
     # candidates, millions of rows, are never shuffled here
@@ -117,18 +120,17 @@ def with_features(
         .drop("artist", "artist_seeds")
     )
     features = FeatureRows(rows)
-    if factors is not None and "als" in depth:
-        # ALS's own candidates carry the dot as their score: it is computed for the others only
+    for name, source_factors in sorted((factors or {}).items()):
+        # a source's own candidates carry the dot as their score: it is computed for the others only
         features = with_als_dot(
             features,
             queries,
-            factors,
+            source_factors,
             data.broadcast,
-            candidates.where(F.col("als_rank").isNull()),
-            KnownDot("als_score", "als_rank", depth["als"]),
+            candidates.where(F.col(f"{name}_rank").isNull()) if name in depth else candidates,
+            KnownDot(f"{name}_score", f"{name}_rank", depth[name]) if name in depth else None,
+            column=f"{name}_dot",
         )
-    elif factors is not None:
-        features = with_als_dot(features, queries, factors, data.broadcast, candidates)
     return with_seed_cooc(features, queries, data, max_per_seed, seed)
 
 
@@ -141,11 +143,16 @@ def labelled(rows: DataFrame, truth: DataFrame) -> DataFrame:
 
 @dataclass(frozen=True)
 class Blend:
-    """A fitted re-ranker (`model`), or the fixed reciprocal-rank blend (`model` None)."""
+    """A fitted re-ranker (`model`), or the fixed reciprocal-rank blend (`model` None). `without`: a
+    source of APART whose features the blend has not, and whose rows that no other source proposed
+    it scores LOWEST (final_without_dae: the blend as it would be without that source). Those rows
+    then rank after every other candidate and before the fill: the same list as without the source
+    wherever the other sources propose 500 tracks or more (their depths add up to thousands)."""
 
     sources: list[str]
     model: PipelineModel | None
     info: dict[str, Any]
+    without: str | None = None
 
     def score(self, rows: FeatureRows | DataFrame, keep: int | None = None) -> DataFrame:
         """pid, track_idx, score (higher is better) for rows carrying the features; `keep` as in
@@ -184,13 +191,20 @@ def fit_sample(rows: DataFrame, negatives_per_positive: int, seed: int) -> FitRo
     return FitRows(rows.where((F.col("label") == 1.0) | (bucket < share)), positives, negatives, share)
 
 
-def fit_blend(fit: FitRows, sources: list[str], cfg: BlendConfig, seed: int, ncf: bool = False) -> Blend:
+def fit_blend(
+    fit: FitRows, sources: list[str], cfg: BlendConfig, seed: int, ncf: bool = False, without: str | None = None
+) -> Blend:
     """Fit on the sampled feature rows (`fit_sample`) so that the same config fits the same model:
-    they are laid out by (pid, track_idx) alone (`fixed_layout`; the ranker's `_by_playlist`)."""
+    they are laid out by (pid, track_idx) alone (`fixed_layout`; the ranker's `_by_playlist`).
+    `without` (one of APART): fitted without that source's features and rows (`Blend`)."""
+    if without is not None:
+        assert without in APART, without
+        sources = [s for s in sources if s != without]
+        fit = replace(fit, rows=fit.rows.where(F.col("sources_hit") > 0))
     info: dict[str, Any] = {"method": cfg.method, "fit_positives": fit.positives}
     if cfg.method == "fixed" or fit.positives == 0:
         info.update(method="fixed", reason="configured" if cfg.method == "fixed" else "no labelled fit rows")
-        return Blend(sources, None, info)
+        return Blend(sources, None, info, without)
     # cached: the estimator reads its input more than once (row counts, split candidates, then training)
     sample = (
         _by_playlist(fit.rows, fit.expected_rows)
@@ -211,7 +225,7 @@ def fit_blend(fit: FitRows, sources: list[str], cfg: BlendConfig, seed: int, ncf
     finally:
         sample.unpersist()
     info.update(negative_share=round(fit.negative_share, 6), **_weights(cfg.method, model.stages[-1], names))
-    return Blend(sources, model, info)
+    return Blend(sources, model, info, without)
 
 
 def _by_playlist(rows: DataFrame, expected_rows: int) -> DataFrame:
@@ -316,6 +330,7 @@ def blend_scores(
     and far fewer rows for the window that ranks them to sort."""
     rows = FeatureRows.of(rows)
     scorers = {name: _scorer(blend) for name, blend in blends.items()}
+    apart = [name for name, blend in blends.items() if blend.without is not None]
     in_jvm = [name for name, scorer in scorers.items() if scorer is None]
     if in_jvm:
         frame = rows.to_frame()
@@ -327,7 +342,9 @@ def blend_scores(
         rows = FeatureRows(frame)
     in_python = {name: scorer for name, scorer in scorers.items() if scorer is not None}
     if not rows.steps:  # nothing left to compute: only what the scores read crosses to Python
-        inputs = sorted({c for s in in_python.values() for c in s.inputs} | {*in_jvm, *carried})
+        inputs = sorted(
+            {c for s in in_python.values() for c in s.inputs} | {*in_jvm, *carried, *(["sources_hit"] if apart else [])}
+        )
         rows = FeatureRows(rows.frame.select("pid", "track_idx", *inputs))
     outputs = [*blends, *carried]
     fields = [
@@ -342,6 +359,8 @@ def blend_scores(
 
         def score(cols: Columns) -> Columns:
             out = {**{n: cols[n] for n in [*in_jvm, *carried]}, **{n: f(cols) for n, f in bound.items()}}
+            for n in apart:  # sources_hit counts no source of APART: 0 where only one of them proposed the row
+                out[n] = np.where(cols["sources_hit"] > 0, out[n], LOWEST)
             kept = _kept(cols, [out[n] for n in outputs], keep)
             return {n: v[kept] for n, v in {"pid": cols["pid"], "track_idx": cols["track_idx"], **out}.items()}
 

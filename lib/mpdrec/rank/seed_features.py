@@ -237,10 +237,12 @@ def with_als_dot(
     share: Share,
     tracks: DataFrame | None = None,
     known: KnownDot | None = None,
+    column: str = "als_dot",
 ) -> FeatureRows:
-    """`rows` with `als_dot`, computed in the pass that reads them: the playlist's ALS factors dot
-    the candidate's (0 without factors, e.g. a title-only playlist), or the `known` score where a
-    row has one (ALS's own candidates, whose score is this dot). The factors of the query playlists
+    """`rows` with `column` (`als_dot`; `dae_dot` with the autoencoder's factors, which have ALS's
+    layout), computed in the pass that reads them: the playlist's factors dot the candidate's (0
+    without factors, e.g. a title-only playlist), or the `known` score where a row has one (the
+    source's own candidates, whose score is this dot). The factors of the query playlists
     and of `tracks` (a track_idx column holding every track whose dot is not known, cheap to
     compute: from a cached candidate table; without, the rows' own tracks) are collected, shared
     with the executors by `share` (`RankingData.broadcast`) and looked up per batch
@@ -260,7 +262,7 @@ def with_als_dot(
             ),
         }
     )
-    return rows.then(ColumnStep((StructField("als_dot", DoubleType(), False),), _als_dot(lookups, known)))
+    return rows.then(ColumnStep((StructField(column, DoubleType(), False),), _als_dot(lookups, known, column)))
 
 
 @dataclass(frozen=True)
@@ -273,7 +275,7 @@ class KnownDot:
     depth: int
 
 
-def _als_dot(lookups: Broadcast, known: KnownDot | None) -> Callable[[], BatchFunction]:
+def _als_dot(lookups: Broadcast, known: KnownDot | None, column: str) -> Callable[[], BatchFunction]:
     def bind() -> BatchFunction:
         playlists, tracks = lookups.value["playlists"], lookups.value["tracks"]
 
@@ -287,7 +289,7 @@ def _als_dot(lookups: Broadcast, known: KnownDot | None) -> Callable[[], BatchFu
             if len(todo):  # float32 products summed in float64, as Spark's aggregate over zip_with did
                 products = playlists.tables["features"][p[todo]] * tracks.tables["features"][t[todo]]
                 values[todo] = products.astype(np.float64).sum(axis=1)
-            return {"als_dot": values}
+            return {column: values}
 
         return dot
 

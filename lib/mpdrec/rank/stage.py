@@ -41,6 +41,7 @@ from mpdrec.lists.assemble import (
     FINAL,
     SUBMISSION_SIZE,
     WITH_NCF,
+    WITHOUT_DAE,
     after_candidates,
     assemble,
     blend_variants,
@@ -50,7 +51,15 @@ from mpdrec.lists.inputs import Queries, RankingData
 from mpdrec.lists.scoring import challenge_dir, hidden_track_ids
 from mpdrec.models import als, artist, cooc, popularity, title
 from mpdrec.rank import kmeans
-from mpdrec.rank.blend import Blend, blend_scores, fit_blend, fit_sample, labelled, with_features
+from mpdrec.rank.blend import (
+    FACTOR_SOURCES,
+    Blend,
+    blend_scores,
+    fit_blend,
+    fit_sample,
+    labelled,
+    with_features,
+)
 from mpdrec.rank.candidates import candidate_recall, candidate_table, ranked_list
 from mpdrec.rank.feature_rows import FeatureRows
 from mpdrec.rank.ncf_scores import NcfModel
@@ -68,11 +77,13 @@ FALLBACKS = {
     "als": ["title", "popularity"],
     "kmeans": ["title", "popularity"],
     "dice": ["title", "popularity"],
+    "dae": ["title", "popularity"],
 }
 # beyond the blend's candidates, the sources' full lists fill the 500 in their usual order of quality
 # on the validation challenge (report.md: ALS > cooc > artist > title > popularity; kmeans, when
-# ranked, last but popularity; dice, a narrower neighbourhood than cooc's, after it)
-FINAL_FILL = ("als", "cooc", "dice", "artist", "title", "kmeans", "popularity")
+# ranked, last but popularity; dice, a narrower neighbourhood than cooc's, after it; the autoencoder,
+# when ranked, beside ALS)
+FINAL_FILL = ("als", "dae", "cooc", "dice", "artist", "title", "kmeans", "popularity")
 
 
 def _given(value: T | None) -> T:
@@ -88,12 +99,13 @@ def _sources(
     """Every source as (data, queries) -> (pid, track_idx, score), each as deep as a submission or
     its candidates need (`list_depth`); `clusters` (kmeans.fit_clusters) when rank.models has kmeans."""
     r = cfg.rank
-    als_dir = join(to_uri(cfg.paths.run_dir), "als")
+    run_dir = to_uri(cfg.paths.run_dir)
     n = {s: list_depth(cfg, s) for s in SOURCES}
     return {
         "als": lambda d, q: als.recommend(
-            als.Factors.load(spark, als_dir), q, max(r.als_top_n, n["als"]), r.block_rows
+            als.Factors.load(spark, join(run_dir, "als")), q, max(r.als_top_n, n["als"]), r.block_rows
         ),
+        "dae": lambda d, q: als.recommend(als.Factors.load(spark, join(run_dir, "dae")), q, n["dae"], r.block_rows),
         "popularity": lambda d, q: popularity.recommend(d, q, n["popularity"]),
         "title": lambda d, q: title.recommend(d, q, n["title"], r.title_min_playlists),
         "artist": lambda d, q: artist.recommend(d, q, n["artist"]),
@@ -243,11 +255,8 @@ def _features(
 ) -> FeatureRows:
     """`candidates` with every blend feature, the NCF score among them with `ncf`, the last ones
     computed in the pass that reads them."""
-    factors = (
-        als.Factors.load(data.interactions.sparkSession, join(to_uri(cfg.paths.run_dir), "als"))
-        if "als" in cfg.rank.models
-        else None
-    )
+    spark, run_dir = data.interactions.sparkSession, to_uri(cfg.paths.run_dir)
+    factors = {s: als.Factors.load(spark, join(run_dir, s)) for s in FACTOR_SOURCES if s in cfg.rank.models}
     rows = with_features(candidates, queries, data, _depth(cfg), cfg.rank.feature_playlists_per_seed, cfg.seed, factors)
     return rows if ncf is None else ncf.with_scores(rows, queries, candidates.select("track_idx"), data.broadcast)
 
@@ -344,13 +353,14 @@ def _train_blends(
         )
         fit = replace(fit, rows=_features(cfg, data, queries, fit.rows, ncf).to_frame().persist())
         fit.rows.count()
-    variants = {FINAL: ncf is not None and cfg.rank.blend.ncf_feature}
-    if ncf is not None:
-        variants.update({name: name == WITH_NCF for name in blend_variants(cfg.rank)})
+    final_ncf = ncf is not None and cfg.rank.blend.ncf_feature
+    variants: dict[str, tuple[bool, str | None]] = {FINAL: (final_ncf, None)}  # (with the NCF score, without)
+    for name in blend_variants(cfg.rank):
+        variants[name] = (final_ncf, "dae") if name == WITHOUT_DAE else (name == WITH_NCF, None)
     blends = {}
-    for name, with_ncf in variants.items():
+    for name, (with_ncf, without) in variants.items():
         with step(f"{name} blend fit"):
-            blends[name] = fit_blend(fit, cfg.rank.models, cfg.rank.blend, cfg.seed, ncf=with_ncf)
+            blends[name] = fit_blend(fit, cfg.rank.models, cfg.rank.blend, cfg.seed, ncf=with_ncf, without=without)
             model = blends[name].model
             if model is not None:
                 model.write().overwrite().save(join(staging, name, "blend_model"))
@@ -369,6 +379,7 @@ def rank_upstream(cfg: Config) -> list[tuple[str, str]]:
         INTERACTIONS,
         *([("als", "jobs/train_als.py")] if "als" in cfg.rank.models else []),
         *([(f"ncf/{cfg.rank.ncf_model}", "jobs/train_ncf.py")] if cfg.rank.ncf_model else []),
+        *([("dae", "jobs/train_dae.py")] if "dae" in cfg.rank.models else []),
     ]
 
 

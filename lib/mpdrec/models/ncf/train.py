@@ -22,7 +22,6 @@ from (seed, e), so a resumed run trains on the same examples as an uninterrupted
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import tempfile
@@ -38,6 +37,7 @@ from mpdrec.io.fs import FileInfo, FileStore, store_for
 from mpdrec.io.paths import MANIFEST, join, to_uri
 from mpdrec.io.stage import begin_stage, fingerprint, publish_stage, read_manifest, staging_uri, up_to_date
 from mpdrec.metrics.leave_one_out import METRICS, balanced, metric_sums, summarize
+from mpdrec.models.horovod_rank import duration, setup_devices, weights_digest
 from mpdrec.models.leave_one_out import LeaveOneOut, leave_one_out_files, leave_one_out_uri, read_leave_one_out
 from mpdrec.models.ncf.artifacts import (
     HEAD,
@@ -66,7 +66,6 @@ from mpdrec.negative_sampling import pair_keys, sampling_cdf
 
 PROGRESS_EVERY_S = 30.0  # in-epoch progress lines (rank 0)
 EVAL_BATCH = 1 << 16  # (playlist, track) pairs scored per call during evaluation
-DIGEST_ROWS = 1 << 16  # rows of a weight hashed at a time
 UNTRAINED_KEYS = ("launcher", "num_proc")  # how ranks are started does not change what they train
 EpochBatches = Callable[[int, int], Callable[[], Iterator[Batch]]]  # (epoch, steps) -> that epoch's batches
 
@@ -117,44 +116,6 @@ def _pretrained_inputs(cfg: Config, store: FileStore, parent: str, data: Trainin
     return infos
 
 
-def _setup_devices(hvd: Any) -> str:
-    """One GPU per local rank; without GPUs, the cores split between the ranks on this machine."""
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        gpu = gpus[hvd.local_rank() % len(gpus)]
-        tf.config.experimental.set_memory_growth(gpu, True)
-        tf.config.set_visible_devices(gpu, "GPU")
-        tf.config.experimental.enable_op_determinism()  # GPU scatter-adds would let ranks drift apart
-        return f"GPU {gpu.name}"
-    threads = max(1, (os.cpu_count() or 1) // hvd.local_size())
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
-    return f"CPU, {threads} threads per rank"
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return (
-        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
-    )
-
-
-def weights_digest(model: Any) -> str:
-    """sha256 of every weight: equal on all ranks when training stayed in sync. Read in slices of
-    DIGEST_ROWS rows: `get_weights` copied every table at once, which at full MPD size was the
-    largest transient of a rank (docs/scale.md)."""
-    h = hashlib.sha256()
-    for w in model.weights:
-        if w.shape.rank == 0:
-            h.update(np.ascontiguousarray(w.numpy()).tobytes())
-            continue
-        for start in range(0, max(int(w.shape[0]), 1), DIGEST_ROWS):
-            h.update(np.ascontiguousarray(w[start : start + DIGEST_ROWS].numpy()).tobytes())
-    return h.hexdigest()[:16]
-
-
 def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
     """Train `cfg.ncf.model` as one Horovod rank; rank 0 publishes `<run_dir>/ncf/<model>/`.
 
@@ -173,7 +134,7 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
 
     hvd.init()
     rank, size = hvd.rank(), hvd.size()
-    device = _setup_devices(hvd)
+    device = setup_devices(hvd)
     n = cfg.ncf
     run_dir = to_uri(cfg.paths.run_dir)
     store, parent = store_for(run_dir), join(run_dir, "ncf")
@@ -266,7 +227,7 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
                 left = (now - wall) / (i + 1) * (steps - i - 1)
                 say(
                     f"  epoch {epoch + 1}: step {i + 1:,}/{steps:,}  loss {float(loss_sum) / (i + 1):.4f}  "
-                    f"epoch eta {_duration(left)}",
+                    f"epoch eta {duration(left)}",
                     flush=True,
                 )
         train_s = time.perf_counter() - wall
@@ -300,7 +261,7 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
             f"ncf {n.model} epoch {epoch + 1}/{n.epochs}: loss {loss:.4f}  "
             + "  ".join(f"{k} {metrics[k]:.4f}" for k in METRICS)
             + f"  {entry['samples_per_s']:,.0f} samples/s  {epoch_walls[-1]:.1f}s  "
-            f"eta {_duration(float(np.mean(epoch_walls)) * remaining)}",
+            f"eta {duration(float(np.mean(epoch_walls)) * remaining)}",
             flush=True,
         )
         if state["stopped"]:
@@ -317,7 +278,7 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
         checkpoint,
         optimizer,
     )  # this rank's positives and the optimizer's slots go before the export
-    digest = weights_digest(model)
+    digest = weights_digest(model.weights)
     digests = hvd.allgather_object(digest)
     print(f"ncf {n.model}: rank {rank}/{size} weights sha256 {digest}", flush=True)
     if len(set(digests)) != 1:
