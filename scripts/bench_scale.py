@@ -4,13 +4,13 @@
 For each of `--slices` (default 100, 300, 1000): a synthetic MPD of that many slices with a challenge
 set of `--challenge-size` playlists, then every job as a user runs it, in its own process and
 SparkSession (local mode, `--driver-memory` and `spark.local.dir` under the workdir): synth_mpd,
-ingest_mpd, build_interactions, sample_negatives, train_als, train_ncf (horovodrun, two Gloo ranks),
-rank_candidates (the NCF model's scores ranked too) and evaluate. The validation and blend-training
+ingest_mpd, build_interactions, sample_negatives, train_als, train_ncf and train_dae (horovodrun, two
+Gloo ranks; train_dae only when asked for with --jobs), rank_candidates (the NCF model's scores ranked too) and evaluate. The validation and blend-training
 challenges have `--per-category` playlists per category at every scale, so that the growth between
 scales is the data's, not the queries'.
 
 Per job: seconds; peak resident memory of the JVM, of the job's own Python process (the driver;
-horovodrun for train_ncf) and of the largest other Python process (a Spark Python worker, a Horovod
+horovodrun for train_ncf and train_dae) and of the largest other Python process (a Spark Python worker, a Horovod
 rank), sampled from /proc every `--sample-seconds`; shuffle bytes written and bytes spilled, from
 Spark's event log; the disk the run directory grew by; the tables its stage manifests count; the
 WindowExec warnings of a window over a whole table in its log. Then per
@@ -24,6 +24,7 @@ measured, so a long run can be done in parts (the jobs skip their up-to-date sta
     python scripts/bench_scale.py --workdir /data/scale --slices 1000 --jobs synth_mpd,ingest_mpd
     python scripts/bench_scale.py --workdir /data/scale --slices 1000 --jobs rank_candidates --set rank.ncf_model=
     python scripts/bench_scale.py --workdir /tmp/scale --slices 2,4 --per-category 5 --challenge-size 50
+    python scripts/bench_scale.py --workdir /data/scale --slices 100 --jobs train_dae
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ JOBS = (
     "sample_negatives",
     "train_als",
     "train_ncf",
+    "train_dae",
     "rank_candidates",
     "evaluate",
 )
@@ -174,7 +176,7 @@ def _tables(run_dir: Path, since: float) -> dict[str, Any]:
 def _command(job: str, config: Path, sets: list[str]) -> list[str]:
     flags = ["--config", str(config), *(a for s in sets for a in ("--set", s))]
     script = [sys.executable, str(ROOT / "jobs" / f"{job}.py"), *flags]
-    if job == "train_ncf":
+    if job in ("train_ncf", "train_dae"):
         return [str(Path(sys.executable).parent / "horovodrun"), "-np", "2", "-H", "localhost:2", "--gloo", *script]
     return script
 
@@ -303,7 +305,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", type=Path, required=True, help="kept between runs: finished jobs are not rerun")
     ap.add_argument("--slices", default="100,300,1000", help="comma-separated scales")
-    ap.add_argument("--jobs", default=",".join(JOBS), help="comma-separated jobs to run (in pipeline order)")
+    ap.add_argument(
+        "--jobs",
+        default=",".join(j for j in JOBS if j != "train_dae"),
+        help="comma-separated jobs to run (in pipeline order); train_dae only when named",
+    )
     ap.add_argument("--per-category", type=int, default=1000, help="validation and blend-training playlists")
     ap.add_argument("--challenge-size", type=int, default=10_000)
     ap.add_argument("--ncf-epochs", type=int, default=2, help="NCF epochs (each draws its own negatives)")

@@ -8,7 +8,8 @@
 #   scripts/run_local.sh --set synth.num_slices=5       # extra arguments go to every job
 #
 # Environment: MPD_DIR (real slice files), CHALLENGE (a challenge_set.json), RUN_DIR (outputs,
-# default runs/local), SYNTH_DIR (where synthetic slices go, default data/synth).
+# default runs/local), SYNTH_DIR (where synthetic slices go, default data/synth), WITH_DAE=1 (train
+# the playlist autoencoder too; rank with it by adding dae to rank.models: docs/dae.md).
 # Reruns skip every stage whose outputs are up to date.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -39,6 +40,10 @@ echo "== train_als: implicit ALS, best grid point by the blend-training challeng
 python jobs/train_als.py --set "paths.run_dir=$RUN_DIR" "$@"
 echo "== train_ncf: the NCF model of rank.ncf_model on two Horovod ranks (Gloo)"
 horovodrun -np 2 -H localhost:2 --gloo python jobs/train_ncf.py --set "paths.run_dir=$RUN_DIR" "$@"
+if [[ "${WITH_DAE:-0}" == 1 ]]; then  # with --set 'rank.models=[popularity,title,artist,cooc,als,dae]'
+  echo "== train_dae: the playlist autoencoder on two Horovod ranks (Gloo)"
+  horovodrun -np 2 -H localhost:2 --gloo python jobs/train_dae.py --set "paths.run_dir=$RUN_DIR" "$@"
+fi
 echo "== rank: validated submissions per source and for their learned blend (rank/final)"
 python jobs/rank_candidates.py --set "paths.run_dir=$RUN_DIR" "$@"
 echo "== evaluate: official metrics on the validation challenge"

@@ -309,6 +309,8 @@ class DaeConfig:
     sampling_beta: float  # those draws follow popularity ** beta (with the logQ correction)
     min_playlists: int  # tracks in fewer training playlists are outside the model (never input nor output)
     max_tracks: int  # and at most this many tracks, the most popular: bounds a rank's tables
+    title_min_playlists: int  # title words in at least this many training playlists are inputs too; 0 = no titles
+    title_only: float  # share of training playlists (with title words) shown by their title alone
     patience: int  # stop after this many epochs without a better `monitor`; 0 = never early
     monitor: str  # hr@10 | ndcg@10 | auc on the leave-one-out set
 
@@ -316,6 +318,8 @@ class DaeConfig:
         for key in ("hidden", "epochs", "batch_size", "sampled", "min_playlists", "max_tracks"):
             _require(getattr(self, key) >= 1, f"dae.{key}", "must be at least 1")
         _require(0 < self.keep <= 1, "dae.keep", "must be within (0, 1]")
+        _require(self.title_min_playlists >= 0, "dae.title_min_playlists", "must be >= 0")
+        _require(0 <= self.title_only < 1, "dae.title_only", "must be within [0, 1)")
         _require(self.lr > 0, "dae.lr", "must be > 0")
         _require(self.l2 >= 0, "dae.l2", "must be >= 0")
         _require(self.sampling_beta >= 0, "dae.sampling_beta", "must be >= 0")

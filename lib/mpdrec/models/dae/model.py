@@ -1,13 +1,16 @@
 """The multinomial denoising autoencoder over playlists (Mult-DAE: Liang et al., "Variational
 Autoencoders for Collaborative Filtering", WWW 2018), with a sampled softmax.
 
-A playlist is the set of its tracks x (vocabulary rows). Its code is h = tanh(E' x / |x|^1/2 + c):
-the L2-normalised input times the encoder table, read as a sum of the rows of its tracks (a lookup,
-not a product with a catalogue-wide vector). In training each input track is dropped with
-probability 1 - keep (the kept ones scaled by 1 / keep): the network learns to give back the whole
-playlist from part of it, which is what continuing a playlist asks. The decoder scores every track
-t as h . W_t + b_t, and the loss is the multinomial log-likelihood of the playlist's tracks under
-the softmax of those scores.
+A playlist is the set of its tracks and of its title's words x (encoder rows: the vocabulary's
+tracks, then the words: `data.TitleWords`). Its code is h = tanh(E' x / |x|^1/2 + c): the
+L2-normalised input times the encoder table, read as a sum of the rows of its inputs (a lookup, not
+a product with a catalogue-wide vector). In training each input is dropped with probability
+1 - keep (the kept ones scaled by 1 / keep), and some playlists are shown by their title alone
+(`data.Corruption`): the network learns to give back the whole playlist from part of it, or from
+its title, which is what continuing a playlist asks. The decoder scores every track t as
+h . W_t + b_t, and the loss is the multinomial log-likelihood of the playlist's tracks under the
+softmax of those scores (the hello world! team's autoencoder, second in the challenge, also read
+the title: through a character CNN blended into its decoder).
 
 The softmax over the whole catalogue costs batch x catalogue x hidden per step, and its gradient,
 which the ranks would allreduce, is a catalogue-wide table. Here a step's softmax covers the
@@ -27,14 +30,16 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from mpdrec.models.dae.data import input_weights
+
 INIT_SCALE = 0.1  # tables start at a tenth of Glorot's range: tanh starts unsaturated
 
 
 class PlaylistAutoencoder(tf.Module):
-    def __init__(self, tracks: int, hidden: int, seed: int) -> None:
+    def __init__(self, tracks: int, words: int, hidden: int, seed: int) -> None:
         super().__init__(name="dae")
         glorot = tf.keras.initializers.GlorotUniform(seed=seed)
-        self.encoder = tf.Variable(glorot((tracks, hidden)) * INIT_SCALE, name="encoder")
+        self.encoder = tf.Variable(glorot((tracks + words, hidden)) * INIT_SCALE, name="encoder")
         self.encoder_bias = tf.Variable(tf.zeros(hidden), name="encoder_bias")
         self.decoder = tf.Variable(tf.keras.initializers.GlorotUniform(seed=seed + 1)((tracks, hidden)) * INIT_SCALE)
         self.decoder_bias = tf.Variable(tf.zeros(tracks), name="decoder_bias")
@@ -44,19 +49,15 @@ class PlaylistAutoencoder(tf.Module):
         return [self.encoder, self.encoder_bias, self.decoder, self.decoder_bias]
 
     def encode(self, rows: tf.Tensor, segment: tf.Tensor, playlists: tf.Tensor, weight: tf.Tensor) -> tf.Tensor:
-        """The codes of `playlists` playlists from their rows (`segment`: each row's playlist) with
-        each row's input `weight` (dropout times 1 / keep, or 1), normalised by the playlist's length."""
-        ones = tf.ones_like(rows, tf.float32)
-        lengths = tf.math.unsorted_segment_sum(ones, segment, playlists)
-        scale = weight * tf.math.rsqrt(tf.maximum(tf.gather(lengths, segment), 1.0))
-        summed = tf.math.unsorted_segment_sum(tf.gather(self.encoder, rows) * scale[:, None], segment, playlists)
+        """The codes of `playlists` playlists from their encoder rows (`segment`: each row's
+        playlist) with each row's input `weight` (`data.input_weights`, dropped out in training)."""
+        summed = tf.math.unsorted_segment_sum(tf.gather(self.encoder, rows) * weight[:, None], segment, playlists)
         return tf.tanh(summed + self.encoder_bias)
 
-    def loss(self, step: dict[str, tf.Tensor], keep: float, l2: float) -> tf.Tensor:
+    def loss(self, step: dict[str, tf.Tensor], l2: float) -> tf.Tensor:
         """Negative multinomial log-likelihood per playlist over the step's columns (the batch's own
         tracks, then the sampled ones, logQ-corrected), plus L2 on the encoder rows read."""
-        weight = tf.cast(step["kept"], tf.float32) / keep
-        codes = self.encode(step["rows"], step["segment"], step["playlists"], weight)
+        codes = self.encode(step["inputs"], step["input_segment"], step["playlists"], step["weight"])
         columns = tf.concat([step["columns"], step["sampled"]], 0)
         correction = tf.concat([tf.zeros(tf.shape(step["columns"])), step["sampled_log_q"]], 0)
         logits = (
@@ -67,7 +68,7 @@ class PlaylistAutoencoder(tf.Module):
         log_p = tf.nn.log_softmax(logits)
         likelihood = tf.gather_nd(log_p, tf.stack([step["segment"], step["target"]], 1))
         playlists = tf.cast(step["playlists"], tf.float32)
-        penalty = 0.5 * l2 * tf.reduce_sum(tf.square(tf.gather(self.encoder, step["rows"])))
+        penalty = 0.5 * l2 * tf.reduce_sum(tf.square(tf.gather(self.encoder, step["inputs"])))
         return (penalty - tf.reduce_sum(likelihood)) / playlists
 
     def track_factors(self) -> np.ndarray:
@@ -75,12 +76,12 @@ class PlaylistAutoencoder(tf.Module):
         return np.column_stack([self.decoder.numpy(), self.decoder_bias.numpy()]).astype(np.float32)
 
     def playlist_factors(self, rows: np.ndarray, segment: np.ndarray, playlists: int) -> np.ndarray:
-        """(h, 1) of playlists given as rows and segments, nothing dropped."""
+        """(h, 1) of playlists given as encoder rows and segments, nothing dropped."""
         codes = self.encode(
             tf.constant(rows, tf.int32),
             tf.constant(segment, tf.int32),
             tf.constant(playlists, tf.int32),
-            tf.ones(len(rows)),
+            tf.constant(input_weights(segment, playlists)),
         ).numpy()
         return np.column_stack([codes, np.ones(playlists, np.float32)]).astype(np.float32)
 
@@ -89,12 +90,13 @@ def step_signature() -> dict[str, Any]:
     """The traced step's inputs (`data.Step`): one trace for every batch."""
     vector = lambda dtype: tf.TensorSpec([None], dtype)  # noqa: E731
     return {
-        "rows": vector(tf.int32),
+        "inputs": vector(tf.int32),
+        "input_segment": vector(tf.int32),
+        "weight": vector(tf.float32),
         "segment": vector(tf.int32),
+        "target": vector(tf.int32),
         "playlists": tf.TensorSpec([], tf.int32),
         "columns": vector(tf.int32),
-        "target": vector(tf.int32),
         "sampled": vector(tf.int32),
         "sampled_log_q": vector(tf.float32),
-        "kept": vector(tf.bool),
     }

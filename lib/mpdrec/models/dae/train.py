@@ -42,7 +42,15 @@ from mpdrec.io.paths import join, to_uri
 from mpdrec.io.stage import begin_stage, fingerprint, publish_stage, staging_uri, up_to_date
 from mpdrec.metrics.leave_one_out import METRICS, metric_sums, summarize
 from mpdrec.models.als import PLAYLIST_FACTORS, TRACK_FACTORS
-from mpdrec.models.dae.data import PlaylistRows, Vocabulary, epoch_steps, read_pairs, steps_per_epoch
+from mpdrec.models.dae.data import (
+    Corruption,
+    PlaylistRows,
+    TitleWords,
+    Vocabulary,
+    epoch_steps,
+    read_pairs,
+    steps_per_epoch,
+)
 from mpdrec.models.horovod_rank import duration, setup_devices, weights_digest
 from mpdrec.models.leave_one_out import LeaveOneOut, leave_one_out_files, leave_one_out_uri, read_leave_one_out
 from mpdrec.models.ncf.artifacts import (
@@ -123,12 +131,17 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
     playlist_idx, track_idx = read_pairs(data.rank_files(rank, size))
     popularity = allsum(np.bincount(track_idx, minlength=data.num_tracks).astype(np.float64))
     vocabulary = Vocabulary.of(popularity, d.min_playlists, d.max_tracks, d.sampling_beta)
-    playlists = PlaylistRows.of(playlist_idx, track_idx, vocabulary)
+    titles = (
+        TitleWords.read(join(run_dir, "interactions", "playlist_ids"), d.title_min_playlists)
+        if d.title_min_playlists
+        else TitleWords.none()
+    )
+    playlists = PlaylistRows.of(playlist_idx, track_idx, vocabulary, titles)
     del playlist_idx, track_idx
     steps = steps_per_epoch(hvd.allgather_object(len(playlists)), d.batch_size)
 
     tf.random.set_seed(cfg.seed)
-    model = PlaylistAutoencoder(len(vocabulary), d.hidden, cfg.seed)
+    model = PlaylistAutoencoder(len(vocabulary), titles.count, d.hidden, cfg.seed)
     optimizer = LazyAdam(model.weights(), d.lr)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
     state: dict[str, Any] = {
@@ -155,7 +168,7 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
     @tf.function(input_signature=[step_signature()])
     def train_step(batch: dict[str, tf.Tensor]) -> tf.Tensor:
         with tf.GradientTape() as tape:
-            loss = model.loss(batch, d.keep, d.l2)
+            loss = model.loss(batch, d.l2)
         optimizer.apply(hvd.DistributedGradientTape(tape).gradient(loss, variables), variables)
         return loss
 
@@ -163,7 +176,8 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
         return summarize(allsum(metric_sums(_loo_scores(model, loo, mine, playlists, vocabulary))))
 
     say(
-        f"dae: {size} rank(s), {device}; {len(vocabulary):,} tracks in the vocabulary (of {data.num_tracks:,}), "
+        f"dae: {size} rank(s), {device}; {len(vocabulary):,} tracks in the vocabulary (of {data.num_tracks:,}) "
+        f"and {titles.count:,} title words, "
         f"{sum(hvd.allgather_object(len(playlists))):,} training playlists, {steps:,} steps an epoch; "
         f"{len(loo.playlists):,} leave-one-out playlists; popularity on the same candidates: "
         + "  ".join(f"{k} {baseline[k]:.4f}" for k in METRICS),
@@ -174,7 +188,8 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
         wall = last_note = time.perf_counter()
         loss_sum = 0.0
         seed = (cfg.seed, epoch, rank)
-        for i, step in enumerate(epoch_steps(playlists, vocabulary, steps, d.batch_size, d.sampled, d.keep, seed)):
+        corruption = Corruption(d.keep, d.title_only)
+        for i, step in enumerate(epoch_steps(playlists, vocabulary, steps, d.batch_size, d.sampled, corruption, seed)):
             loss_sum += float(train_step(dataclasses.asdict(step)))
             now = time.perf_counter()
             if rank == 0 and now - last_note >= PROGRESS_EVERY_S:
@@ -230,7 +245,7 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
         restore_checkpoint(
             tf.train.Checkpoint(model=model), join(checkpoints, f"epoch-{state['best_epoch']:04d}"), partial=True
         )
-    queries = _export(model, vocabulary, run_dir, staging, state, baseline, size)
+    queries = _export(model, vocabulary, titles, run_dir, staging, state, baseline, size)
     best = state["history"][state["best_epoch"] - 1]
     body = {
         "hidden": d.hidden,
@@ -238,6 +253,7 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
         "device": device,
         "num_tracks": data.num_tracks,
         "vocabulary": len(vocabulary),
+        "title_words": titles.count,
         "query_playlists": queries,
         "epochs_run": len(state["history"]),
         "early_stopped": state["stopped"],
@@ -282,13 +298,13 @@ def _loo_scores(
 def _codes(model: Any, playlists: PlaylistRows, which: np.ndarray) -> np.ndarray:
     """(h, 1) of `playlists`' members `which` (-1: a playlist without input)."""
     present = np.flatnonzero(which >= 0)
-    rows, segment = playlists.batch(which[present])
+    rows, segment, _ = playlists.inputs(which[present])
     return model.playlist_factors(rows, present.astype(np.int32)[segment], len(which))
 
 
-def _query_playlists(run_dir: str, vocabulary: Vocabulary) -> PlaylistRows:
-    """The playlists the rank stage ranks (every kind but the training MPD's), with their
-    interactions: their seeds."""
+def _query_playlists(run_dir: str, vocabulary: Vocabulary, titles: TitleWords) -> PlaylistRows:
+    """The playlists the rank stage ranks (every kind but the training MPD's) that have an input:
+    seeds (their interactions) or title words."""
     fs, path = resolve(join(run_dir, "interactions", "playlist_ids"))
     ids = ds.dataset(path, filesystem=fs, format="parquet").to_table(
         columns=["playlist_idx"], filter=ds.field("kind") != "mpd"
@@ -298,9 +314,14 @@ def _query_playlists(run_dir: str, vocabulary: Vocabulary) -> PlaylistRows:
     pairs = ds.dataset(path, filesystem=fs, format="parquet").to_table(
         columns=["playlist_idx", "track_idx"], filter=ds.field("playlist_idx").isin(wanted)
     )
-    return PlaylistRows.of(
-        pairs.column(0).to_numpy().astype(np.int64), pairs.column(1).to_numpy().astype(np.int64), vocabulary
+    queries = PlaylistRows.of(
+        pairs.column(0).to_numpy().astype(np.int64),
+        pairs.column(1).to_numpy().astype(np.int64),
+        vocabulary,
+        titles,
+        also=np.asarray(wanted),
     )
+    return queries.subset(np.flatnonzero((np.diff(queries.starts) > 0) | (np.diff(queries.word_starts) > 0)))
 
 
 def _write_factors(ids: np.ndarray, id_column: str, factors: Any, count: int, path: str) -> None:
@@ -320,6 +341,7 @@ def _write_factors(ids: np.ndarray, id_column: str, factors: Any, count: int, pa
 def _export(
     model: Any,
     vocabulary: Vocabulary,
+    titles: TitleWords,
     run_dir: str,
     staging: str,
     state: dict[str, Any],
@@ -327,7 +349,7 @@ def _export(
     size: int,
 ) -> int:
     """Write the factors, history.json and history.png to staging; the number of query playlists encoded."""
-    queries = _query_playlists(run_dir, vocabulary)
+    queries = _query_playlists(run_dir, vocabulary, titles)
     tracks = model.track_factors()
     with tempfile.TemporaryDirectory() as tmp:
         for name in (TRACK_FACTORS, PLAYLIST_FACTORS):
