@@ -5,8 +5,9 @@ For each of `--slices` (default 100, 300, 1000): a synthetic MPD of that many sl
 set of `--challenge-size` playlists, then every job as a user runs it, in its own process and
 SparkSession (local mode, `--driver-memory` and `spark.local.dir` under the workdir): synth_mpd,
 ingest_mpd, build_interactions, sample_negatives, train_als, train_ncf and train_dae (horovodrun, two
-Gloo ranks; train_dae only when asked for with --jobs), rank_candidates (the NCF model's scores ranked too) and evaluate. The validation and blend-training
-challenges have `--per-category` playlists per category at every scale, so that the growth between
+Gloo ranks; train_dae only when asked for with --jobs), rank_candidates (the NCF model's scores
+ranked too) and evaluate. The validation and blend-training challenges have `--per-category`
+playlists per category at every scale, so that the growth between
 scales is the data's, not the queries'.
 
 Per job: seconds; peak resident memory of the JVM, of the job's own Python process (the driver;

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, make_config, python_env
-from mpdrec.models.dae.data import PlaylistRows, Vocabulary, epoch_steps, steps_per_epoch
+from mpdrec.models.dae.data import Corruption, PlaylistRows, TitleWords, Vocabulary, epoch_steps, steps_per_epoch
 
 TRAIN = [sys.executable, str(ROOT / "jobs" / "train_dae.py")]
 TRAIN_ON_TWO_RANKS = [  # the main job's launch: two Gloo ranks on this machine
@@ -105,7 +105,7 @@ def test_two_ranks_train_in_sync_and_rank0_writes_the_best_epoch(run_dir, traine
 
 def test_exported_factors_are_the_vocabulary_and_the_query_playlists(spark, run_dir, trained):
     """track_factors: every track of the vocabulary, (W_t, b_t); playlist_factors: every query
-    playlist with seeds (not the training MPD's), (h, 1) with |h| < 1 (tanh)."""
+    playlist (not the training MPD's) with seeds or title words, (h, 1) with |h| < 1 (tanh)."""
     from pyspark.sql import functions as F
 
     manifest = json.loads((run_dir / "dae" / "_manifest.json").read_text())
@@ -115,11 +115,13 @@ def test_exported_factors_are_the_vocabulary_and_the_query_playlists(spark, run_
     assert {len(f) for f in tracks["features"]} == {33}
     interactions = spark.read.parquet(str(run_dir / "interactions" / "data"))
     ids = spark.read.parquet(str(run_dir / "interactions" / "playlist_ids"))
-    queries = {
-        r.playlist_idx
-        for r in ids.where(F.col("kind") != "mpd").join(interactions, "playlist_idx", "left_semi").collect()
-    }
-    assert set(playlists["playlist_idx"]) == queries and len(queries) == manifest["query_playlists"] > 0
+    queries = ids.where(F.col("kind") != "mpd")
+    with_seeds = {r.playlist_idx for r in queries.join(interactions, "playlist_idx", "left_semi").collect()}
+    exported = set(playlists["playlist_idx"])
+    assert with_seeds < exported and len(exported) == manifest["query_playlists"]  # and title-only ones
+    assert manifest["title_words"] > 0
+    titled = {r.playlist_idx for r in queries.where(F.length("name_norm") > 0).collect()}
+    assert exported - with_seeds <= titled
     codes = np.stack(playlists["features"].to_numpy())
     assert codes.shape[1] == 33 and np.all(codes[:, -1] == 1.0) and np.abs(codes[:, :-1]).max() < 1.0
 
@@ -222,61 +224,116 @@ def test_vocabulary_keeps_tracks_in_enough_playlists_and_samples_by_popularity()
     assert capped.tracks.tolist() == [0, 3]  # the two most popular; track 0 before 4 at equal counts
 
 
-def test_playlists_drop_tracks_outside_the_vocabulary_and_batch_whole():
-    rows = PlaylistRows.of(np.array([7, 5, 7, 5, 9]), np.array([3, 0, 1, 4, 1]), _vocabulary())
+def _titles(tmp_path: Path) -> TitleWords:
+    """Titles of playlists 5, 7, 9 (training) and 11 (a query): "rock" is in two training titles."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "playlist_ids").mkdir()
+    pq.write_table(
+        pa.table(
+            {
+                "playlist_idx": [9, 5, 7, 11],
+                "name_norm": ["rock", "rock party", "chill", "rock chill"],
+                "kind": ["mpd", "mpd", "mpd", "validation"],
+            }
+        ),
+        tmp_path / "playlist_ids" / "part-0.parquet",
+    )
+    return TitleWords.read(str(tmp_path / "playlist_ids"), min_playlists=2)
+
+
+def test_title_words_in_enough_training_playlists_are_inputs(tmp_path):
+    titles = _titles(tmp_path)
+    assert titles.count == 1  # "rock" (5 and 9); "chill" is in one training title, "party" in one
+    starts, words = titles.of(np.array([5, 7, 11, 12]))
+    assert starts.tolist() == [0, 1, 1, 2, 2] and words.tolist() == [0, 0]  # 11 is a query: its words count
+    assert TitleWords.read(str(tmp_path / "playlist_ids"), min_playlists=0).count == 0
+
+
+def test_playlists_drop_tracks_outside_the_vocabulary_and_batch_whole(tmp_path):
+    titles = _titles(tmp_path)
+    rows = PlaylistRows.of(np.array([7, 5, 7, 5, 9]), np.array([3, 0, 1, 4, 1]), _vocabulary(), titles)
     assert rows.ids.tolist() == [5, 7] and len(rows) == 2  # playlist 9 has only track 1: out
     got, segment = rows.batch(np.array([1, 0]))
     assert got.tolist() == [1, 0, 2] and segment.tolist() == [0, 1, 1]  # 7: track 3; 5: tracks 0, 4
+    inputs, input_segment, is_track = rows.inputs(np.array([1, 0]))
+    assert inputs.tolist() == [1, 0, 2, 3] and input_segment.tolist() == [0, 1, 1, 1]  # 5's "rock": row 3 + 0
+    assert is_track.tolist() == [True, True, True, False]
+    queries = PlaylistRows.of(np.array([5]), np.array([0]), _vocabulary(), titles, also=np.array([11, 12]))
+    assert queries.ids.tolist() == [5, 11, 12] and np.diff(queries.word_starts).tolist() == [1, 1, 0]
+    assert queries.subset(np.array([0, 1])).inputs(np.array([1]))[0].tolist() == [3]  # 11: its title alone
 
 
 def test_epoch_steps_see_every_playlist_draw_only_negatives_and_repeat_by_seed():
     v = Vocabulary.of(np.full(50, 3.0), 1, 50, 0.75)
     rng = np.random.default_rng(1)
     playlist_idx = np.repeat(np.arange(10), 4)
-    rows = PlaylistRows.of(playlist_idx, rng.integers(0, 50, 40), v)
+    rows = PlaylistRows.of(playlist_idx, rng.integers(0, 50, 40), v, TitleWords.none())
     steps = steps_per_epoch([len(rows), 7], 3)
     assert steps == 4
-    first = list(epoch_steps(rows, v, steps, 3, 20, 0.5, (1, 0, 0)))
+    corruption = Corruption(keep=0.5, title_only=0.0)
+    first = list(epoch_steps(rows, v, steps, 3, 20, corruption, (1, 0, 0)))
     assert len(first) == 4 and all(s.playlists == 3 for s in first)
-    seen = {int(r) for s in first for r in s.rows}
+    seen = {int(r) for s in first for r in s.inputs}
     assert seen == set(rows.rows.tolist())  # 12 batch places for 10 playlists: every one at least once
     for s in first:
-        assert np.array_equal(s.columns[s.target], s.rows) and not np.isin(s.sampled, s.columns).any()
+        assert np.array_equal(s.columns[s.target], s.inputs) and not np.isin(s.sampled, s.columns).any()
         assert s.sampled_log_q == pytest.approx(np.log(20 / 50) * np.ones(len(s.sampled)))
-    again = list(epoch_steps(rows, v, steps, 3, 20, 0.5, (1, 0, 0)))
-    assert all(np.array_equal(a.rows, b.rows) and np.array_equal(a.kept, b.kept) for a, b in zip(first, again))
-    other = list(epoch_steps(rows, v, steps, 3, 20, 0.5, (1, 1, 0)))
-    assert any(not np.array_equal(a.rows, b.rows) for a, b in zip(first, other))
+        lengths = np.bincount(s.input_segment)[s.input_segment]
+        assert set(np.round(s.weight * np.sqrt(lengths), 6)) <= {0.0, 2.0}  # dropped, or kept / keep
+    again = list(epoch_steps(rows, v, steps, 3, 20, corruption, (1, 0, 0)))
+    assert all(np.array_equal(a.inputs, b.inputs) and np.array_equal(a.weight, b.weight) for a, b in zip(first, again))
+    other = list(epoch_steps(rows, v, steps, 3, 20, corruption, (1, 1, 0)))
+    assert any(not np.array_equal(a.inputs, b.inputs) for a, b in zip(first, other))
+
+
+def test_title_only_playlists_are_encoded_from_their_words_alone(tmp_path):
+    """Shown by title alone (title_only 1.0 here), a playlist's tracks weigh 0 and its words
+    1 / |words|^1/2, as a title-only query is encoded; its tracks are still the targets."""
+    v, titles = _vocabulary(), _titles(tmp_path)
+    rows = PlaylistRows.of(np.array([5, 5, 7]), np.array([0, 4, 3]), v, titles)
+    (step,) = epoch_steps(rows, v, 1, 2, 4, Corruption(keep=0.5, title_only=0.999999), (1, 0, 0))
+    by_row = dict(zip(zip(step.input_segment.tolist(), step.inputs.tolist()), step.weight.tolist()))
+    at = {5: int(step.input_segment[step.inputs == 0][0]), 7: int(step.input_segment[step.inputs == 1][0])}
+    assert by_row[(at[5], 3)] == pytest.approx(1.0)  # 5's one word, alone
+    assert by_row[(at[5], 0)] == by_row[(at[5], 2)] == 0.0  # its tracks: not shown
+    assert by_row[(at[7], 1)] in (0.0, pytest.approx(2.0))  # 7 has no title word: its track, dropped out or kept
+    assert sorted(step.columns[step.target].tolist()) == [0, 1, 2]  # every track is still a target
 
 
 def test_loss_is_the_multinomial_likelihood_when_every_track_is_a_column():
     """No sampled columns and every track among the batch's: the loss is the full softmax's negative
-    log-likelihood per playlist (here, with nothing dropped and no L2), computed again in numpy."""
+    log-likelihood per playlist (here with a title word as an input, nothing dropped and no L2),
+    computed again in numpy."""
     import tensorflow as tf
 
+    from mpdrec.models.dae.data import input_weights
     from mpdrec.models.dae.model import PlaylistAutoencoder
 
-    model = PlaylistAutoencoder(tracks=4, hidden=3, seed=2)
+    model = PlaylistAutoencoder(tracks=4, words=1, hidden=3, seed=2)
     rows, segment = np.array([0, 2, 1, 3], np.int32), np.array([0, 0, 1, 1], np.int32)
+    inputs, input_segment = np.r_[rows, 4].astype(np.int32), np.r_[segment, 1].astype(np.int32)  # word: playlist 1
     columns, target = np.unique(rows, return_inverse=True)
     batch = {
-        "rows": tf.constant(rows),
+        "inputs": tf.constant(inputs),
+        "input_segment": tf.constant(input_segment),
+        "weight": tf.constant(input_weights(input_segment, 2)),
         "segment": tf.constant(segment),
+        "target": tf.constant(target.astype(np.int32)),
         "playlists": tf.constant(2),
         "columns": tf.constant(columns.astype(np.int32)),
-        "target": tf.constant(target.astype(np.int32)),
         "sampled": tf.zeros([0], tf.int32),
         "sampled_log_q": tf.zeros([0], tf.float32),
-        "kept": tf.ones([4], tf.bool),
     }
-    loss = float(model.loss(batch, keep=1.0, l2=0.0))
+    loss = float(model.loss(batch, l2=0.0))
     e, c, w, b = (v.numpy() for v in model.weights())
-    x = np.zeros((2, 4))
-    x[segment, rows] = 1.0
+    x = np.zeros((2, 5))
+    x[input_segment, inputs] = 1.0
     h = np.tanh((x / np.sqrt(x.sum(1, keepdims=True))) @ e + c)
     logits = h @ w.T + b
     log_p = logits - np.log(np.exp(logits).sum(1, keepdims=True))
-    assert loss == pytest.approx(-(x * log_p).sum() / 2, rel=1e-5)
+    assert loss == pytest.approx(-(x[:, :4] * log_p).sum() / 2, rel=1e-5)
 
 
 def test_lazy_adam_is_adam_where_every_row_moves_and_leaves_other_rows_alone():
