@@ -18,8 +18,9 @@ of `implicit` and the best single source on R-precision and NDCG on the real sam
 single source on both with the synthetic data; the NCF model's leave-one-out HR@10 >= popularity's
 + 0.08 on the real sample. Printed beside them: ALS on the same leave-one-out candidates, and final
 minus final_without_ncf (what the NCF score adds to the blend). Issue 34's, with `dae` among the
-sources: the autoencoder's leave-one-out HR@10 above ALS's, and final minus final_without_dae at
-least +0.005 on both metrics with its interval above 0 on the real sample.
+sources: the autoencoder's leave-one-out HR@10 above ALS's, final minus final_without_dae at
+least +0.005 on both metrics with its interval above 0 on the real sample, and the autoencoder above
+the title source on the title-only playlists (printed with its interval).
 
     python scripts/bench_quality.py --workdir /tmp/bench_quality                       # real and synthetic
     python scripts/bench_quality.py --workdir /tmp/bq --data real --set rank.blend.method=gbt
@@ -180,6 +181,25 @@ def implicit_baseline(spark: Any, cfg: Any, run_dir: Path, work: Path) -> tuple[
     return summary, per_playlist
 
 
+def _title_only_difference(spark: Any, truth: Any, run_dir: Path, seed: int) -> dict[str, Any]:
+    """The autoencoder's submission minus the title source's on the title-only playlists (category 1)
+    of the validation challenge, per metric, with a paired bootstrap interval."""
+    from mpdrec.metrics.bootstrap import paired_difference
+
+    title_only = set(truth.categories.loc[truth.categories["category"] == 1, "pid"])
+    scores = {
+        m: truth.submission_scores(spark, str(run_dir / "rank" / m / "submission.csv")).set_index("pid")
+        for m in ("dae", "title")
+    }
+    pids = sorted(title_only & set(scores["dae"].index) & set(scores["title"].index))
+    return {
+        metric: paired_difference(
+            scores["dae"].loc[pids, metric].to_numpy(), scores["title"].loc[pids, metric].to_numpy(), seed
+        )
+        for metric in ("r_precision", "ndcg")
+    }
+
+
 def measure(name: str, mpd: Path, work: Path, sets: list[str]) -> dict[str, Any]:
     from mpdrec.config import SparkConfig, load_config
     from mpdrec.lists.assemble import FINAL, blend_variants
@@ -197,9 +217,9 @@ def measure(name: str, mpd: Path, work: Path, sets: list[str]) -> dict[str, Any]
     started = time.perf_counter()
     implicit, implicit_scores = implicit_baseline(spark, cfg, run_dir, work / name)
     seconds["implicit"] = round(time.perf_counter() - started, 1)
-    final = ValidationTruth.load(spark, str(run_dir)).submission_scores(
-        spark, str(run_dir / "rank" / FINAL / "submission.csv")
-    )
+    truth = ValidationTruth.load(spark, str(run_dir))
+    final = truth.submission_scores(spark, str(run_dir / "rank" / FINAL / "submission.csv"))
+    title_only = _title_only_difference(spark, truth, run_dir, cfg.seed) if "dae" in cfg.rank.models else None
     spark.stop()
     models = {m: {k: round(v["overall"][k], 4) for k in METRICS} for m, v in report["models"].items()}
     sources = {m: v for m, v in models.items() if m != FINAL and m not in blend_variants(cfg.rank)}
@@ -227,6 +247,8 @@ def measure(name: str, mpd: Path, work: Path, sets: list[str]) -> dict[str, Any]
         out["ncf_minus_popularity_hr@10"] = round(loo[cfg.rank.ncf_model]["hr@10"] - loo["popularity"]["hr@10"], 4)
     if "dae" in loo and "als" in loo:
         out["dae_minus_als_hr@10"] = round(loo["dae"]["hr@10"] - loo["als"]["hr@10"], 4)
+    if title_only is not None:
+        out["dae_minus_title_on_title_only"] = title_only
     return out
 
 
