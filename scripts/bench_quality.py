@@ -25,7 +25,8 @@ the title source on the title-only playlists (printed with its interval).
     python scripts/bench_quality.py --workdir /tmp/bench_quality                       # real and synthetic
     python scripts/bench_quality.py --workdir /tmp/bq --data real --set rank.blend.method=gbt
     python scripts/bench_quality.py --workdir /tmp/bq --data real --set rank.ncf_model=null   # no NCF
-    python scripts/bench_quality.py --workdir /tmp/bq --set 'rank.models=[popularity,title,artist,cooc,als,dae]'
+    python scripts/bench_quality.py --workdir /tmp/bq_dae --baseline-workdir /tmp/bq \
+        --set 'rank.models=[popularity,title,artist,cooc,als,dae]'       # with the autoencoder, against the default
 """
 
 from __future__ import annotations
@@ -200,7 +201,7 @@ def _title_only_difference(spark: Any, truth: Any, run_dir: Path, seed: int) -> 
     }
 
 
-def measure(name: str, mpd: Path, work: Path, sets: list[str]) -> dict[str, Any]:
+def measure(name: str, mpd: Path, work: Path, sets: list[str], baseline: Path | None = None) -> dict[str, Any]:
     from mpdrec.config import SparkConfig, load_config
     from mpdrec.lists.assemble import FINAL, blend_variants
     from mpdrec.lists.scoring import ValidationTruth
@@ -220,6 +221,11 @@ def measure(name: str, mpd: Path, work: Path, sets: list[str]) -> dict[str, Any]
     truth = ValidationTruth.load(spark, str(run_dir))
     final = truth.submission_scores(spark, str(run_dir / "rank" / FINAL / "submission.csv"))
     title_only = _title_only_difference(spark, truth, run_dir, cfg.seed) if "dae" in cfg.rank.models else None
+    other = (
+        truth.submission_scores(spark, str(baseline / name / "run" / "rank" / FINAL / "submission.csv"))
+        if baseline
+        else None
+    )
     spark.stop()
     models = {m: {k: round(v["overall"][k], 4) for k in METRICS} for m, v in report["models"].items()}
     sources = {m: v for m, v in models.items() if m != FINAL and m not in blend_variants(cfg.rank)}
@@ -249,6 +255,13 @@ def measure(name: str, mpd: Path, work: Path, sets: list[str]) -> dict[str, Any]
         out["dae_minus_als_hr@10"] = round(loo["dae"]["hr@10"] - loo["als"]["hr@10"], 4)
     if title_only is not None:
         out["dae_minus_title_on_title_only"] = title_only
+    if other is not None:  # the same validation challenge (the same data and seed): paired by playlist
+        mine, theirs = final.set_index("pid").sort_index(), other.set_index("pid").sort_index()
+        if list(mine.index) != list(theirs.index):
+            raise SystemExit(f"--baseline-workdir {baseline}: another validation challenge than this run's")
+        out["final_minus_baseline_final"] = {
+            m: paired_difference(mine[m].to_numpy(), theirs[m].to_numpy(), cfg.seed) for m in ("r_precision", "ndcg")
+        }
     return out
 
 
@@ -257,6 +270,11 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, required=True, help="kept between runs: finished stages are reused")
     ap.add_argument("--data", choices=["real", "synthetic", "both"], default="both")
     ap.add_argument("--slices", type=int, default=20, help="synthetic MPD size (run_local.sh's default)")
+    ap.add_argument(
+        "--baseline-workdir",
+        type=Path,
+        help="another run of this bench on the same data (say, the default config): final minus its final, paired",
+    )
     ap.add_argument("--real-per-category", type=int, default=50, help="validation playlists per category, real sample")
     ap.add_argument(
         "--set",
@@ -272,12 +290,16 @@ def main() -> None:
         if not REAL_SAMPLE.is_dir():
             raise SystemExit(f"{REAL_SAMPLE} is missing: the real sample lives in ../shared/real-sample")
         results["real"] = measure(
-            "real", REAL_SAMPLE, args.workdir, [f"validation.per_category={args.real_per_category}", *args.overrides]
+            "real",
+            REAL_SAMPLE,
+            args.workdir,
+            [f"validation.per_category={args.real_per_category}", *args.overrides],
+            args.baseline_workdir,
         )
     if args.data in ("synthetic", "both"):
         mpd = args.workdir / f"mpd{args.slices}"
         _job("synth_mpd", [f"synth.num_slices={args.slices}", f"synth.out_dir={mpd}"])
-        results["synthetic"] = measure("synthetic", mpd, args.workdir, args.overrides)
+        results["synthetic"] = measure("synthetic", mpd, args.workdir, args.overrides, args.baseline_workdir)
     print(json.dumps(results, indent=1))
 
 

@@ -19,7 +19,7 @@ from mpdrec.rank.seed_features import (
     Scratch,
     artist_postings,
     cooc_shares,
-    with_als_dot,
+    with_factor_dot,
     with_seed_cooc,
 )
 
@@ -150,7 +150,7 @@ def test_als_dot_scores_every_candidate(spark):
         0,
     )
     rows = spark.createDataFrame([(1, 5), (1, 6), (1, 7), (2, 5)], "pid long, track_idx int")
-    dots = with_als_dot(FeatureRows(rows), queries, factors, spark.sparkContext.broadcast).to_frame()
+    dots = with_factor_dot(FeatureRows(rows), queries, factors, spark.sparkContext.broadcast).to_frame()
     got = {(r.pid, r.track_idx): r.als_dot for r in dots.collect()}
     # 7 has no factors, pid 2 (title only) none either: 0
     assert got == {(1, 5): pytest.approx(1.0), (1, 6): pytest.approx(1.5), (1, 7): 0.0, (2, 5): 0.0}
@@ -173,7 +173,7 @@ def test_als_dot_takes_the_known_dot_and_computes_the_rest(spark):
     )
     # only tracks 6's and 7's factors are looked up: 5's dot is known (a wrong value here, to tell
     # the two apart); 7's is not known, and 7 has no factors
-    dots = with_als_dot(
+    dots = with_factor_dot(
         FeatureRows(rows),
         queries,
         factors,

@@ -32,7 +32,7 @@ from mpdrec.config import BlendConfig
 from mpdrec.lists.inputs import Queries, RankingData
 from mpdrec.models import als
 from mpdrec.rank.feature_rows import Columns, FeatureRows
-from mpdrec.rank.seed_features import SEED_FEATURES, KnownDot, with_als_dot, with_seed_cooc
+from mpdrec.rank.seed_features import SEED_FEATURES, KnownDot, with_factor_dot, with_seed_cooc
 from mpdrec.sorted_groups import top_per_group
 from mpdrec.spark import fit_partitions, fixed_layout
 
@@ -122,7 +122,7 @@ def with_features(
     features = FeatureRows(rows)
     for name, source_factors in sorted((factors or {}).items()):
         # a source's own candidates carry the dot as their score: it is computed for the others only
-        features = with_als_dot(
+        features = with_factor_dot(
             features,
             queries,
             source_factors,

@@ -18,7 +18,8 @@ source proposed it:
   it helped the ranker on the real sample, where ALS factor similarities of the seeds and the
   candidate added nothing beyond `als_dot` (docs/quality.md). `artist_popularity` (log of the artist's
   playlists) goes with it;
-* `als_dot`: the ALS factors' score for every candidate, not just ALS's own top list.
+* `als_dot` (`dae_dot`): the ALS factors' (the autoencoder's) score for every candidate, not just
+  the source's own top list.
 
 Seedless (title-only) queries get 0 for all but `artist_popularity`. Counts are made per query in
 numpy, a step of the feature rows' Arrow pass (`mpdrec.rank.feature_rows`), from broadcast CSR
@@ -230,7 +231,7 @@ def with_seed_cooc(rows: FeatureRows, queries: Queries, data: RankingData, max_p
     )
 
 
-def with_als_dot(
+def with_factor_dot(
     rows: FeatureRows,
     queries: Queries,
     factors: als.Factors,
@@ -262,7 +263,7 @@ def with_als_dot(
             ),
         }
     )
-    return rows.then(ColumnStep((StructField(column, DoubleType(), False),), _als_dot(lookups, known, column)))
+    return rows.then(ColumnStep((StructField(column, DoubleType(), False),), _factor_dot(lookups, known, column)))
 
 
 @dataclass(frozen=True)
@@ -275,7 +276,7 @@ class KnownDot:
     depth: int
 
 
-def _als_dot(lookups: Broadcast, known: KnownDot | None, column: str) -> Callable[[], BatchFunction]:
+def _factor_dot(lookups: Broadcast, known: KnownDot | None, column: str) -> Callable[[], BatchFunction]:
     def bind() -> BatchFunction:
         playlists, tracks = lookups.value["playlists"], lookups.value["tracks"]
 

@@ -15,8 +15,9 @@ each with a `*_recommendations` Parquet copy with scores; `final/blend_model` (t
 pipeline, when one was fitted). With an NCF model, its score is a feature of final's re-ranker when
 rank.blend.ncf_feature is set, and rank.blend.compare_ncf fits the other blend on the same rows:
 `final_with_ncf` (or `final_without_ncf`), validation challenge only, what the report compares
-final with to show what the NCF score adds. The manifest holds per-step timings, the candidates'
-recall by source and the blends' weights.
+final with to show what the NCF score adds. With the autoencoder among rank.models (`dae`),
+rank.blend.compare_dae fits `final_without_dae` likewise (`mpdrec.rank.blend.Blend`). The manifest
+holds per-step timings, the candidates' recall by source and the blends' weights.
 """
 
 from __future__ import annotations
