@@ -67,3 +67,43 @@ def python_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYSPARK_PYTHON"] = sys.executable
     return env
+
+
+def negatives_run(spark, synth_dir: Path, out: Path) -> Path:
+    """`out` as a run directory with ingest, validation, interactions and negatives of the small
+    synthetic MPD (positives in 4 shards, 300 leave-one-out playlists): what the Horovod-trained
+    models read."""
+    from mpdrec.etl.ingest import run_ingest
+    from mpdrec.etl.stages import run_interactions, run_negatives, run_validation
+
+    cfg = make_config(
+        [
+            f"paths.mpd={synth_dir}",
+            f"paths.run_dir={out}",
+            "paths.challenge=",
+            "negatives.shards=4",
+            "negatives.eval_playlists=300",
+        ]
+    )
+    for stage in (run_ingest, run_validation, run_interactions, run_negatives):
+        stage(spark, cfg)
+    return out
+
+
+def horovod_env() -> dict[str, str]:
+    """A training job's environment: this interpreter, TensorFlow quiet, no GPU."""
+    return {**python_env(), "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+
+
+def files_under(d: Path) -> set[str]:
+    return {str(p.relative_to(d)) for p in d.rglob("*") if p.is_file()}
+
+
+def rank_digests(stdout: str) -> dict[int, str]:
+    """Each Horovod rank's `rank r/size weights sha256 x` line."""
+    found = {}
+    for line in stdout.splitlines():
+        if "weights sha256" in line:
+            words = line.split()
+            found[int(words[words.index("rank") + 1].split("/")[0])] = words[-1]
+    return found

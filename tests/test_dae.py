@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, make_config, python_env
+from conftest import ROOT, files_under, horovod_env, make_config, negatives_run, rank_digests
 from mpdrec.models.dae.data import Corruption, PlaylistRows, TitleWords, Vocabulary, epoch_steps, steps_per_epoch
 
 TRAIN = [sys.executable, str(ROOT / "jobs" / "train_dae.py")]
@@ -35,62 +35,28 @@ OUTPUTS = {
 
 @pytest.fixture(scope="module")
 def run_dir(spark, synth_dir, tmp_path_factory) -> Path:
-    """Ingest, validation, interactions and negatives (positives in 4 shards, 300 leave-one-out playlists)."""
-    from mpdrec.etl.ingest import run_ingest
-    from mpdrec.etl.stages import run_interactions, run_negatives, run_validation
-
-    out = tmp_path_factory.mktemp("dae_run")
-    cfg = make_config(
-        [
-            f"paths.mpd={synth_dir}",
-            f"paths.run_dir={out}",
-            "paths.challenge=",
-            "negatives.shards=4",
-            "negatives.eval_playlists=300",
-        ]
-    )
-    for stage in (run_ingest, run_validation, run_interactions, run_negatives):
-        stage(spark, cfg)
-    return out
-
-
-def _env() -> dict[str, str]:
-    return {**python_env(), "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    return negatives_run(spark, synth_dir, tmp_path_factory.mktemp("dae_run"))
 
 
 def _sets(run_dir: Path, extra: list[str]) -> list[str]:
     return [arg for s in [f"paths.run_dir={run_dir}", *SMALL, *extra] for arg in ("--set", s)]
 
 
-def _files(d: Path) -> set[str]:
-    return {str(p.relative_to(d)) for p in d.rglob("*") if p.is_file()}
-
-
-def _digests(stdout: str) -> dict[int, str]:
-    """Each rank's `rank r/size weights sha256 x` line."""
-    found = {}
-    for line in stdout.splitlines():
-        if "weights sha256" in line:
-            words = line.split()
-            found[int(words[words.index("rank") + 1].split("/")[0])] = words[-1]
-    return found
-
-
 @pytest.fixture(scope="module")
 def trained(run_dir):
     cmd = [*TRAIN_ON_TWO_RANKS, *_sets(run_dir, ["dae.epochs=10"])]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=600, cwd=run_dir)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=horovod_env(), timeout=600, cwd=run_dir)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
 
 def test_two_ranks_train_in_sync_and_rank0_writes_the_best_epoch(run_dir, trained):
-    digests = _digests(trained.stdout)
+    digests = rank_digests(trained.stdout)
     assert sorted(digests) == [0, 1] and digests[0] == digests[1]
     epoch_lines = [line for line in trained.stdout.splitlines() if "dae epoch" in line]
     assert len(epoch_lines) == 10 and all(line.startswith("[0]") for line in epoch_lines)  # rank 0 reports
     stage = run_dir / "dae"
-    assert _files(stage) == OUTPUTS  # no checkpoints left behind
+    assert files_under(stage) == OUTPUTS  # no checkpoints left behind
     assert not list((run_dir / "_staging").glob("dae-*"))
     manifest = json.loads((stage / "_manifest.json").read_text())
     history = json.loads((stage / "history.json").read_text())
@@ -136,12 +102,14 @@ def test_killed_run_resumes_to_the_uninterrupted_model(run_dir, tmp_path):
         shutil.copytree(run_dir / stage, copy / stage)
         shutil.copytree(run_dir / stage, reference / stage)
     config = ["dae.epochs=3"]
-    whole = subprocess.run([*TRAIN, *_sets(reference, config)], capture_output=True, text=True, env=_env(), timeout=600)
+    whole = subprocess.run(
+        [*TRAIN, *_sets(reference, config)], capture_output=True, text=True, env=horovod_env(), timeout=600
+    )
     assert whole.returncode == 0, whole.stdout[-3000:] + whole.stderr[-3000:]
 
     job = [*TRAIN, *_sets(copy, config)]
     proc = subprocess.Popen(
-        job, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env(), start_new_session=True
+        job, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=horovod_env(), start_new_session=True
     )
     first = None
     for line in proc.stdout:
@@ -153,12 +121,12 @@ def test_killed_run_resumes_to_the_uninterrupted_model(run_dir, tmp_path):
     assert first is not None and proc.returncode == -signal.SIGKILL
     assert not (copy / "dae" / "_manifest.json").exists()
 
-    again = subprocess.run(job, capture_output=True, text=True, env=_env(), timeout=600)
+    again = subprocess.run(job, capture_output=True, text=True, env=horovod_env(), timeout=600)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "resuming after epoch 1" in again.stdout
     assert [h["epoch"] for h in json.loads((copy / "dae" / "history.json").read_text())] == [1, 2, 3]
-    assert _digests(again.stdout) == _digests(whole.stdout) and len(_digests(whole.stdout)) == 1
-    rerun = subprocess.run(job, capture_output=True, text=True, env=_env(), timeout=600)
+    assert rank_digests(again.stdout) == rank_digests(whole.stdout) and len(rank_digests(whole.stdout)) == 1
+    rerun = subprocess.run(job, capture_output=True, text=True, env=horovod_env(), timeout=600)
     assert rerun.returncode == 0 and "up to date" in rerun.stdout
 
 

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import functions as F
 
-from conftest import ROOT, make_config, python_env
+from conftest import ROOT, files_under, horovod_env, make_config, negatives_run, rank_digests
 from mpdrec.errors import InputError
 from mpdrec.metrics.leave_one_out import METRICS, balanced, metric_sums, summarize
 from mpdrec.models.leave_one_out import read_leave_one_out
@@ -45,63 +45,29 @@ OUTPUTS = {
 
 @pytest.fixture(scope="module")
 def run_dir(spark, synth_dir, tmp_path_factory) -> Path:
-    """Ingest, interactions and negatives (positives in 4 shards, 300 leave-one-out playlists)."""
-    from mpdrec.etl.ingest import run_ingest
-    from mpdrec.etl.stages import run_interactions, run_negatives, run_validation
-
-    out = tmp_path_factory.mktemp("ncf_run")
-    cfg = make_config(
-        [
-            f"paths.mpd={synth_dir}",
-            f"paths.run_dir={out}",
-            "paths.challenge=",
-            "negatives.shards=4",
-            "negatives.eval_playlists=300",
-        ]
-    )
-    for stage in (run_ingest, run_validation, run_interactions, run_negatives):
-        stage(spark, cfg)
-    return out
-
-
-def _env() -> dict[str, str]:
-    return {**python_env(), "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    return negatives_run(spark, synth_dir, tmp_path_factory.mktemp("ncf_run"))
 
 
 def _sets(run_dir: Path, extra: list[str]) -> list[str]:
     return [arg for s in [f"paths.run_dir={run_dir}", *GMF, *extra] for arg in ("--set", s)]
 
 
-def _files(d: Path) -> set[str]:
-    return {str(p.relative_to(d)) for p in d.rglob("*") if p.is_file()}
-
-
-def _digests(stdout: str) -> dict[int, str]:
-    """Each rank's `rank r/size weights sha256 x` line."""
-    found = {}
-    for line in stdout.splitlines():
-        if "weights sha256" in line:
-            words = line.split()
-            found[int(words[words.index("rank") + 1].split("/")[0])] = words[-1]
-    return found
-
-
 @pytest.fixture(scope="module")
 def horovodrun_result(run_dir):
     cmd = [*TRAIN_NCF_ON_TWO_RANKS, *_sets(run_dir, ["ncf.epochs=3"])]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=600, cwd=run_dir)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=horovod_env(), timeout=600, cwd=run_dir)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
 
 def test_horovodrun_two_ranks_train_in_sync_and_rank0_writes(run_dir, horovodrun_result):
     out = horovodrun_result.stdout
-    digests = _digests(out)
+    digests = rank_digests(out)
     assert sorted(digests) == [0, 1] and digests[0] == digests[1]
     epoch_lines = [line for line in out.splitlines() if "ncf gmf epoch" in line]
     assert len(epoch_lines) == 3 and all(line.startswith("[0]") for line in epoch_lines)  # rank 0 reports
     model_dir = run_dir / "ncf" / "gmf"
-    assert _files(model_dir) == OUTPUTS  # no checkpoints or other ranks' files left behind
+    assert files_under(model_dir) == OUTPUTS  # no checkpoints or other ranks' files left behind
     assert not list((run_dir / "ncf" / "_staging").glob("*"))
     manifest = json.loads((model_dir / "_manifest.json").read_text())
     assert manifest["ranks"] == 2 and manifest["lr"] == pytest.approx(0.5)  # scaled by the ranks
@@ -160,7 +126,7 @@ def test_exported_model_is_the_best_epoch_not_the_last(run_dir, tmp_path):
         *TRAIN_NCF_ON_TWO_RANKS,
         *_sets(run, ["ncf.epochs=4", "ncf.factors=64", "ncf.lr=1.0", "ncf.monitor=ndcg@10"]),
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=600, cwd=run)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=horovod_env(), timeout=600, cwd=run)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = run / "ncf" / "gmf"
     manifest = json.loads((out / "_manifest.json").read_text())
@@ -206,7 +172,7 @@ def test_horovod_spark_run_trains_the_same_model(spark, run_dir, horovodrun_resu
     )
     summaries = sorted(launch(cfg, force=True), key=lambda s: s["rank"])
     assert [s["rank"] for s in summaries] == [0, 1]
-    assert summaries[0]["weights_digest"] == summaries[1]["weights_digest"] == _digests(horovodrun_result.stdout)[0]
+    assert summaries[0]["weights_digest"] == summaries[1]["weights_digest"] == rank_digests(horovodrun_result.stdout)[0]
     assert summaries[0]["manifest"]["ranks"] == 2 and summaries[1]["manifest"] is None
 
 
@@ -217,7 +183,7 @@ def test_killed_run_resumes_after_its_last_epoch(run_dir, tmp_path):
         *_sets(run_dir, ["ncf.epochs=3", "ncf.model=mlp", "rank.ncf_model=mlp", "ncf.layers=[32,16]"]),
     ]
     proc = subprocess.Popen(
-        job, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env(), start_new_session=True
+        job, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=horovod_env(), start_new_session=True
     )
     first = None
     for line in proc.stdout:
@@ -229,7 +195,7 @@ def test_killed_run_resumes_after_its_last_epoch(run_dir, tmp_path):
     assert first is not None and proc.returncode == -signal.SIGKILL
     assert not (run_dir / "ncf" / "mlp" / "_manifest.json").exists()
 
-    again = subprocess.run(job, capture_output=True, text=True, env=_env(), timeout=600)
+    again = subprocess.run(job, capture_output=True, text=True, env=horovod_env(), timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming after epoch 1" in again.stdout
     epochs = [
@@ -241,8 +207,8 @@ def test_killed_run_resumes_after_its_last_epoch(run_dir, tmp_path):
     history = json.loads((run_dir / "ncf" / "mlp" / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3]
     assert f"loss {history[0]['loss']:.4f}" in first and f"hr@10 {history[0]['hr@10']:.4f}" in first
-    assert _files(run_dir / "ncf" / "mlp") == OUTPUTS
-    rerun = subprocess.run(job, capture_output=True, text=True, env=_env(), timeout=600)
+    assert files_under(run_dir / "ncf" / "mlp") == OUTPUTS
+    rerun = subprocess.run(job, capture_output=True, text=True, env=horovod_env(), timeout=600)
     assert rerun.returncode == 0 and "up to date" in rerun.stdout
 
 
@@ -284,13 +250,17 @@ def test_rank_killed_mid_epoch_resumes_to_the_uninterrupted_model(run_dir, tmp_p
         shutil.copytree(run_dir / stage, copy / stage)
         shutil.copytree(run_dir / stage, reference / stage)
     whole = subprocess.run(
-        [*TRAIN_NCF_ON_TWO_RANKS, *_sets(reference, config)], capture_output=True, text=True, env=_env(), timeout=600
+        [*TRAIN_NCF_ON_TWO_RANKS, *_sets(reference, config)],
+        capture_output=True,
+        text=True,
+        env=horovod_env(),
+        timeout=600,
     )
     assert whole.returncode == 0, whole.stdout[-3000:] + whole.stderr[-3000:]
 
     job = [*TRAIN_NCF_ON_TWO_RANKS, *_sets(copy, config)]
     proc = subprocess.Popen(
-        job, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env(), start_new_session=True
+        job, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=horovod_env(), start_new_session=True
     )
     killed = []
     for line in proc.stdout:
@@ -304,11 +274,11 @@ def test_rank_killed_mid_epoch_resumes_to_the_uninterrupted_model(run_dir, tmp_p
     assert killed and proc.returncode != 0
     assert not (copy / "ncf" / "gmf" / "_manifest.json").exists()
 
-    again = subprocess.run(job, capture_output=True, text=True, env=_env(), timeout=600)
+    again = subprocess.run(job, capture_output=True, text=True, env=horovod_env(), timeout=600)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "resuming after epoch 1" in again.stdout
     assert [h["epoch"] for h in json.loads((copy / "ncf" / "gmf" / "history.json").read_text())] == [1, 2, 3]
-    assert _digests(again.stdout) == _digests(whole.stdout) and len(_digests(whole.stdout)) == 2
+    assert rank_digests(again.stdout) == rank_digests(whole.stdout) and len(rank_digests(whole.stdout)) == 2
 
 
 def test_pretrained_neumf_keeps_its_start_when_fine_tuning_makes_it_worse(run_dir, horovodrun_result):
@@ -328,7 +298,7 @@ def test_pretrained_neumf_keeps_its_start_when_fine_tuning_makes_it_worse(run_di
             [sys.executable, str(ROOT / "jobs" / "train_ncf.py"), *_sets(run_dir, extra)],
             capture_output=True,
             text=True,
-            env=_env(),
+            env=horovod_env(),
             timeout=600,
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -336,7 +306,7 @@ def test_pretrained_neumf_keeps_its_start_when_fine_tuning_makes_it_worse(run_di
     out = run_dir / "ncf" / "neumf"
     manifest = json.loads((out / "_manifest.json").read_text())
     history = json.loads((out / "history.json").read_text())
-    assert [h["epoch"] for h in history] == [1] and _files(out) == OUTPUTS
+    assert [h["epoch"] for h in history] == [1] and files_under(out) == OUTPUTS
     start = {k: v for k, v in manifest["start"].items() if k != "balanced"}
     assert manifest["best_epoch"] == 0 and manifest["metrics"] == start
     assert manifest["balanced"]["best"] == manifest["start"]["balanced"]  # the start's balanced test is kept too
@@ -496,7 +466,7 @@ def test_missing_inputs_are_one_line_errors(tmp_path):
         [sys.executable, str(ROOT / "jobs" / "train_ncf.py"), *_sets(tmp_path, [])],
         capture_output=True,
         text=True,
-        env=_env(),
+        env=horovod_env(),
         timeout=300,
     )
     assert proc.returncode == 2
@@ -532,7 +502,7 @@ def test_labelled_rows_ranks_take_equal_full_batches_and_see_every_row(tmp_path)
     assert (data.num_playlists, data.num_tracks, data.labelled) == (21, start, True)
     assert data.steps_per_epoch(2, 16, k=4) == 6  # labelled rows bring no negatives
     for rank in (0, 1):
-        batches = list(labelled_batches(data.rank_files(rank, 2), 16, 6))
+        batches = list(labelled_batches(data.rankfiles_under(rank, 2), 16, 6))
         assert len(batches) == 6 and all(len(b[0]) == 16 for b in batches)
         seen = np.concatenate([b[1] for b in batches])
         mine = [t for s in range(rank, 4, 2) for t in range(sum(sizes[:s]), sum(sizes[: s + 1]))]

@@ -1,5 +1,6 @@
 """What every Horovod-trained model (NCF, the playlist autoencoder) does the same way on its rank:
-pick its device, report durations, and digest its weights to show the ranks stayed in sync."""
+pick its device, keep the epochs' record for early stopping, report durations, and digest its
+weights to show the ranks stayed in sync."""
 
 from __future__ import annotations
 
@@ -49,3 +50,31 @@ def weights_digest(weights: Iterable[Any]) -> str:
         for start in range(0, max(int(w.shape[0]), 1), DIGEST_ROWS):
             h.update(np.ascontiguousarray(w[start : start + DIGEST_ROWS].numpy()).tobytes())
     return h.hexdigest()[:16]
+
+
+def training_state() -> dict[str, Any]:
+    """What a checkpoint keeps besides the weights: the epochs done, their history, the best epoch
+    and how many epochs since, and whether training stopped early."""
+    return {"epoch": 0, "history": [], "best_epoch": 0, "best": None, "bad_epochs": 0, "stopped": False}
+
+
+def record_epoch(state: dict[str, Any], entry: dict[str, Any], monitor: str, patience: int) -> None:
+    """Adds an epoch's `entry` (its metrics among them) to `state`: the best epoch is the first with
+    the highest `monitor`; `patience` epochs (0: never) without a better one stop training."""
+    state["history"].append(entry)
+    if state["best"] is None or entry[monitor] > state["best"]:
+        state.update(best=entry[monitor], best_epoch=entry["epoch"], bad_epochs=0)
+    else:
+        state["bad_epochs"] += 1
+    state["epoch"] = entry["epoch"]
+    state["stopped"] = bool(patience and state["bad_epochs"] >= patience)
+
+
+def agreed_digest(hvd: Any, weights: Iterable[Any], label: str) -> str:
+    """This rank's `weights_digest`, printed, after checking every rank ended with the same one."""
+    digest = weights_digest(weights)
+    digests = hvd.allgather_object(digest)
+    print(f"{label}: rank {hvd.rank()}/{hvd.size()} weights sha256 {digest}", flush=True)
+    if len(set(digests)) != 1:
+        raise RuntimeError(f"ranks ended with different weights {digests}: training went out of sync")
+    return digest

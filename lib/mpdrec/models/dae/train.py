@@ -51,7 +51,7 @@ from mpdrec.models.dae.data import (
     read_pairs,
     steps_per_epoch,
 )
-from mpdrec.models.horovod_rank import duration, setup_devices, weights_digest
+from mpdrec.models.horovod_rank import agreed_digest, duration, record_epoch, setup_devices, training_state
 from mpdrec.models.leave_one_out import LeaveOneOut, leave_one_out_files, leave_one_out_uri, read_leave_one_out
 from mpdrec.models.ncf.artifacts import (
     latest_checkpoint,
@@ -65,7 +65,7 @@ from mpdrec.vectors import sorted_positions
 
 STAGE = "dae"
 PROGRESS_EVERY_S = 30.0  # in-epoch progress lines (rank 0)
-ENCODE_BATCH = 4096  # playlists encoded at a time for the leave-one-out scores and the export
+ENCODE_BATCH = 512  # playlists encoded (and their leave-one-out candidates scored) at a time
 FACTOR_ROWS_PER_GROUP = 100_000
 UNKNOWN = np.float32(-1e30)  # the score of a candidate outside the vocabulary: below every other
 
@@ -144,14 +144,7 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
     model = PlaylistAutoencoder(len(vocabulary), titles.count, d.hidden, cfg.seed)
     optimizer = LazyAdam(model.weights(), d.lr)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
-    state: dict[str, Any] = {
-        "epoch": 0,
-        "history": [],
-        "best_epoch": 0,
-        "best": None,
-        "bad_epochs": 0,
-        "stopped": False,
-    }
+    state = training_state()
     if rank == 0:
         found = latest_checkpoint(store, checkpoints)
         if found is not None:
@@ -159,7 +152,8 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
             state = found[1]
             say(f"dae: resuming after epoch {state['epoch']} from {found[0]}", flush=True)
     state = hvd.broadcast_object(state, root_rank=0)
-    hvd.broadcast_variables(model.weights() + optimizer.variables_to_share(), root_rank=0)
+    for variable in model.weights() + optimizer.variables_to_share():  # one at a time: a table's worth in flight
+        hvd.broadcast_variables([variable], root_rank=0)
 
     mine = _evaluated_here(loo, playlists, rank, allsum)
     baseline = summarize(allsum(metric_sums(popularity[loo.candidates[mine]])))
@@ -212,13 +206,7 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
             "train_seconds": train_s,
             "seconds": time.perf_counter() - wall,
         }
-        state["history"].append(entry)
-        if state["best"] is None or metrics[d.monitor] > state["best"]:
-            state.update(best=metrics[d.monitor], best_epoch=epoch + 1, bad_epochs=0)
-        else:
-            state["bad_epochs"] += 1
-        state["epoch"] = epoch + 1
-        state["stopped"] = bool(d.patience and state["bad_epochs"] >= d.patience)
+        record_epoch(state, entry, d.monitor, d.patience)
         if rank == 0:
             save_checkpoint(store, checkpoints, checkpoint, epoch + 1, state, keep={state["best_epoch"]})
         epoch_walls.append(time.perf_counter() - wall)
@@ -234,11 +222,7 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
             say(f"dae: early stop, {d.monitor} not better than epoch {state['best_epoch']} for {d.patience} epochs")
             break
 
-    digest = weights_digest(variables)
-    digests = hvd.allgather_object(digest)
-    print(f"dae: rank {rank}/{size} weights sha256 {digest}", flush=True)
-    if len(set(digests)) != 1:
-        raise RuntimeError(f"ranks ended with different weights {digests}: training went out of sync")
+    digest = agreed_digest(hvd, variables, "dae")
     if rank != 0:
         return {"rank": rank, "size": size, "weights_digest": digest, "manifest": None}
     if state["best_epoch"] != state["epoch"]:
@@ -364,7 +348,9 @@ def _export(
         _write_factors(
             queries.ids,
             "playlist_idx",
-            lambda a, b: _codes(model, queries, np.arange(a, b)),
+            lambda a, b: np.concatenate(
+                [_codes(model, queries, np.arange(i, min(i + ENCODE_BATCH, b))) for i in range(a, b, ENCODE_BATCH)]
+            ),
             len(queries),
             os.path.join(tmp, PLAYLIST_FACTORS, "part-0.parquet"),
         )

@@ -37,7 +37,7 @@ from mpdrec.io.fs import FileInfo, FileStore, store_for
 from mpdrec.io.paths import MANIFEST, join, to_uri
 from mpdrec.io.stage import begin_stage, fingerprint, publish_stage, read_manifest, staging_uri, up_to_date
 from mpdrec.metrics.leave_one_out import METRICS, balanced, metric_sums, summarize
-from mpdrec.models.horovod_rank import duration, setup_devices, weights_digest
+from mpdrec.models.horovod_rank import agreed_digest, duration, record_epoch, setup_devices, training_state
 from mpdrec.models.leave_one_out import LeaveOneOut, leave_one_out_files, leave_one_out_uri, read_leave_one_out
 from mpdrec.models.ncf.artifacts import (
     HEAD,
@@ -167,14 +167,7 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
     )
     say = print if rank == 0 else (lambda *a, **k: None)
 
-    state: dict[str, Any] = {
-        "epoch": 0,
-        "history": [],
-        "best_epoch": 0,
-        "best": None,
-        "bad_epochs": 0,
-        "stopped": False,
-    }
+    state = training_state()
     if rank == 0:
         found = latest_checkpoint(store, checkpoints)
         if found is not None:
@@ -245,14 +238,7 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
             "train_seconds": train_s,
             "seconds": time.perf_counter() - wall,
         }
-        state["history"].append(entry)
-        value = metrics[n.monitor]
-        if state["best"] is None or value > state["best"]:
-            state.update(best=value, best_epoch=epoch + 1, bad_epochs=0)
-        else:
-            state["bad_epochs"] += 1
-        state["epoch"] = epoch + 1
-        state["stopped"] = bool(n.patience and state["bad_epochs"] >= n.patience)
+        record_epoch(state, entry, n.monitor, n.patience)
         if rank == 0:
             save_checkpoint(store, checkpoints, checkpoint, epoch + 1, state, keep={state["best_epoch"]})
         epoch_walls.append(time.perf_counter() - wall)
@@ -278,11 +264,7 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
         checkpoint,
         optimizer,
     )  # this rank's positives and the optimizer's slots go before the export
-    digest = weights_digest(model.weights)
-    digests = hvd.allgather_object(digest)
-    print(f"ncf {n.model}: rank {rank}/{size} weights sha256 {digest}", flush=True)
-    if len(set(digests)) != 1:
-        raise RuntimeError(f"ranks ended with different weights {digests}: training went out of sync")
+    digest = agreed_digest(hvd, model.weights, f"ncf {n.model}")
     if rank != 0:
         return {"rank": rank, "size": size, "weights_digest": digest, "manifest": None}
     if state["best_epoch"] != state["epoch"]:
