@@ -502,7 +502,7 @@ def test_labelled_rows_ranks_take_equal_full_batches_and_see_every_row(tmp_path)
     assert (data.num_playlists, data.num_tracks, data.labelled) == (21, start, True)
     assert data.steps_per_epoch(2, 16, k=4) == 6  # labelled rows bring no negatives
     for rank in (0, 1):
-        batches = list(labelled_batches(data.rankfiles_under(rank, 2), 16, 6))
+        batches = list(labelled_batches(data.rank_files(rank, 2), 16, 6))
         assert len(batches) == 6 and all(len(b[0]) == 16 for b in batches)
         seen = np.concatenate([b[1] for b in batches])
         mine = [t for s in range(rank, 4, 2) for t in range(sum(sizes[:s]), sum(sizes[: s + 1]))]
