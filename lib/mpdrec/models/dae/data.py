@@ -1,5 +1,6 @@
-"""The autoencoder's input: each rank's training playlists, whole, as rows of the model's vocabulary,
-and every step's batch of playlists and sampled softmax columns.
+"""The autoencoder's input: each rank's training playlists, whole, as rows of the model's vocabulary
+with their title words, and every step's batch of playlists, input weights and sampled softmax
+columns.
 
 The training positives are `jobs/sample_negatives.py`'s `shard=<s>/` files (the leave-one-out
 tracks already taken out), every playlist whole in one shard; shard s belongs to rank s % size, as
