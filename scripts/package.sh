@@ -38,6 +38,9 @@ mkdir -p "$OUT"
 rm -rf "$OUT/jobs" "$OUT/conf" "$OUT"/mpdrec-*.whl "$OUT/mpdrec.zip"
 
 echo "[package] wheel"
+# setuptools builds in $ROOT/build and never removes a module deleted or moved since: a checkout that
+# built before would ship the stale module (it did: models/data.py after it moved to lists/)
+rm -rf "$ROOT/build"
 python -m pip wheel -q --no-deps --no-build-isolation "$ROOT" -w "$OUT"
 WHEEL="$(ls "$OUT"/mpdrec-*-py3-none-any.whl)"
 python - "$WHEEL" "$OUT/mpdrec.zip" <<'PY'
