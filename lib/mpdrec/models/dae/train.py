@@ -138,7 +138,8 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
     )
     playlists = PlaylistRows.of(playlist_idx, track_idx, vocabulary, titles)
     del playlist_idx, track_idx
-    steps = steps_per_epoch(hvd.allgather_object(len(playlists)), d.batch_size)
+    per_rank = hvd.allgather_object(len(playlists))
+    steps = steps_per_epoch(per_rank, d.batch_size)
 
     tf.random.set_seed(cfg.seed)
     model = PlaylistAutoencoder(len(vocabulary), titles.count, d.hidden, cfg.seed)
@@ -172,7 +173,7 @@ def train_on_rank(cfg: Config, force: bool = False) -> dict[str, Any]:
     say(
         f"dae: {size} rank(s), {device}; {len(vocabulary):,} tracks in the vocabulary (of {data.num_tracks:,}) "
         f"and {titles.count:,} title words, "
-        f"{sum(hvd.allgather_object(len(playlists))):,} training playlists, {steps:,} steps an epoch; "
+        f"{sum(per_rank):,} training playlists, {steps:,} steps an epoch; "
         f"{len(loo.playlists):,} leave-one-out playlists; popularity on the same candidates: "
         + "  ".join(f"{k} {baseline[k]:.4f}" for k in METRICS),
         flush=True,
